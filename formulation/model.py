@@ -1,0 +1,555 @@
+"""Immutable model objects: the DNN graph, the system of devices and links, the problem, the instance.
+
+Everything here is in SI base units (s, bytes, FLOP, FLOP/s, bytes/s, W, J, USD); unit strings exist
+only in instance files and are converted by :mod:`formulation.loader`.
+
+Index conventions shared by every solver:
+
+* layers are numbered ``0 .. n-1`` in a deterministic topological order (Kahn's algorithm, ties
+  broken by the order of the file);
+* tensors are numbered ``0 .. n+m-1``: tensor ``i < n`` is the output of layer ``i``, tensor
+  ``n + j`` is model input ``j`` (which exists on the system's ``source`` at time 0);
+* devices are numbered ``0 .. D-1`` in file order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+OBJECTIVES = ("latency", "throughput", "energy", "cost")
+"""Names of the plain objectives; ``weighted`` combines them."""
+EXECUTIONS = ("sequential", "parallel")
+CONSTRAINT_KINDS = (
+    "memory",
+    "deadline",
+    "energy_budget",
+    "allowed",
+    "private",
+    "contiguous",
+    "max_devices",
+)
+TIERS = ("end", "edge", "cloud", "other")
+
+
+def _frozen(a: npt.ArrayLike, dtype: Any = np.float64) -> Any:
+    arr = np.array(a, dtype=dtype)
+    arr.setflags(write=False)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A tensor that exists on the source device before any layer runs."""
+
+    id: str
+    bytes: float
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the DNN graph.
+
+    Attributes
+    ----------
+    id, op : str
+        Unique identifier and free-text operator name.
+    inputs : tuple of str
+        Ids of the model inputs or layers whose output this layer reads (duplicates removed).
+    flops : float
+        FLOP for one inference.
+    param_bytes, output_bytes, workspace_bytes : float
+        Weights resident on the executing device, the output tensor, and transient extra memory.
+    attrs : Mapping
+        Free metadata kept from the file (e.g. shapes, module path); never used by the cost model.
+    """
+
+    id: str
+    op: str
+    inputs: tuple[str, ...]
+    flops: float
+    output_bytes: float
+    param_bytes: float = 0.0
+    workspace_bytes: float = 0.0
+    attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+class Graph:
+    """An immutable DAG of layers with array views for fast solvers.
+
+    Parameters
+    ----------
+    name : str
+        Model name.
+    inputs : sequence of ModelInput
+        Model inputs.
+    layers : sequence of Layer
+        Layers in any order; they are stored in a deterministic topological order.
+    outputs : sequence of str, optional
+        Ids of output layers; default: layers that no layer consumes.
+
+    Raises
+    ------
+    ValueError
+        If an id is duplicated or unknown, or the graph has a cycle. The loader checks all of this
+        first with file-level messages; this is the last line of defence for programmatic use.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        inputs: Sequence[ModelInput],
+        layers: Sequence[Layer],
+        outputs: Sequence[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.inputs: tuple[ModelInput, ...] = tuple(inputs)
+        ids = [t.id for t in self.inputs] + [lay.id for lay in layers]
+        seen: set[str] = set()
+        for i in ids:
+            if i in seen:
+                raise ValueError(f"duplicate id {i!r}")
+            seen.add(i)
+        known = set(ids)
+        for lay in layers:
+            for u in lay.inputs:
+                if u not in known:
+                    raise ValueError(f"layer {lay.id!r} reads unknown tensor {u!r}")
+        order = _topological_order(layers)
+        self.layers: tuple[Layer, ...] = tuple(layers[i] for i in order)
+        self.layer_ids: tuple[str, ...] = tuple(lay.id for lay in self.layers)
+        self.input_ids: tuple[str, ...] = tuple(t.id for t in self.inputs)
+        self.n = len(self.layers)
+        self.m = len(self.inputs)
+        self.layer_index: Mapping[str, int] = MappingProxyType({v: i for i, v in enumerate(self.layer_ids)})
+        self.tensor_ids: tuple[str, ...] = self.layer_ids + self.input_ids
+        self.tensor_index: Mapping[str, int] = MappingProxyType({v: i for i, v in enumerate(self.tensor_ids)})
+
+        self.flops: FloatArray = _frozen([lay.flops for lay in self.layers])
+        self.param_bytes: FloatArray = _frozen([lay.param_bytes for lay in self.layers])
+        self.output_bytes: FloatArray = _frozen([lay.output_bytes for lay in self.layers])
+        self.workspace_bytes: FloatArray = _frozen([lay.workspace_bytes for lay in self.layers])
+        self.tensor_bytes: FloatArray = _frozen(
+            [lay.output_bytes for lay in self.layers] + [t.bytes for t in self.inputs]
+        )
+        self.layer_inputs: tuple[tuple[int, ...], ...] = tuple(
+            tuple(dict.fromkeys(self.tensor_index[u] for u in lay.inputs)) for lay in self.layers
+        )
+        consumers: list[list[int]] = [[] for _ in self.tensor_ids]
+        for i, ins in enumerate(self.layer_inputs):
+            for t in ins:
+                consumers[t].append(i)
+        self.consumers: tuple[tuple[int, ...], ...] = tuple(tuple(c) for c in consumers)
+        self.preds: tuple[tuple[int, ...], ...] = tuple(
+            tuple(t for t in ins if t < self.n) for ins in self.layer_inputs
+        )
+        self.succs: tuple[tuple[int, ...], ...] = self.consumers[: self.n]
+        if outputs is None:
+            out = [i for i in range(self.n) if not self.succs[i]]
+        else:
+            out = []
+            for o in outputs:
+                if o not in self.layer_index:
+                    raise ValueError(f"output {o!r} is not a layer")
+                out.append(self.layer_index[o])
+        self.outputs: tuple[int, ...] = tuple(dict.fromkeys(out))
+        self.is_output: BoolArray = _frozen([i in set(self.outputs) for i in range(self.n)], bool)
+        # Bytes a layer reads (distinct input tensors): used by the roofline time and memory peak.
+        self.input_bytes_of_layer: FloatArray = _frozen(
+            [sum(self.tensor_bytes[t] for t in ins) for ins in self.layer_inputs]
+        )
+
+    # -- structure ----------------------------------------------------------------------------
+    @cached_property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """Layer-to-layer edges ``(u, v)`` in index space."""
+        return tuple((u, v) for v in range(self.n) for u in self.preds[v])
+
+    @cached_property
+    def is_chain(self) -> bool:
+        """True when the layers form one path ``0 -> 1 -> ... -> n-1`` (inputs may feed any layer).
+
+        A chain here is a graph whose every layer ``i > 0`` reads layer ``i-1`` and no other layer.
+        Model inputs may be read by any layer (they live on the source).
+        """
+        return all(self.preds[i] == ((i - 1,) if i else ()) for i in range(self.n))
+
+    @cached_property
+    def nx(self) -> nx.DiGraph:
+        """A networkx view over layer ids (nodes carry the Layer as ``layer``)."""
+        g = nx.DiGraph()
+        for lay in self.layers:
+            g.add_node(lay.id, layer=lay)
+        for u, v in self.edges:
+            g.add_edge(self.layer_ids[u], self.layer_ids[v], bytes=float(self.output_bytes[u]))
+        return g
+
+    @cached_property
+    def ancestors(self) -> BoolArray:
+        """``A[u, v]`` is True when there is a path of one or more edges from layer u to layer v."""
+        a = np.zeros((self.n, self.n), dtype=bool)
+        for v in range(self.n):
+            for u in self.preds[v]:
+                a[u, v] = True
+                a[:, v] |= a[:, u]
+        a.setflags(write=False)
+        return a
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {self.n} layers, {self.m} inputs)"
+
+
+def _topological_order(layers: Sequence[Layer]) -> list[int]:
+    """Kahn's algorithm with ties broken by position in ``layers`` (deterministic)."""
+    import heapq
+
+    pos = {lay.id: i for i, lay in enumerate(layers)}
+    indeg = [0] * len(layers)
+    out: list[list[int]] = [[] for _ in layers]
+    for i, lay in enumerate(layers):
+        for u in dict.fromkeys(lay.inputs):
+            if u in pos:
+                indeg[i] += 1
+                out[pos[u]].append(i)
+    heap = [i for i, d in enumerate(indeg) if d == 0]
+    heapq.heapify(heap)
+    order: list[int] = []
+    while heap:
+        i = heapq.heappop(heap)
+        order.append(i)
+        for j in out[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                heapq.heappush(heap, j)
+    if len(order) != len(layers):
+        cyc = [layers[i].id for i, d in enumerate(indeg) if d > 0]
+        raise ValueError(f"the graph has a cycle through {cyc}")
+    return order
+
+
+# --------------------------------------------------------------------------------------------------
+# System
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device that executes layers (all figures SI)."""
+
+    id: str
+    compute_flops_per_s: float
+    tier: str = "other"
+    memory_bandwidth_bytes_per_s: float | None = None
+    memory_bytes: float = math.inf
+    power_active_w: float = 0.0
+    power_idle_w: float = 0.0
+    price_usd_per_s: float = 0.0
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    """One direction of a network link (``src -> dst``), a separate channel."""
+
+    src: str
+    dst: str
+    bandwidth_bytes_per_s: float
+    latency_s: float = 0.0
+    tx_power_w: float = 0.0
+    rx_power_w: float = 0.0
+    price_usd_per_byte: float = 0.0
+
+
+class System:
+    """Devices, directed link channels, source and sink.
+
+    Parameters
+    ----------
+    devices : sequence of Device
+    links : sequence of Link
+        Directed channels; a bidirectional file link is given here as two Links.
+    source : str
+        Device holding the model inputs at time 0.
+    sink : str or None
+        Device where model outputs must end up.
+    """
+
+    def __init__(self, devices: Sequence[Device], links: Sequence[Link], source: str, sink: str | None) -> None:
+        self.devices: tuple[Device, ...] = tuple(devices)
+        self.device_ids: tuple[str, ...] = tuple(d.id for d in self.devices)
+        self.device_index: Mapping[str, int] = MappingProxyType({d: i for i, d in enumerate(self.device_ids)})
+        if len(self.device_index) != len(self.devices):
+            raise ValueError("duplicate device id")
+        self.links: Mapping[tuple[str, str], Link] = MappingProxyType({(lk.src, lk.dst): lk for lk in links})
+        self.source = source
+        self.sink = sink
+        self.source_index = self.device_index[source]
+        self.sink_index: int | None = None if sink is None else self.device_index[sink]
+        k = len(self.devices)
+        has = np.zeros((k, k), dtype=bool)
+        bw = np.full((k, k), np.inf)
+        lat = np.zeros((k, k))
+        tx = np.zeros((k, k))
+        rx = np.zeros((k, k))
+        price = np.zeros((k, k))
+        for (a, b), lk in self.links.items():
+            i, j = self.device_index[a], self.device_index[b]
+            has[i, j] = True
+            bw[i, j] = lk.bandwidth_bytes_per_s
+            lat[i, j] = lk.latency_s
+            tx[i, j] = lk.tx_power_w
+            rx[i, j] = lk.rx_power_w
+            price[i, j] = lk.price_usd_per_byte
+        self.has_link: BoolArray = _frozen(has, bool)
+        """``has_link[a, b]``: a channel ``a -> b`` exists."""
+        self.bandwidth: FloatArray = _frozen(bw)
+        self.link_latency: FloatArray = _frozen(lat)
+        self.tx_power: FloatArray = _frozen(tx)
+        self.rx_power: FloatArray = _frozen(rx)
+        self.link_price: FloatArray = _frozen(price)
+        self.compute: FloatArray = _frozen([d.compute_flops_per_s for d in self.devices])
+        self.memory: FloatArray = _frozen([d.memory_bytes for d in self.devices])
+        self.power_active: FloatArray = _frozen([d.power_active_w for d in self.devices])
+        self.power_idle: FloatArray = _frozen([d.power_idle_w for d in self.devices])
+        self.price: FloatArray = _frozen([d.price_usd_per_s for d in self.devices])
+        self.trusted: BoolArray = _frozen([d.trusted for d in self.devices], bool)
+
+    @property
+    def k(self) -> int:
+        """Number of devices."""
+        return len(self.devices)
+
+    def transfer_time(self, a: int, b: int, nbytes: float) -> float:
+        """Seconds to send ``nbytes`` over ``a -> b``: ``latency + n / bandwidth`` (0 when a == b)."""
+        if a == b:
+            return 0.0
+        if not self.has_link[a, b]:
+            return math.inf
+        return float(self.link_latency[a, b] + nbytes / self.bandwidth[a, b])
+
+    def __repr__(self) -> str:
+        return f"System({list(self.device_ids)}, {len(self.links)} channels)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Problem
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``kind`` is one of latency, throughput, energy, cost, weighted; ``weights`` for weighted."""
+
+    kind: Literal["latency", "throughput", "energy", "cost", "weighted"] = "latency"
+    weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def terms(self) -> dict[str, float]:
+        """The objective as ``{metric: weight}`` (a plain objective is one term of weight 1)."""
+        if self.kind == "weighted":
+            return dict(self.weights)
+        return {self.kind: 1.0}
+
+    def __str__(self) -> str:
+        if self.kind != "weighted":
+            return self.kind
+        return "weighted(" + ", ".join(f"{k}={w:g}" for k, w in self.weights.items()) + ")"
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Constraint set of section 4 of the spec (device and layer names, SI values)."""
+
+    memory: bool = True
+    deadline_s: float | None = None
+    energy_budget_j: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    allowed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    private: tuple[str, ...] = ()
+    contiguous: bool = False
+    max_devices: int | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Objective, execution mode, energy scope and constraints."""
+
+    objective: Objective = field(default_factory=Objective)
+    execution: Literal["sequential", "parallel"] = "sequential"
+    energy_scope: tuple[str, ...] | None = None
+    """Devices whose energy counts; ``None`` means all."""
+    constraints: Constraints = field(default_factory=Constraints)
+
+
+# --------------------------------------------------------------------------------------------------
+# Instance
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """A complete, validated partitioning instance with derived cost tables.
+
+    Attributes
+    ----------
+    latency_table : mapping
+        Measured per-layer times ``{device: {layer: seconds}}`` overriding the compute model.
+    """
+
+    name: str
+    graph: Graph
+    system: System
+    problem: Problem = field(default_factory=Problem)
+    description: str = ""
+    latency_table: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    source_path: str | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of layers."""
+        return self.graph.n
+
+    @property
+    def k(self) -> int:
+        """Number of devices."""
+        return self.system.k
+
+    @cached_property
+    def time(self) -> FloatArray:
+        """``time[v, d]`` = t(v, d) of spec section 5 (latency table, else compute or roofline)."""
+        g, s = self.graph, self.system
+        t = g.flops[:, None] / s.compute[None, :]
+        moved = g.param_bytes + g.output_bytes + g.input_bytes_of_layer
+        for j, dev in enumerate(s.devices):
+            if dev.memory_bandwidth_bytes_per_s is not None:
+                t[:, j] = np.maximum(t[:, j], moved / dev.memory_bandwidth_bytes_per_s)
+        for dev_id, table in self.latency_table.items():
+            j = s.device_index[dev_id]
+            for lay_id, sec in table.items():
+                t[g.layer_index[lay_id], j] = sec
+        return _frozen(t)
+
+    @cached_property
+    def scope_mask(self) -> BoolArray:
+        """``scope_mask[d]``: device d's energy counts in the energy objective."""
+        scope = self.problem.energy_scope
+        if scope is None:
+            return _frozen(np.ones(self.k, dtype=bool), bool)
+        return _frozen([d in scope for d in self.system.device_ids], bool)
+
+    @cached_property
+    def private_tensors(self) -> BoolArray:
+        """``private_tensors[t]`` over tensor indices."""
+        priv = set(self.problem.constraints.private)
+        return _frozen([t in priv for t in self.graph.tensor_ids], bool)
+
+    @cached_property
+    def allowed_mask(self) -> BoolArray:
+        """``mask[v, d]``: layer v may run on device d under the ``allowed`` constraint."""
+        g, s, c = self.graph, self.system, self.problem.constraints
+        mask = np.ones((g.n, s.k), dtype=bool)
+        for lay_id, devs in c.allowed.items():
+            row = np.zeros(s.k, dtype=bool)
+            for d in devs:
+                row[s.device_index[d]] = True
+            mask[g.layer_index[lay_id]] &= row
+        return _frozen(mask, bool)
+
+    @cached_property
+    def private_mask(self) -> BoolArray:
+        """``mask[v, d]``: layer v may run on device d under the ``private`` constraint.
+
+        ``private`` reduces exactly to placement restrictions: a private tensor exists on its
+        producer's device and on every device it is sent to, i.e. on the devices of all its
+        consumers (and on the sink, a static condition checked by the evaluator). So the producer
+        and every consumer of a private tensor must run on trusted devices.
+        """
+        g, s = self.graph, self.system
+        mask = np.ones((g.n, s.k), dtype=bool)
+        for t in np.flatnonzero(self.private_tensors):
+            users = list(g.consumers[t]) + ([int(t)] if t < g.n else [])
+            for v in users:
+                mask[v] &= s.trusted
+        return _frozen(mask, bool)
+
+    @cached_property
+    def placement_mask(self) -> BoolArray:
+        """``mask[v, d]``: layer v may run on device d under ``allowed`` and ``private``."""
+        return _frozen(self.allowed_mask & self.private_mask, bool)
+
+    @cached_property
+    def active_constraints(self) -> frozenset[str]:
+        """Constraint kinds that can restrict some placement of this instance."""
+        c, s = self.problem.constraints, self.system
+        act = set()
+        if c.memory and np.isfinite(s.memory).any():
+            act.add("memory")
+        if c.deadline_s is not None:
+            act.add("deadline")
+        if c.energy_budget_j:
+            act.add("energy_budget")
+        if c.allowed:
+            act.add("allowed")
+        if c.private:
+            act.add("private")
+        if c.contiguous:
+            act.add("contiguous")
+        if c.max_devices is not None and c.max_devices < s.k:
+            act.add("max_devices")
+        return frozenset(act)
+
+    def placement_indices(self, placement: Mapping[str, str] | Sequence[int] | npt.NDArray[Any]) -> IntArray:
+        """Normalise a placement (``{layer: device}`` or device indices by layer index) to an array.
+
+        Raises
+        ------
+        ValueError
+            If a layer is missing or a device is unknown.
+        """
+        g, s = self.graph, self.system
+        if isinstance(placement, Mapping):
+            missing = [v for v in g.layer_ids if v not in placement]
+            if missing:
+                raise ValueError(f"placement misses layers {missing[:5]}")
+            unknown_layers = [v for v in placement if v not in g.layer_index]
+            if unknown_layers:
+                raise ValueError(f"placement names unknown layers {unknown_layers[:5]}")
+            out = np.empty(g.n, dtype=np.int64)
+            for v, d in placement.items():
+                if d not in s.device_index:
+                    raise ValueError(f"placement puts {v!r} on unknown device {d!r}")
+                out[g.layer_index[v]] = s.device_index[d]
+            return out
+        arr = np.asarray(placement, dtype=np.int64)
+        if arr.shape != (g.n,) or (arr < 0).any() or (arr >= s.k).any():
+            raise ValueError(f"placement must be {g.n} device indices in [0, {s.k})")
+        return arr
+
+    def placement_dict(self, placement: npt.ArrayLike) -> dict[str, str]:
+        """Device indices by layer index to ``{layer id: device id}``."""
+        arr = np.asarray(placement, dtype=np.int64)
+        return {v: self.system.device_ids[int(d)] for v, d in zip(self.graph.layer_ids, arr, strict=True)}
+
+    def with_problem(self, problem: Problem) -> Instance:
+        """The same model and system under another problem."""
+        return Instance(
+            self.name, self.graph, self.system, problem, self.description, self.latency_table, self.source_path
+        )
+
+    def __repr__(self) -> str:
+        return f"Instance({self.name!r}, {self.graph!r}, {self.system!r})"

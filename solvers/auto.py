@@ -1,0 +1,79 @@
+"""``auto``: choose the fastest exact method whose capabilities match the problem.
+
+The candidates are tried in order; the first registered, available, exact solver whose declared
+capabilities cover the instance is used, and the Result records which one and why.
+"""
+
+from __future__ import annotations
+
+import time
+
+from formulation.model import Instance
+from solvers.base import RawSolution, Solver
+from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.result import Result
+
+#: (solver name, why it is preferred) in order of preference: polynomial special cases first,
+#: then the general exact engines, then enumeration for tiny cases.
+CANDIDATES: list[tuple[str, str]] = [
+    ("scan", "chain on two devices with one cut: Neurosurgeon scan, O(n)"),
+    ("shortest-path", "chain on two devices with additive objective: shortest path, O(n)"),
+    ("mincut", "DAG on two devices with an objective additive in the placement: min-cut"),
+    ("dp", "chain (or contiguous stages) over K devices: dynamic programming"),
+    ("highs", "general problem: MILP with HiGHS"),
+    ("cpsat", "general problem: CP-SAT"),
+    ("brute", "tiny instance: exhaustive enumeration"),
+]
+
+
+class AutoSolver(Solver):
+    """The default solver: dispatch to the fastest exact method that covers the instance."""
+
+    name = "auto"
+    exact = True
+    supported_options = frozenset({"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"})
+    description = "picks the fastest exact method whose capabilities match the problem"
+
+    def choose(self, inst: Instance, options: SolverOptions) -> tuple[Solver, str]:
+        """The solver to use and the reason.
+
+        Raises
+        ------
+        UnsupportedProblem
+            When no registered exact solver covers the instance.
+        """
+        from solvers.registry import get_solver, names
+
+        registered = set(names())
+        refused = []
+        for name, why in CANDIDATES:
+            if name not in registered:
+                continue
+            solver = get_solver(name)
+            try:
+                solver.check(inst, options)
+            except Exception as exc:
+                refused.append(f"{name}: {exc}")
+                continue
+            return solver, why
+        raise UnsupportedProblem(
+            f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
+        )
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:  # noqa: D102
+        self.choose(inst, options)
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:  # pragma: no cover
+        raise NotImplementedError("AutoSolver.solve dispatches to the chosen solver")
+
+    def solve(self, inst: Instance, options: SolverOptions | None = None) -> Result:
+        """Choose a method, solve with it, and record the choice."""
+        options = options or SolverOptions()
+        t0 = time.perf_counter()
+        solver, why = self.choose(inst, options)
+        res = solver.solve(inst, options)
+        res.method = solver.name
+        res.solver = self.name
+        res.message = (f"auto chose {solver.name!r}: {why}. " + res.message).strip()
+        res.wall_time_s = time.perf_counter() - t0
+        return res
