@@ -1,0 +1,254 @@
+"""The shared conformance suite: small cases with hand-derived optima, for every registered solver.
+
+Every case states its arithmetic. ``tests/test_conformance.py`` runs every registered solver on every
+case its capabilities allow: exact solvers must find the optimum (status optimal, gap 0, or
+infeasible where no placement is feasible); heuristics must return a feasible placement no better
+than the optimum with a bound no larger than it, or report that they found none.
+
+Systems used below
+------------------
+*Two-tier* ``m`` (mobile, 1 GFLOP/s, 2 W active, 0.5 W idle, trusted) and ``c`` (cloud,
+10 GFLOP/s, 1 USD per busy second), one bidirectional link of 1 MB/s, 10 ms latency, tx 1 W,
+rx 0.5 W, 1e-6 USD/B; source and sink ``m``.
+
+*Chain* ``x`` (100 kB input) -> ``a`` (1 GFLOP, out 20 kB, params 1 MB) -> ``b`` (2 GFLOP, out
+50 kB, params 3 MB) -> ``c`` (1 GFLOP, out 1 kB, params 1 MB). Times on m: 1, 2, 1 s; on c: 0.1,
+0.2, 0.1 s. Transfer times (bytes / 1e6 + 0.01): x 0.11, a 0.03, b 0.06, c 0.011 s.
+
+Sequential latency of all 8 placements (letters give the device of a, b, c)::
+
+    mmm 4.0      ccc 0.11+0.4+0.011 = 0.521     mcc 1+0.03+0.3+0.011 = 1.341
+    mmc 3+0.06+0.1+0.011 = 3.171                cmm 0.11+0.1+0.03+3 = 3.24
+    ccm 0.11+0.3+0.06+1 = 1.47                  cmc 0.11+0.1+0.03+2+0.06+0.1+0.011 = 2.411
+    mcm 1+0.03+0.2+0.06+1 = 2.29
+
+Cost (cloud busy seconds + 1e-6 USD per byte moved)::
+
+    mmm 0    ccc 0.4+0.101 = 0.501    mcc 0.3+0.021 = 0.321    mmc 0.1+0.051 = 0.151
+    cmm 0.1+0.12 = 0.22    ccm 0.3+0.15 = 0.45    cmc 0.2+0.171 = 0.371    mcm 0.2+0.07 = 0.27
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from formulation.model import (
+    Constraints,
+    Device,
+    Graph,
+    Instance,
+    Layer,
+    Link,
+    ModelInput,
+    Objective,
+    Problem,
+    System,
+)
+
+#: Relative tolerance when comparing objectives with the hand-derived optimum.
+RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Case:
+    """One conformance case.
+
+    Attributes
+    ----------
+    name : str
+    build : callable
+        Returns the Instance (built lazily so that importing this module is cheap).
+    optimum : float or None
+        The optimal objective; ``None`` when the instance is infeasible.
+    why : str
+        The hand derivation of the optimum.
+    """
+
+    name: str
+    build: Callable[[], Instance]
+    optimum: float | None
+    why: str
+
+
+def _two_tier(cloud_memory: float = math.inf) -> System:
+    devices = [
+        Device("m", 1e9, tier="end", power_active_w=2.0, power_idle_w=0.5, trusted=True),
+        Device("c", 1e10, tier="cloud", price_usd_per_s=1.0, memory_bytes=cloud_memory),
+    ]
+    fig = {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.01, "tx_power_w": 1.0, "rx_power_w": 0.5,
+           "price_usd_per_byte": 1e-6}
+    return System(devices, [Link("m", "c", **fig), Link("c", "m", **fig)], "m", "m")
+
+
+def _chain() -> Graph:
+    return Graph(
+        "chain3",
+        [ModelInput("x", 1e5)],
+        [
+            Layer("a", "conv", ("x",), flops=1e9, output_bytes=2e4, param_bytes=1e6),
+            Layer("b", "conv", ("a",), flops=2e9, output_bytes=5e4, param_bytes=3e6),
+            Layer("c", "linear", ("b",), flops=1e9, output_bytes=1e3, param_bytes=1e6),
+        ],
+    )
+
+
+def _diamond_system() -> System:
+    devices = [
+        Device("p", 1e9, power_active_w=1.0, power_idle_w=0.5, trusted=True),
+        Device("q", 1e9),
+    ]
+    return System(devices, [Link("p", "q", 1e6), Link("q", "p", 1e6)], "p", "p")
+
+
+def _diamond() -> Graph:
+    return Graph(
+        "diamond",
+        [ModelInput("x", 1e3)],
+        [
+            Layer("a", "conv", ("x",), flops=1e9, output_bytes=1e5),
+            Layer("b", "conv", ("a",), flops=2e9, output_bytes=1e5),
+            Layer("c", "conv", ("a",), flops=2e9, output_bytes=1e5),
+            Layer("d", "add", ("b", "c"), flops=1e8, output_bytes=1e3),
+        ],
+    )
+
+
+def _chain_case(problem: Problem, cloud_memory: float = math.inf) -> Callable[[], Instance]:
+    return lambda: Instance("chain3", _chain(), _two_tier(cloud_memory), problem)
+
+
+def _diamond_case(problem: Problem) -> Callable[[], Instance]:
+    return lambda: Instance("diamond", _diamond(), _diamond_system(), problem)
+
+
+SEQ = Problem()
+PAR = Problem(execution="parallel")
+
+CASES: list[Case] = [
+    Case("chain-seq-latency", _chain_case(SEQ), 0.521, "ccc: 0.11 + 0.1 + 0.2 + 0.1 + 0.011 (table above)"),
+    Case(
+        "chain-energy-mobile",
+        _chain_case(Problem(Objective("energy"), energy_scope=("m",))),
+        0.3105,
+        "ccc: m computes nothing; sends x (occupied 0.1 s, tx 1 W) = 0.1 J; receives c (0.001 s, "
+        "rx 0.5 W) = 0.0005 J; idle 0.5 W * (0.521 - 0.101) = 0.21 J; total 0.3105 J. mcc costs "
+        "2 + 0.02 + 0.0005 + 0.5 * 0.32 = 2.1805 J; every other placement computes >= 1 s on m.",
+    ),
+    Case("chain-cost", _chain_case(Problem(Objective("cost"))), 0.0, "mmm: nothing on the cloud, nothing sent"),
+    Case(
+        "chain-weighted-latency-cost",
+        _chain_case(Problem(Objective("weighted", {"latency": 1.0, "cost": 5.0}))),
+        2.946,
+        "mcc: 1.341 + 5 * 0.321 = 2.946; ccc 0.521 + 5 * 0.501 = 3.026; mcm 2.29 + 1.35 = 3.64; "
+        "the others are larger (tables above)",
+    ),
+    Case(
+        "chain-throughput-memory",
+        _chain_case(Problem(Objective("throughput")), cloud_memory=4.5e6),
+        1.0,
+        "ccc (period 0.4) needs 5 MB params + peak > 4.5 MB on c; mcc: c holds 4 MB + peak "
+        "max(50k+20k, 1k+50k) = 4.07 MB, period max(m 1 s, c 0.3 s, links 0.02/0.001 s) = 1 s; "
+        "no placement without ccc has a device busy < 1 s",
+    ),
+    Case(
+        "chain-allowed",
+        _chain_case(Problem(constraints=Constraints(allowed={"b": ("m",)}))),
+        2.411,
+        "b on m: mmm 4, cmc 2.411, mmc 3.171, cmm 3.24 -> cmc",
+    ),
+    Case(
+        "chain-allowed-contiguous",
+        _chain_case(Problem(constraints=Constraints(allowed={"b": ("m",)}, contiguous=True))),
+        3.171,
+        "as chain-allowed but cmc splits c's set {a, c} around b: mmc 3.171 is best",
+    ),
+    Case(
+        "chain-private-layer",
+        _chain_case(Problem(constraints=Constraints(private=("a",)))),
+        3.171,
+        "a's output may exist only on trusted m: a and its consumer b on m -> mmm 4 or mmc 3.171",
+    ),
+    Case(
+        "chain-private-input",
+        _chain_case(Problem(constraints=Constraints(private=("x",)))),
+        1.341,
+        "x may not leave m: a on m -> mcc 1.341 (mmm 4, mmc 3.171, mcm 2.29)",
+    ),
+    Case(
+        "chain-max-devices-memory",
+        _chain_case(Problem(constraints=Constraints(max_devices=1)), cloud_memory=4.5e6),
+        4.0,
+        "one device only and ccc does not fit on c: mmm 4.0",
+    ),
+    Case(
+        "chain-cost-energy-budget",
+        _chain_case(Problem(Objective("cost"), energy_scope=("m",),
+                            constraints=Constraints(energy_budget_j={"m": 2.5}))),
+        0.321,
+        "E_m <= 2.5 J rules out every placement computing >= 2 s on m (>= 4 J) and mmm; left: ccc "
+        "(0.501 USD, 0.3105 J), mcc (0.321 USD, 2.1805 J), ccm (0.45 USD, 2 + 0.1 + 0.025 + "
+        "0.5 * (1.47 - 1 - 0.15) = 2.285 J) -> mcc",
+    ),
+    Case(
+        "chain-deadline-infeasible",
+        _chain_case(Problem(Objective("energy"), constraints=Constraints(deadline_s=0.5))),
+        None,
+        "the fastest placement (ccc) takes 0.521 s > 0.5 s",
+    ),
+    Case(
+        "chain-energy-deadline-private",
+        _chain_case(Problem(Objective("energy"), energy_scope=("m",),
+                            constraints=Constraints(deadline_s=1.4, private=("x",)))),
+        2.1805,
+        "x stays on m, so a runs on m; within 1.4 s only mcc (1.341 s) remains: 2 J compute + "
+        "0.02 J sending a + 0.0005 J receiving c + 0.5 W * (1.341 - 1 - 0.021) s idle = 2.1805 J",
+    ),
+    Case(
+        "diamond-parallel-latency",
+        _diamond_case(PAR),
+        3.201,
+        "a, b on q and c, d on p: x to q 0.001 s; a [0.001, 1.001]; a to p +0.1 -> c [1.101, 3.101]; "
+        "b [1.001, 3.001] + 0.1 -> 3.101; d [3.101, 3.201] on the sink. Lower bound: the critical "
+        "path a-b-d is 3.1 s of compute and either the input or a branch must cross the link",
+    ),
+    Case(
+        "diamond-sequential-latency",
+        _diamond_case(SEQ),
+        5.1,
+        "everything on p: 1 + 2 + 2 + 0.1 = 5.1 s; any use of q adds transfers and no speed",
+    ),
+    Case(
+        "diamond-parallel-throughput",
+        _diamond_case(Problem(Objective("throughput"), execution="parallel")),
+        3.0,
+        "5.1 s of compute over two equal devices: the best split of {1, 2, 2, 0.1} s is {a, b} vs "
+        "{c, d} (3 s vs 2.1 s), links busy <= 0.2 s; no split has both loads < 3 s",
+    ),
+    Case(
+        "diamond-parallel-energy",
+        _diamond_case(Problem(Objective("energy"), execution="parallel", energy_scope=("p",))),
+        2.55,
+        "everything on q: p computes nothing and only idles (0.5 W) while x (1 kB, 0.001 s) goes "
+        "out and d (0.001 s) comes back; L = 0.001 + 5.1 + 0.001 = 5.102 s; E_p = 0.5 * (5.102 - "
+        "0.002) = 2.55 J. With no tx/rx power, E_p = 0.5 * compute_p + 0.5 * (L - comm_p) >= "
+        "0.5 * (compute on p) + 0.5 * (critical path not on p) and every split ties at 2.55 or is worse",
+    ),
+]
+
+
+def cases() -> list[Case]:
+    """All conformance cases."""
+    return list(CASES)
+
+
+def case(name: str) -> Case:
+    """A case by name."""
+    for c in CASES:
+        if c.name == name:
+            return c
+    raise KeyError(name)
+
+
+__all__ = ["CASES", "RTOL", "Case", "case", "cases", "replace"]

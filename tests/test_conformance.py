@@ -1,0 +1,135 @@
+"""Every registered solver runs every conformance case its capabilities allow (solvers/testing.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from formulation.evaluator import evaluate
+from solvers.base import RawSolution, Solver
+from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.registry import get_solver, names, register, solver_info, unregister
+from solvers.result import Status, Termination
+from solvers.testing import CASES, RTOL, Case
+
+AVAILABLE = [n for n in names() if solver_info(n).available]
+PAIRS = [(s, c) for s in AVAILABLE for c in CASES]
+
+
+def _applies(solver: Solver, inst) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        solver.check(inst, SolverOptions(time_limit_s=60))
+    except UnsupportedProblem:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("solver_name", "case"), PAIRS, ids=[f"{s}-{c.name}" for s, c in PAIRS])
+def test_conformance(solver_name: str, case: Case) -> None:
+    solver = get_solver(solver_name)
+    inst = case.build()
+    if not _applies(solver, inst):
+        pytest.skip(f"{solver_name} does not support {case.name}")
+    res = solver.solve(inst, SolverOptions(time_limit_s=60))
+    assert res.status != Status.ERROR, res.message
+    if solver.exact:
+        if case.optimum is None:
+            assert res.status == Status.INFEASIBLE, res.message
+            return
+        assert res.status == Status.OPTIMAL, res.message
+        assert res.objective == pytest.approx(case.optimum, rel=RTOL, abs=1e-9)
+        assert res.gap <= 1e-6
+        assert res.bound <= res.objective + 1e-9
+    else:
+        assert res.status in (Status.FEASIBLE, Status.INFEASIBLE)
+        if res.status == Status.FEASIBLE:
+            assert case.optimum is not None
+            assert res.objective >= case.optimum * (1 - RTOL) - 1e-9
+            assert res.bound <= case.optimum * (1 + RTOL) + 1e-9
+    if res.has_solution:
+        # the evaluator is the judge: the reported objective is the evaluator's value
+        ev = evaluate(inst, res.placement, res.schedule or None)
+        assert ev.feasible
+        assert res.objective == pytest.approx(ev.objective, rel=1e-9)
+
+
+def test_every_registered_solver_is_exercised() -> None:
+    """Guard: every registered, available solver is parametrized and applies to some case."""
+    covered = {s for s, _ in PAIRS}
+    assert covered == set(AVAILABLE)
+    for name in AVAILABLE:
+        solver = get_solver(name)
+        applicable = [c.name for c in CASES if _applies(solver, c.build())]
+        assert applicable, f"solver {name!r} applies to no conformance case"
+    for name in names():
+        info = solver_info(name)
+        assert info.available or info.reason, f"unavailable solver {name!r} must say why"
+
+
+def test_cases_cover_every_objective_mode_and_constraint() -> None:
+    insts = [c.build() for c in CASES]
+    assert {i.problem.objective.kind for i in insts} >= {"latency", "throughput", "energy", "cost", "weighted"}
+    assert {i.problem.execution for i in insts} == {"sequential", "parallel"}
+    active = set().union(*(i.active_constraints for i in insts))
+    assert active >= {"memory", "deadline", "energy_budget", "allowed", "private", "contiguous", "max_devices"}
+    assert any(c.optimum is None for c in CASES)
+
+
+class _LyingSolver(Solver):
+    """Reports an objective that differs from the evaluator's value of its placement."""
+
+    name = "fake-liar"
+    exact = True
+
+    def _solve(self, inst, options):  # type: ignore[no-untyped-def]
+        return RawSolution(Termination.OPTIMAL, placement=np.zeros(inst.n, dtype=np.int64), solver_objective=0.001)
+
+
+class _InfeasibleSolver(Solver):
+    """Claims optimality for a placement that violates a constraint."""
+
+    name = "fake-infeasible"
+    exact = True
+
+    def _solve(self, inst, options):  # type: ignore[no-untyped-def]
+        return RawSolution(Termination.OPTIMAL, placement=np.ones(inst.n, dtype=np.int64))
+
+
+def test_fake_solvers_are_caught_by_the_judge() -> None:
+    register("fake-liar", _LyingSolver)
+    register("fake-infeasible", _InfeasibleSolver)
+    try:
+        inst = next(c for c in CASES if c.name == "chain-seq-latency").build()
+        res = get_solver("fake-liar").solve(inst)
+        assert res.status == Status.ERROR
+        assert "evaluator gives 4.0" in res.message
+        inst2 = next(c for c in CASES if c.name == "chain-allowed").build()
+        res2 = get_solver("fake-infeasible").solve(inst2)
+        assert res2.status == Status.ERROR
+        assert "allowed only on ['m']" in res2.message
+        assert math.isinf(res2.gap)
+    finally:
+        unregister("fake-liar")
+        unregister("fake-infeasible")
+    assert "fake-liar" not in names()
+
+
+def test_unsupported_problem_raises_before_building() -> None:
+    class Narrow(Solver):
+        name = "narrow"
+        from solvers.options import Capabilities
+
+        capabilities = Capabilities(objectives=frozenset({"latency"}), executions=frozenset({"sequential"}),
+                                    constraints=frozenset(), chain_only=True, max_devices=2)
+        built = False
+
+        def _solve(self, inst, options):  # type: ignore[no-untyped-def]
+            Narrow.built = True
+            raise AssertionError("must not be reached")
+
+    inst = next(c for c in CASES if c.name == "diamond-parallel-throughput").build()
+    with pytest.raises(UnsupportedProblem, match=r"objective 'throughput'.*only chains"):
+        Narrow().solve(inst)
+    assert not Narrow.built

@@ -1,0 +1,36 @@
+"""The ``dnnpart`` command line (typer + rich).
+
+Each group of commands lives in its own module with a ``register(app)`` function, listed in
+``_COMMAND_MODULES``; modules import heavy libraries inside the commands so ``dnnpart --help``
+stays fast.
+
+Exit codes: 0 solved, 1 infeasible or no solution, 2 bad input (one-paragraph message, no
+traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="dnnpart",
+    help="Partition DNN graphs across cooperating devices: exact formulations, algorithms and heuristics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules with a ``register(app)`` function, in help order.
+_COMMAND_MODULES = [
+    "toolchain.cli.core",
+]
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,173 @@
+"""Shared pieces of the command line: loading with clean errors, exit codes, printing results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from formulation.errors import InstanceError
+from formulation.model import Instance
+
+#: Exit codes of every command.
+EXIT_OK, EXIT_NO_SOLUTION, EXIT_BAD_INPUT = 0, 1, 2
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class UserError(Exception):
+    """A problem with what the user asked for (shown as one paragraph, exit code 2)."""
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``message`` to stderr (no traceback) and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn bad-input exceptions into a one-paragraph message and exit code 2.
+
+    Catches instance errors, solver capability/option errors, missing files, bad JSON/placements
+    and :class:`UserError`; anything else is a bug and keeps its traceback.
+    """
+    from solvers.options import SolverError
+
+    try:
+        yield
+    except InstanceError as exc:
+        fail(exc.message())
+    except (SolverError, UserError) as exc:
+        fail(str(exc))
+    except FileNotFoundError as exc:
+        fail(f"{exc.filename or exc}: no such file")
+    except IsADirectoryError as exc:
+        fail(f"{exc.filename or exc}: is a directory, expected a file")
+    except PermissionError as exc:
+        fail(f"{exc.filename or exc}: permission denied")
+
+
+def load(path: str | Path, allow_outside: bool = False) -> Instance:
+    """Load an instance file (errors propagate; wrap the call in :func:`user_errors`)."""
+    from formulation.loader import load_instance
+
+    return load_instance(Path(path), allow_outside=allow_outside)
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Read a JSON file given by the user, with a clear error when it is malformed."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: {what} is not UTF-8 text ({exc.reason})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: line {exc.lineno} column {exc.colno}: {what} is not valid JSON ({exc.msg})") from None
+
+
+def jsonable(x: Any) -> Any:
+    """Replace non-finite floats by strings so the output is strict JSON."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def dump_json(obj: Any) -> str:
+    """Strict JSON text of ``obj``."""
+    return json.dumps(jsonable(obj), indent=2, allow_nan=False)
+
+
+def segments(inst: Instance, placement: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """The placement as maximal runs of consecutive layers (topological order) on one device."""
+    out: list[tuple[str, list[str]]] = []
+    for lay in inst.graph.layer_ids:
+        dev = placement[lay]
+        if out and out[-1][0] == dev:
+            out[-1][1].append(lay)
+        else:
+            out.append((dev, [lay]))
+    return out
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.6g}{(' ' + unit) if unit else ''}"
+
+
+def print_result(inst: Instance, res: Any) -> None:
+    """Human output of a Result: status, the placement as segments, metrics and proof."""
+    c = console
+    method = f" (method {res.method})" if res.method and res.method != res.solver else ""
+    c.print(f"[bold]{inst.name}[/]  solver [cyan]{res.solver}[/]{method}  status [bold]{res.status.value}[/]"
+            f"  termination {res.termination.value}", highlight=False)
+    if res.message:
+        c.print(res.message, highlight=False)
+    if res.metrics is None:
+        return
+    c.print(f"objective {_fmt(res.objective)}  bound {_fmt(res.bound)}  gap {_fmt(res.gap)}  "
+            f"time {res.wall_time_s:.3f} s", highlight=False)
+    seg = Table(title="placement (layers in topological order)", show_lines=False)
+    seg.add_column("device")
+    seg.add_column("layers")
+    for dev, lays in segments(inst, res.placement):
+        shown = lays[0] if len(lays) == 1 else f"{lays[0]} .. {lays[-1]} ({len(lays)} layers)"
+        seg.add_row(dev, shown)
+    c.print(seg)
+    print_metrics(inst, res.metrics)
+
+
+def print_metrics(inst: Instance, ev: Any) -> None:
+    """A table of every metric of an Evaluation."""
+    t = Table(title="metrics")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("latency (" + inst.problem.execution + ")", _fmt(ev.latency_s, "s"))
+    t.add_row("latency sequential", _fmt(ev.latency_sequential_s, "s"))
+    t.add_row("latency parallel", _fmt(ev.latency_parallel_s, "s"))
+    t.add_row("period", _fmt(ev.period_s, "s"))
+    t.add_row("throughput", _fmt(ev.throughput_per_s, "1/s"))
+    t.add_row("energy (scope)", _fmt(ev.energy_total_j, "J"))
+    for d, e in ev.energy_j.items():
+        t.add_row(f"  energy {d}", _fmt(e, "J"))
+    t.add_row("cost", _fmt(ev.cost_usd, "USD"))
+    for d, m in ev.memory_bytes.items():
+        t.add_row(f"memory {d}", _fmt(m, "B"))
+    for ln, b in ev.link_bytes.items():
+        if b:
+            t.add_row(f"link {ln}", f"{_fmt(b, 'B')}, busy {_fmt(ev.link_busy_s[ln], 's')}")
+    console.print(t)
+    for v in ev.violations:
+        console.print(f"[red]violation[/] {v.kind}: {v.message}", highlight=False)
+
+
+def exit_code_of(res: Any) -> int:
+    """0 when a solution is held, 1 otherwise (2 is raised earlier for bad input)."""
+    return EXIT_OK if res.has_solution else EXIT_NO_SOLUTION
+
+
+def echo_err(msg: str) -> None:
+    """Print a plain line to stderr."""
+    print(msg, file=sys.stderr)

@@ -1,0 +1,200 @@
+"""Core commands: validate, solve, evaluate, solvers, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toolchain.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    UserError,
+    console,
+    dump_json,
+    err_console,
+    exit_code_of,
+    load,
+    print_metrics,
+    print_result,
+    read_json,
+    user_errors,
+)
+
+AllowOutside = Annotated[
+    bool, typer.Option("--allow-outside", help="Let file: references read outside the instance's folder and CWD.")
+]
+
+
+def parse_raw_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs to a dict; values are parsed as JSON when they parse, else kept as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
+def placement_from_json(data: Any, path: str) -> tuple[dict[str, str], dict[str, float] | None]:
+    """Accept ``{layer: device}`` or a result JSON (with ``placement`` and optional ``schedule``)."""
+    schedule = None
+    if isinstance(data, dict) and isinstance(data.get("placement"), dict):
+        sched = data.get("schedule")
+        schedule = sched if isinstance(sched, dict) and sched else None
+        data = data["placement"]
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise UserError(f"{path}: expected a JSON object {{layer id: device id}} or a result with 'placement'")
+    if schedule is not None and not all(isinstance(v, int | float) for v in schedule.values()):
+        raise UserError(f"{path}: schedule: expected {{layer id: start seconds}}")
+    return data, schedule
+
+
+def register(app: typer.Typer) -> None:
+    """Add the core commands to ``app``."""
+
+    @app.command()
+    def validate(
+        files: Annotated[list[Path], typer.Argument(help="Instance files (YAML or JSON).")],
+        allow_outside: AllowOutside = False,
+    ) -> None:
+        """Check instance files against the format and its consistency rules."""
+        from formulation.errors import InstanceError
+
+        bad = 0
+        for f in files:
+            try:
+                with user_errors():
+                    inst = load(f, allow_outside)
+                    console.print(
+                        f"[green]ok[/] {f}: {inst.name} ({inst.n} layers, {inst.k} devices, "
+                        f"objective {inst.problem.objective}, {inst.problem.execution})",
+                        highlight=False,
+                    )
+            except typer.Exit:
+                bad += 1
+            except InstanceError:  # pragma: no cover - user_errors already handles it
+                bad += 1
+        if bad:
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+    @app.command()
+    def solve(
+        file: Annotated[Path, typer.Argument(help="Instance file.")],
+        solver: Annotated[str, typer.Option("--solver", "-s", help="Solver name (see `dnnpart solvers`).")] = "auto",
+        time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
+        gap: Annotated[float | None, typer.Option("--gap", help="Relative gap to stop at.")] = None,
+        threads: Annotated[int | None, typer.Option("--threads")] = None,
+        seed: Annotated[int | None, typer.Option("--seed")] = None,
+        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Raw backend option KEY=VALUE.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (spec section 6).")] = False,
+        out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result here.")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+        allow_outside: AllowOutside = False,
+    ) -> None:
+        """Solve an instance and print the partition, its metrics and the proof (bound, gap)."""
+        from solvers.options import SolverOptions
+        from solvers.registry import get_solver
+
+        with user_errors():
+            inst = load(file, allow_outside)
+            try:
+                opts = SolverOptions(
+                    time_limit_s=time_limit,
+                    gap=gap,
+                    threads=threads,
+                    seed=seed,
+                    verbose=verbose,
+                    raw=parse_raw_options(option or []),
+                )
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            res = get_solver(solver).solve(inst, opts)
+        payload = res.to_dict(with_log=verbose)
+        if out is not None:
+            out.write_text(dump_json(payload) + "\n")
+        if as_json:
+            print(dump_json(payload))
+        else:
+            print_result(inst, res)
+            if verbose and res.log:
+                err_console.print(res.log, highlight=False, markup=False)
+        raise typer.Exit(exit_code_of(res))
+
+    @app.command()
+    def evaluate(
+        file: Annotated[Path, typer.Argument(help="Instance file.")],
+        placement: Annotated[
+            Path, typer.Option("--placement", "-p", help="JSON {layer: device}, or a result JSON.")
+        ],
+        schedule: Annotated[
+            Path | None, typer.Option("--schedule", help="JSON {layer: start seconds} (parallel mode).")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+        allow_outside: AllowOutside = False,
+    ) -> None:
+        """Evaluate a given placement (and schedule) under the instance's cost model."""
+        from formulation.evaluator import evaluate as do_evaluate
+
+        with user_errors():
+            inst = load(file, allow_outside)
+            pl, sched = placement_from_json(read_json(placement, "the placement"), str(placement))
+            if schedule is not None:
+                _, sched = placement_from_json({"placement": pl, "schedule": read_json(schedule, "the schedule")},
+                                               str(schedule))
+            try:
+                ev = do_evaluate(inst, pl, sched if inst.problem.execution == "parallel" else None)
+            except ValueError as exc:
+                raise UserError(f"{placement}: {exc}") from None
+        if as_json:
+            print(dump_json({"instance": inst.name, "objective": ev.objective, "placement": ev.placement,
+                             "schedule": ev.schedule, "metrics": ev.to_dict()}))
+        else:
+            console.print(f"[bold]{inst.name}[/] objective {ev.objective:.6g} "
+                          f"({'feasible' if ev.feasible else 'INFEASIBLE'})", highlight=False)
+            print_metrics(inst, ev)
+        raise typer.Exit(EXIT_OK if ev.feasible else 1)
+
+    @app.command("solvers")
+    def list_solvers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """List registered solvers: availability, exactness and capabilities."""
+        from rich.table import Table
+
+        from solvers.registry import families, names, solver_info
+
+        infos = [solver_info(n) for n in names()]
+        if as_json:
+            print(dump_json([{"name": i.name, "available": i.available, "reason": i.reason, "exact": i.exact,
+                              "capabilities": i.capabilities.to_dict(), "description": i.description}
+                             for i in infos]))
+            return
+        t = Table(title="solvers")
+        for col in ("name", "available", "exact", "objectives", "execution", "constraints", "graph / size"):
+            t.add_column(col)
+        for i in infos:
+            cap = i.capabilities.to_dict()
+            size = cap["graph"] + (f", <= {cap['max_devices']} devices" if cap["max_devices"] else "")
+            t.add_row(i.name, "yes" if i.available else f"no: {i.reason}", "yes" if i.exact else "no",
+                      ",".join(cap["objectives"]), ",".join(cap["executions"]), ",".join(cap["constraints"]), size)
+        console.print(t)
+        for fam in families():
+            console.print(f"family [cyan]{fam}:NAME[/] (e.g. {fam}:cbc)", highlight=False)
+
+    @app.command()
+    def schema(
+        out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    ) -> None:
+        """Print the JSON Schema of instance files (generated from the pydantic model)."""
+        from formulation.schema import json_schema
+
+        text = json.dumps(json_schema(), indent=2) + "\n"
+        if out is None:
+            print(text, end="")
+        else:
+            out.write_text(text)
