@@ -147,13 +147,16 @@ class BatchMetrics:
         """
         s = self.instance.system
         L = self.latency() if L is None else L
-        idle = np.maximum(0.0, L[:, None] - self.compute_time - self.sending - self.receiving)
-        return (
-            s.power_active[None, :] * self.compute_time
-            + self.tx_energy
-            + self.rx_energy
-            + s.power_idle[None, :] * idle
-        )
+        with np.errstate(invalid="ignore"):
+            idle = np.maximum(0.0, L[:, None] - self.compute_time - self.sending - self.receiving)
+        idle = np.where(np.isnan(idle), np.inf, idle)
+        with np.errstate(invalid="ignore"):
+            return (
+                s.power_active[None, :] * self.compute_time
+                + self.tx_energy
+                + self.rx_energy
+                + np.where(s.power_idle[None, :] > 0, s.power_idle[None, :] * idle, 0.0)
+            )
 
     def energy_total(self, L: FloatArray | None = None) -> FloatArray:
         """(N,) energy summed over the devices of ``energy_scope``."""
@@ -229,8 +232,10 @@ def batch_metrics(inst: Instance, P: IntArray, *, parallel: bool | None = None) 
         from_a = (tt.producer == a)[:, :, None]
         link_busy[:, a, :] = np.where(from_a, tt.occupied, 0.0).sum(axis=1)
         link_bytes[:, a, :] = np.where(from_a, nb, 0.0).sum(axis=1)
-    tx_energy = (link_busy * s.tx_power[None, :, :]).sum(axis=2)
-    rx_energy = (link_busy * s.rx_power[None, :, :]).sum(axis=1)
+    # A missing link makes occupied times infinite; 0 W * inf must stay 0, not NaN.
+    with np.errstate(invalid="ignore"):
+        tx_energy = np.where(s.tx_power[None] > 0, link_busy * s.tx_power[None], 0.0).sum(axis=2)
+        rx_energy = np.where(s.rx_power[None] > 0, link_busy * s.rx_power[None], 0.0).sum(axis=1)
     latency_seq = comp.sum(axis=1) + tt.duration.sum(axis=(1, 2))
     cost = (compute_time * s.price[None, :]).sum(axis=1) + (link_bytes * s.link_price[None, :, :]).sum(
         axis=(1, 2)
