@@ -1,0 +1,515 @@
+"""The raw structure of an instance file (format version 1) as pydantic models, and its JSON Schema.
+
+These models check shape only: which keys exist, which are required, and the type of each value.
+Quantities stay as written (a number or a ``"<number> <unit>"`` string; the unit kind of each field
+is in its ``x-unit`` schema entry) and ids stay unresolved: :mod:`formulation.loader` converts units
+and checks cross-references, with the same kind of error.
+
+Unknown keys are errors, booleans must be YAML/JSON booleans, and integers must be integers.
+Validation failures are translated into :class:`~formulation.errors.InstanceError` with field paths
+such as ``system.devices[1].compute``; pydantic's own multi-line report is never shown.
+
+Run ``python -m formulation.schema`` to rewrite ``formulation/instance.schema.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from formulation.errors import InstanceError
+from formulation.model import EXECUTIONS, OBJECTIVES, TIERS
+from formulation.units import Kind, expected_text
+
+FORMAT_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("instance.schema.json")
+
+
+class _Missing:
+    """Stands for an absent key in error messages (``got nothing``)."""
+
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+MISSING: Any = _Missing()
+
+
+# --------------------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_quantity(value: Any) -> float | str:
+    # bool is an int subclass, and True silently becoming 1.0 FLOP/s would hide a broken file.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError(
+            "quantity", "{expected}", {"expected": 'a number or a string "<number> <unit>"'}
+        )
+    return value
+
+
+_QUANTITY_SCHEMA = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "pattern": r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*[^\s\d].*$"},
+        {"type": "string", "pattern": r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"},
+    ]
+}
+
+QuantityValue = Annotated[float | str, PlainValidator(_check_quantity), WithJsonSchema(_QUANTITY_SCHEMA)]
+"""A quantity as written: a bare number in the SI base unit, or ``"<number> <unit>"``."""
+
+
+def _q(kind: Kind, description: str, default: Any = ...) -> Any:
+    """A quantity field of unit ``kind`` (recorded as ``x-unit`` for the loader and the schema)."""
+    return Field(
+        default,
+        description=f"{description}; {expected_text(kind)}",
+        json_schema_extra={"x-unit": kind},
+    )
+
+
+def _check_version(value: Any) -> int:
+    if isinstance(value, bool) or value != FORMAT_VERSION or not isinstance(value, int):
+        raise PydanticCustomError(
+            "version", "{expected}", {"expected": f"the format version {FORMAT_VERSION} (an integer)"}
+        )
+    return FORMAT_VERSION
+
+
+Version = Annotated[int, PlainValidator(_check_version), WithJsonSchema({"const": FORMAT_VERSION})]
+
+
+def _check_objective(value: Any) -> str | dict[str, Any]:
+    # Names and weights are checked by the loader, which can point at the offending entry.
+    if isinstance(value, str) or (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+        return value
+    raise PydanticCustomError(
+        "objective", "{expected}", {"expected": "an objective name or {weighted: {metric: weight}}"}
+    )
+
+
+_OBJECTIVE_SCHEMA = {
+    "anyOf": [
+        {"enum": list(OBJECTIVES)},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["weighted"],
+            "properties": {
+                "weighted": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"enum": list(OBJECTIVES)},
+                    "additionalProperties": _QUANTITY_SCHEMA,
+                }
+            },
+        },
+    ],
+    "description": "latency | throughput | energy | cost, or {weighted: {metric: weight}} "
+    "(a weighted sum of metrics in base units; weights >= 0, not all 0)",
+    "default": "latency",
+}
+
+ObjectiveValue = Annotated[
+    str | dict[str, Any], PlainValidator(_check_objective), WithJsonSchema(_OBJECTIVE_SCHEMA)
+]
+
+Id = Annotated[str, Field(min_length=1)]
+"""An identifier (model input, layer or device)."""
+NonEmptyIds = Annotated[list[Id], Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+
+
+class ModelInputSpec(_Strict):
+    """A model input tensor (exists on the source device at time 0)."""
+
+    id: Id = Field(description="tensor id, unique across inputs and layers")
+    bytes: QuantityValue = _q("bytes", "size of the tensor")
+
+
+class LayerSpec(_Strict):
+    """One layer of the model graph."""
+
+    id: Id = Field(description="layer id, unique across inputs and layers")
+    op: str = Field(description="operator name, free text (conv2d, linear, matmul, ...)")
+    inputs: list[Id] = Field(description="ids of the model inputs or layers this layer reads")
+    flops: QuantityValue = _q("flops", "work of one inference")
+    param_bytes: QuantityValue = _q("bytes", "weights resident on the executing device", 0)
+    output_bytes: QuantityValue = _q("bytes", "size of the layer's output tensor")
+    workspace_bytes: QuantityValue = _q("bytes", "extra transient memory while the layer runs", 0)
+    attrs: dict[str, Any] | None = Field(None, description="free metadata, ignored by the cost model")
+
+
+class ModelSpec(_Strict):
+    """The DNN graph (spec section 2)."""
+
+    name: str | None = Field(None, description="model name (default: the instance name)")
+    inputs: list[ModelInputSpec] = Field(default_factory=list, description="model input tensors")
+    layers: list[LayerSpec] = Field(min_length=1, description="the layers, in any order")
+    outputs: NonEmptyIds | None = Field(
+        None, description="ids of output layers (default: layers that no layer consumes)"
+    )
+
+
+class DeviceSpec(_Strict):
+    """A device (spec section 3)."""
+
+    id: Id = Field(description="device id")
+    tier: Literal["end", "edge", "cloud", "other"] = Field("other", description="end | edge | cloud | other")
+    compute: QuantityValue = _q("flop_rate", "effective compute rate (> 0)")
+    memory_bandwidth: QuantityValue | None = _q(
+        "byte_rate", "memory bandwidth (> 0); enables the roofline time", None
+    )
+    memory: QuantityValue | None = _q("bytes", "memory (default: unlimited)", None)
+    power_active: QuantityValue = _q("power", "power while computing", 0)
+    power_idle: QuantityValue = _q("power", "power while idle", 0)
+    price: QuantityValue = _q("usd_rate", "price per busy second", 0)
+    trusted: bool = Field(False, description="may hold private tensors")
+
+
+class LinkSpec(_Strict):
+    """A network link (spec section 3); both directions unless ``bidirectional: false``."""
+
+    from_: Id = Field(alias="from", description="sending device")
+    to: Id = Field(description="receiving device")
+    bandwidth: QuantityValue = _q("byte_rate", "bandwidth (> 0)")
+    latency: QuantityValue = _q("time", "latency per transfer", 0)
+    tx_power: QuantityValue = _q("power", "power drawn by the sender while sending", 0)
+    rx_power: QuantityValue = _q("power", "power drawn by the receiver while receiving", 0)
+    price: QuantityValue = _q("usd_per_byte", "price per byte sent", 0)
+    bidirectional: bool = Field(True, description="the same figures apply from `to` to `from`")
+
+
+class SystemSpec(_Strict):
+    """Devices and links (spec section 3)."""
+
+    devices: list[DeviceSpec] = Field(min_length=1, description="the devices, in a fixed order")
+    links: list[LinkSpec] = Field(default_factory=list, description="network links")
+    source: Id = Field(description="device holding the model inputs at time 0")
+    sink: Id | None = Field(None, description="device where model outputs must end up (default: none)")
+    latency: dict[str, dict[str, QuantityValue]] = Field(
+        default_factory=dict,
+        description="measured per-layer times {device: {layer: time}} overriding the compute model",
+        json_schema_extra={"x-unit": "time"},
+    )
+
+
+class ConstraintsSpec(_Strict):
+    """Constraints (spec section 4)."""
+
+    memory: bool = Field(True, description="enforce device memory")
+    deadline: QuantityValue | None = _q("time", "latency <= deadline (> 0)", None)
+    energy_budget: dict[str, QuantityValue] = Field(
+        default_factory=dict,
+        description="energy bound per device {device: energy}",
+        json_schema_extra={"x-unit": "energy"},
+    )
+    allowed: dict[str, NonEmptyIds] = Field(
+        default_factory=dict, description="devices a layer may run on {layer: [device, ...]}"
+    )
+    private: list[Id] = Field(default_factory=list, description="tensors allowed only on trusted devices")
+    contiguous: bool = Field(False, description="each device's layer set must be convex in the DAG")
+    max_devices: int | None = Field(None, ge=1, description="at most this many devices execute layers")
+
+
+class ProblemSpec(_Strict):
+    """Objective, execution mode, energy scope and constraints (spec section 4)."""
+
+    objective: ObjectiveValue = "latency"
+    execution: Literal["sequential", "parallel"] = Field(
+        "sequential", description="how latency is measured: sequential | parallel"
+    )
+    energy_scope: NonEmptyIds | None = Field(None, description="devices whose energy counts (default: all)")
+    constraints: ConstraintsSpec = ConstraintsSpec.model_validate({})
+
+
+class FileRef(_Strict):
+    """A section kept in another file: ``{file: PATH}`` or ``{file: PATH#KEY}``."""
+
+    file: str = Field(
+        min_length=1,
+        description="path relative to the file naming it; PATH#KEY takes top-level key KEY of that file",
+    )
+
+
+class InstanceHeader(_Strict):
+    """Top level with ``model`` and ``system`` left unchecked (the loader resolves them first)."""
+
+    dnnpart: Version = Field(description=f"format version, the integer {FORMAT_VERSION}")
+    name: str = Field(min_length=1, description="instance identifier, used in result tables")
+    description: str = Field("", description="free text")
+    model: Any = Field(description="the DNN graph, inline or {file: PATH}")
+    system: Any = Field(description="devices and links, inline or {file: PATH}")
+    problem: Any = Field(None, description="objective and constraints")
+
+
+class InstanceFile(InstanceHeader):
+    """A whole instance file, as described by the JSON Schema."""
+
+    model: ModelSpec | FileRef = Field(description="the DNN graph, inline or {file: PATH}")
+    system: SystemSpec | FileRef = Field(description="devices and links, inline or {file: PATH}")
+    problem: ProblemSpec | None = Field(None, description="objective and constraints")
+
+
+# Guard against the literals drifting from the names in formulation.model.
+assert set(typing.get_args(DeviceSpec.model_fields["tier"].annotation)) == set(TIERS)
+assert set(typing.get_args(ProblemSpec.model_fields["execution"].annotation)) == set(EXECUTIONS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths and error translation
+# --------------------------------------------------------------------------------------------------
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def format_path(parts: typing.Iterable[str | int], prefix: str = "") -> str:
+    """Join path parts into ``a.b[2].c``; keys that are not plain words are quoted (``x["fc.0"]``).
+
+    Parameters
+    ----------
+    parts : iterable of str or int
+        Keys (str) and list indices (int).
+    prefix : str
+        An already joined path to extend, e.g. ``"model"``.
+
+    Returns
+    -------
+    str
+        The readable path.
+    """
+    out = prefix
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(str(part))}]"
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated and Optional/Union-with-None, keeping the first pydantic model if a union."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is Union or origin is types.UnionType:
+            members = [a for a in get_args(tp) if a is not type(None)]
+            models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+            tp = (models or members)[0]
+        else:
+            return tp
+
+
+def _field(cls: type[BaseModel], key: str) -> FieldInfo | None:
+    for name, info in cls.model_fields.items():
+        if (info.alias or name) == key:
+            return info
+    return None
+
+
+def _type_at(root: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The declared type at ``loc`` below ``root`` (None where it cannot be followed)."""
+    tp: Any = root
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            info = _field(tp, str(part))
+            if info is None:
+                return None
+            tp = info.annotation
+        elif get_origin(tp) is list:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            return None
+    return _unwrap(tp)
+
+
+def field_names(cls: type[BaseModel]) -> list[str]:
+    """The keys a section accepts, as written in files.
+
+    Parameters
+    ----------
+    cls : type
+        A section model such as :class:`LinkSpec`.
+
+    Returns
+    -------
+    list of str
+        Field names, aliases where a field has one (``from`` rather than ``from_``).
+    """
+    return [info.alias or name for name, info in cls.model_fields.items()]
+
+
+def _explain(root: type[BaseModel], err: Any) -> tuple[tuple[Any, ...], Any, str]:
+    """(loc, offending value, expected) for one pydantic error dict."""
+    loc: tuple[Any, ...] = tuple(err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if loc and loc[-1] == "[key]":  # a mapping key of the wrong type
+        return loc[:-2], loc[-2], "a string key"
+    if kind == "extra_forbidden":
+        parent = _type_at(root, loc[:-1])
+        key = str(loc[-1])
+        allowed = field_names(parent) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return loc, value, f"no key {key!r} here{hint}; the keys are: {', '.join(allowed)}"
+    if kind == "missing":
+        parent = _type_at(root, loc[:-1])
+        info = (
+            _field(parent, str(loc[-1]))
+            if isinstance(parent, type) and issubclass(parent, BaseModel)
+            else None
+        )
+        about = f": {info.description}" if info is not None and info.description else ""
+        return loc, MISSING, f"the required key {loc[-1]!r}{about}"
+    if "expected" in ctx and kind not in ("literal_error",):
+        return loc, value, str(ctx["expected"])
+    simple = {
+        "literal_error": f"one of {ctx.get('expected', '')}",
+        "string_type": "a string (quote numbers used as names)",
+        "bool_type": "a boolean, true or false",
+        "int_type": "an integer",
+        "float_type": "a number",
+        "list_type": "a list",
+        "dict_type": "a mapping (key: value)",
+        "model_type": "a mapping (key: value)",
+        "model_attributes_type": "a mapping (key: value)",
+        "too_short": "a non-empty list" if isinstance(value, list) else "a non-empty value",
+        "string_too_short": "a non-empty string",
+        "greater_than_equal": f"an integer >= {ctx.get('ge')}",
+    }
+    if kind in simple:
+        return loc, value, simple[kind]
+    msg = str(err.get("msg", "a valid value"))
+    return loc, value, msg[:1].lower() + msg[1:]
+
+
+def translate_errors(
+    exc: ValidationError, root: type[BaseModel], *, file: str, prefix: str = ""
+) -> list[InstanceError]:
+    """Turn a pydantic ValidationError into InstanceErrors with readable field paths.
+
+    Parameters
+    ----------
+    exc : ValidationError
+        The error from validating data against ``root``.
+    root : type
+        The model that was validated.
+    file : str
+        The file the data came from.
+    prefix : str
+        Path of the data inside that file (``model``, ``system``, or ``""`` for a whole file).
+
+    Returns
+    -------
+    list of InstanceError
+        One per distinct problem, in document order.
+    """
+    out: list[InstanceError] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        loc, value, expected = _explain(root, err)
+        path = format_path(loc, prefix)
+        key = f"{path}|{expected}"
+        if key not in seen:
+            seen.add(key)
+            out.append(InstanceError(file, path, value, expected))
+    return out
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_section(cls: type[M], data: Any, *, file: str, prefix: str = "") -> M:
+    """Validate ``data`` against ``cls``, raising file-level errors.
+
+    Parameters
+    ----------
+    cls : type
+        One of the section models (e.g. :class:`ModelSpec`).
+    data : Any
+        Plain data loaded from a file.
+    file : str
+        The file the data came from.
+    prefix : str
+        Path of the data inside that file.
+
+    Returns
+    -------
+    The validated model object.
+
+    Raises
+    ------
+    InstanceError
+        The only problem, or :class:`~formulation.errors.InstanceErrors` listing several.
+    """
+    from formulation.errors import InstanceErrors
+
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        errors = translate_errors(exc, cls, file=file, prefix=prefix)
+        raise (errors[0] if len(errors) == 1 else InstanceErrors(errors)) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON Schema
+# --------------------------------------------------------------------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of an instance file.
+
+    Returns
+    -------
+    dict
+        The schema; ``formulation/instance.schema.json`` holds a copy (kept equal by a test).
+    """
+    schema = InstanceFile.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://dnnpart.invalid/instance.schema.json",
+        "title": f"dnnpart instance, format version {FORMAT_VERSION}",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def write_json_schema(path: Path | str = SCHEMA_FILE) -> None:
+    """Write :func:`json_schema` to ``path`` (default: the committed copy next to this module).
+
+    Parameters
+    ----------
+    path : Path or str
+        Destination file.
+    """
+    Path(path).write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_json_schema()
