@@ -44,7 +44,7 @@ class InstanceErrors(InstanceError):
         first = errors[0]
         super().__init__(first.file, first.path, first.value, first.expected)
 
-    def message(self) -> str:  # noqa: D102
+    def message(self) -> str:
         lines = [e.message() for e in self.errors]
         if len(lines) == 1:
             return lines[0]

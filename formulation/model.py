@@ -153,9 +153,9 @@ class Graph:
             tuple(dict.fromkeys(self.tensor_index[u] for u in lay.inputs)) for lay in self.layers
         )
         consumers: list[list[int]] = [[] for _ in self.tensor_ids]
-        for i, ins in enumerate(self.layer_inputs):
-            for t in ins:
-                consumers[t].append(i)
+        for vi, ins in enumerate(self.layer_inputs):
+            for ti in ins:
+                consumers[ti].append(vi)
         self.consumers: tuple[tuple[int, ...], ...] = tuple(tuple(c) for c in consumers)
         self.preds: tuple[tuple[int, ...], ...] = tuple(
             tuple(t for t in ins if t < self.n) for ins in self.layer_inputs
@@ -291,7 +291,9 @@ class System:
         Device where model outputs must end up.
     """
 
-    def __init__(self, devices: Sequence[Device], links: Sequence[Link], source: str, sink: str | None) -> None:
+    def __init__(
+        self, devices: Sequence[Device], links: Sequence[Link], source: str, sink: str | None
+    ) -> None:
         self.devices: tuple[Device, ...] = tuple(devices)
         self.device_ids: tuple[str, ...] = tuple(d.id for d in self.devices)
         self.device_index: Mapping[str, int] = MappingProxyType({d: i for i, d in enumerate(self.device_ids)})
@@ -548,7 +550,13 @@ class Instance:
     def with_problem(self, problem: Problem) -> Instance:
         """The same model and system under another problem."""
         return Instance(
-            self.name, self.graph, self.system, problem, self.description, self.latency_table, self.source_path
+            self.name,
+            self.graph,
+            self.system,
+            problem,
+            self.description,
+            self.latency_table,
+            self.source_path,
         )
 
     def __repr__(self) -> str:

@@ -56,11 +56,9 @@ class AutoSolver(Solver):
                 refused.append(f"{name}: {exc}")
                 continue
             return solver, why
-        raise UnsupportedProblem(
-            f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
-        )
+        raise UnsupportedProblem(f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused))
 
-    def check(self, inst: Instance, options: SolverOptions) -> None:  # noqa: D102
+    def check(self, inst: Instance, options: SolverOptions) -> None:
         self.choose(inst, options)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:  # pragma: no cover

@@ -223,7 +223,10 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
             return res
     if raw.termination == Termination.OPTIMAL and not math.isfinite(raw.bound):
         res.bound = ev.objective
-    if math.isfinite(res.bound) and res.bound > ev.objective + OBJECTIVE_RTOL * max(1.0, abs(ev.objective)) + raw.objective_atol:
+    if (
+        math.isfinite(res.bound)
+        and res.bound > ev.objective + OBJECTIVE_RTOL * max(1.0, abs(ev.objective)) + raw.objective_atol
+    ):
         problems.append(f"the reported bound {res.bound!r} exceeds the evaluated objective {ev.objective!r}")
     if problems:
         res.status = Status.ERROR

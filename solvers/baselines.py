@@ -39,11 +39,13 @@ class OffloadBaseline(Solver):
     supported_options = frozenset({"time_limit_s", "seed", "raw"})
     description = "baseline: every layer on one device (default: the fastest)"
 
-    def check(self, inst: Instance, options: SolverOptions) -> None:  # noqa: D102
+    def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
         unknown = set(options.raw) - {"device"}
         if unknown:
-            raise UnsupportedProblem(f"solver 'offload' has no raw option(s) {sorted(unknown)}; it takes 'device'")
+            raise UnsupportedProblem(
+                f"solver 'offload' has no raw option(s) {sorted(unknown)}; it takes 'device'"
+            )
         dev = options.raw.get("device")
         if dev is not None and dev not in inst.system.device_index:
             raise UnsupportedProblem(

@@ -62,7 +62,7 @@ class BruteForce(Solver):
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "exact enumeration of placements (and schedules in parallel mode); tiny instances"
 
-    def check(self, inst: Instance, options: SolverOptions) -> None:  # noqa: D102
+    def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
         count = count_placements(inst)
         if inst.problem.execution == "parallel":

@@ -25,6 +25,8 @@ _SOLVERS: dict[str, str] = {
     "brute": "solvers.brute:BruteForce",
     "local": "solvers.baselines:LocalBaseline",
     "offload": "solvers.baselines:OffloadBaseline",
+    "mincut": "solvers.mincut:MinCut",
+    "cpsat": "solvers.cpsat:CpSatSolver",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.
@@ -111,7 +113,9 @@ def solver_info(name: str) -> SolverInfo:
     except ImportError as exc:
         return SolverInfo(name, False, f"import failed: {exc}", False, Capabilities(), "")
     ok, why = cls.available()
-    return SolverInfo(name, ok, why, cls.exact, cls.capabilities, cls.description or (cls.__doc__ or "").split("\n")[0])
+    return SolverInfo(
+        name, ok, why, cls.exact, cls.capabilities, cls.description or (cls.__doc__ or "").split("\n")[0]
+    )
 
 
 def solve(inst: Instance, solver: str = "auto", options: SolverOptions | None = None) -> Result:

@@ -77,8 +77,13 @@ def _two_tier(cloud_memory: float = math.inf) -> System:
         Device("m", 1e9, tier="end", power_active_w=2.0, power_idle_w=0.5, trusted=True),
         Device("c", 1e10, tier="cloud", price_usd_per_s=1.0, memory_bytes=cloud_memory),
     ]
-    fig = {"bandwidth_bytes_per_s": 1e6, "latency_s": 0.01, "tx_power_w": 1.0, "rx_power_w": 0.5,
-           "price_usd_per_byte": 1e-6}
+    fig = {
+        "bandwidth_bytes_per_s": 1e6,
+        "latency_s": 0.01,
+        "tx_power_w": 1.0,
+        "rx_power_w": 0.5,
+        "price_usd_per_byte": 1e-6,
+    }
     return System(devices, [Link("m", "c", **fig), Link("c", "m", **fig)], "m", "m")
 
 
@@ -136,7 +141,9 @@ CASES: list[Case] = [
         "rx 0.5 W) = 0.0005 J; idle 0.5 W * (0.521 - 0.101) = 0.21 J; total 0.3105 J. mcc costs "
         "2 + 0.02 + 0.0005 + 0.5 * 0.32 = 2.1805 J; every other placement computes >= 1 s on m.",
     ),
-    Case("chain-cost", _chain_case(Problem(Objective("cost"))), 0.0, "mmm: nothing on the cloud, nothing sent"),
+    Case(
+        "chain-cost", _chain_case(Problem(Objective("cost"))), 0.0, "mmm: nothing on the cloud, nothing sent"
+    ),
     Case(
         "chain-weighted-latency-cost",
         _chain_case(Problem(Objective("weighted", {"latency": 1.0, "cost": 5.0}))),
@@ -184,8 +191,11 @@ CASES: list[Case] = [
     ),
     Case(
         "chain-cost-energy-budget",
-        _chain_case(Problem(Objective("cost"), energy_scope=("m",),
-                            constraints=Constraints(energy_budget_j={"m": 2.5}))),
+        _chain_case(
+            Problem(
+                Objective("cost"), energy_scope=("m",), constraints=Constraints(energy_budget_j={"m": 2.5})
+            )
+        ),
         0.321,
         "E_m <= 2.5 J rules out every placement computing >= 2 s on m (>= 4 J) and mmm; left: ccc "
         "(0.501 USD, 0.3105 J), mcc (0.321 USD, 2.1805 J), ccm (0.45 USD, 2 + 0.1 + 0.025 + "
@@ -199,8 +209,13 @@ CASES: list[Case] = [
     ),
     Case(
         "chain-energy-deadline-private",
-        _chain_case(Problem(Objective("energy"), energy_scope=("m",),
-                            constraints=Constraints(deadline_s=1.4, private=("x",)))),
+        _chain_case(
+            Problem(
+                Objective("energy"),
+                energy_scope=("m",),
+                constraints=Constraints(deadline_s=1.4, private=("x",)),
+            )
+        ),
         2.1805,
         "x stays on m, so a runs on m; within 1.4 s only mcc (1.341 s) remains: 2 J compute + "
         "0.02 J sending a + 0.0005 J receiving c + 0.5 W * (1.341 - 1 - 0.021) s idle = 2.1805 J",

@@ -97,7 +97,9 @@ def problems(draw: st.DrawFn, g: Graph, s: System, constraints: bool = True) -> 
             memory=draw(st.booleans()),
             deadline_s=draw(st.sampled_from([None, None, 2.0, 0.5])),
             energy_budget_j=draw(st.sampled_from([{}, {}, {devs[0]: 3.0}])),
-            allowed=draw(st.sampled_from([{}, {g.layer_ids[-1]: (devs[0],)}, {g.layer_ids[0]: tuple(devs[1:])}])),
+            allowed=draw(
+                st.sampled_from([{}, {g.layer_ids[-1]: (devs[0],)}, {g.layer_ids[0]: tuple(devs[1:])}])
+            ),
             private=draw(st.sampled_from([(), (g.input_ids[0],), (g.layer_ids[0],)])),
             contiguous=draw(st.booleans()),
             max_devices=draw(st.sampled_from([None, None, 1, 2])),
@@ -111,7 +113,9 @@ def problems(draw: st.DrawFn, g: Graph, s: System, constraints: bool = True) -> 
 
 
 @st.composite
-def instances(draw: st.DrawFn, max_layers: int = 6, max_devices: int = 3, constraints: bool = True) -> Instance:
+def instances(
+    draw: st.DrawFn, max_layers: int = 6, max_devices: int = 3, constraints: bool = True
+) -> Instance:
     """A random tiny instance."""
     g = draw(graphs(max_layers))
     s = draw(systems(max_devices))

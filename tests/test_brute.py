@@ -98,7 +98,9 @@ def test_brute_refuses_large_instances() -> None:
     from solvers.testing import case
 
     system = case("chain-seq-latency").build().system
-    layers = [Layer(f"l{i}", "conv", (f"l{i - 1}" if i else "x",), flops=1e8, output_bytes=1e3) for i in range(30)]
+    layers = [
+        Layer(f"l{i}", "conv", (f"l{i - 1}" if i else "x",), flops=1e8, output_bytes=1e3) for i in range(30)
+    ]
     inst = Instance("big", Graph("big", [ModelInput("x", 1e3)], layers), system)
     with pytest.raises(UnsupportedProblem, match="1073741824 placements exceed its limit"):
         solve(inst, "brute")

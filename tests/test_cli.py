@@ -34,8 +34,18 @@ def test_solve_json_has_spec_keys() -> None:
     res = run("solve", EXAMPLES / "tiny-dag-three-tier.yaml", "--solver", "brute", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("instance", "solver", "status", "objective", "bound", "gap", "placement", "schedule", "metrics",
-                "wall_time_s"):
+    for key in (
+        "instance",
+        "solver",
+        "status",
+        "objective",
+        "bound",
+        "gap",
+        "placement",
+        "schedule",
+        "metrics",
+        "wall_time_s",
+    ):
         assert key in out
     assert out["status"] == "optimal" and out["gap"] == 0
     assert out["objective"] == pytest.approx(0.066325)
@@ -85,7 +95,12 @@ def test_bad_requests_exit_2() -> None:
     assert res.exit_code == 2 and "cannot honour option(s) ['gap']" in res.stderr
     res = run("solve", EXAMPLES / "missing.yaml")
     assert res.exit_code == 2 and "expected an existing file" in res.stderr
-    res = run("evaluate", EXAMPLES / "tiny-dag-three-tier.yaml", "--placement", EXAMPLES / "tiny-dag-three-tier.yaml")
+    res = run(
+        "evaluate",
+        EXAMPLES / "tiny-dag-three-tier.yaml",
+        "--placement",
+        EXAMPLES / "tiny-dag-three-tier.yaml",
+    )
     assert res.exit_code == 2 and "is not valid JSON" in res.stderr
 
 
@@ -104,7 +119,9 @@ EXPECTED = yaml.safe_load((INVALID / "expected.yaml").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_every_invalid_file_exits_2_with_message(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_invalid_file_exits_2_with_message(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # an unrelated working directory: only the file's own folder may be read through file: references
     monkeypatch.chdir(tmp_path)
     res = run("validate", INVALID / name)
@@ -116,7 +133,11 @@ def test_every_invalid_file_exits_2_with_message(name: str, tmp_path: Path, monk
 
 def test_real_process_exit_code_and_no_traceback() -> None:
     bad = next(iter(sorted(EXPECTED)))
-    proc = subprocess.run([sys.executable, "-m", "toolchain.cli", "solve", str(INVALID / bad)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolchain.cli", "solve", str(INVALID / bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error:")

@@ -70,10 +70,24 @@ def test_every_registered_solver_is_exercised() -> None:
 
 def test_cases_cover_every_objective_mode_and_constraint() -> None:
     insts = [c.build() for c in CASES]
-    assert {i.problem.objective.kind for i in insts} >= {"latency", "throughput", "energy", "cost", "weighted"}
+    assert {i.problem.objective.kind for i in insts} >= {
+        "latency",
+        "throughput",
+        "energy",
+        "cost",
+        "weighted",
+    }
     assert {i.problem.execution for i in insts} == {"sequential", "parallel"}
     active = set().union(*(i.active_constraints for i in insts))
-    assert active >= {"memory", "deadline", "energy_budget", "allowed", "private", "contiguous", "max_devices"}
+    assert active >= {
+        "memory",
+        "deadline",
+        "energy_budget",
+        "allowed",
+        "private",
+        "contiguous",
+        "max_devices",
+    }
     assert any(c.optimum is None for c in CASES)
 
 
@@ -84,7 +98,9 @@ class _LyingSolver(Solver):
     exact = True
 
     def _solve(self, inst, options):  # type: ignore[no-untyped-def]
-        return RawSolution(Termination.OPTIMAL, placement=np.zeros(inst.n, dtype=np.int64), solver_objective=0.001)
+        return RawSolution(
+            Termination.OPTIMAL, placement=np.zeros(inst.n, dtype=np.int64), solver_objective=0.001
+        )
 
 
 class _InfeasibleSolver(Solver):
@@ -121,8 +137,13 @@ def test_unsupported_problem_raises_before_building() -> None:
         name = "narrow"
         from solvers.options import Capabilities
 
-        capabilities = Capabilities(objectives=frozenset({"latency"}), executions=frozenset({"sequential"}),
-                                    constraints=frozenset(), chain_only=True, max_devices=2)
+        capabilities = Capabilities(
+            objectives=frozenset({"latency"}),
+            executions=frozenset({"sequential"}),
+            constraints=frozenset(),
+            chain_only=True,
+            max_devices=2,
+        )
         built = False
 
         def _solve(self, inst, options):  # type: ignore[no-untyped-def]

@@ -34,10 +34,18 @@ def diamond(problem: Problem | None = None, sink: str | None = "p") -> Instance:
             Layer("d", "add", ("b", "c"), flops=1e6, output_bytes=100),
         ],
     )
-    fig = {"bandwidth_bytes_per_s": 1e4, "latency_s": 0.01, "tx_power_w": 1.0, "rx_power_w": 0.5,
-           "price_usd_per_byte": 1e-6}
+    fig = {
+        "bandwidth_bytes_per_s": 1e4,
+        "latency_s": 0.01,
+        "tx_power_w": 1.0,
+        "rx_power_w": 0.5,
+        "price_usd_per_byte": 1e-6,
+    }
     s = System(
-        [Device("p", 1e9, power_active_w=2, power_idle_w=0.5, trusted=True), Device("q", 1e10, price_usd_per_s=1.0)],
+        [
+            Device("p", 1e9, power_active_w=2, power_idle_w=0.5, trusted=True),
+            Device("q", 1e10, price_usd_per_s=1.0),
+        ],
         [Link("p", "q", **fig), Link("q", "p", **fig)],
         "p",
         sink,
@@ -107,7 +115,11 @@ def test_idle_energy_uses_sequential_latency() -> None:
 
 
 def test_roofline_and_latency_table() -> None:
-    g = Graph("r", [ModelInput("x", 4e6)], [Layer("fc", "linear", ("x",), flops=1e6, output_bytes=1e6, param_bytes=5e6)])
+    g = Graph(
+        "r",
+        [ModelInput("x", 4e6)],
+        [Layer("fc", "linear", ("x",), flops=1e6, output_bytes=1e6, param_bytes=5e6)],
+    )
     s = System([Device("a", 1e9, memory_bandwidth_bytes_per_s=1e9), Device("b", 1e9)], [], "a", None)
     inst = Instance("r", g, s)
     # roofline on a: max(1e6/1e9, (5e6 + 1e6 + 4e6)/1e9) = 0.01 s; on b plain 0.001 s
@@ -124,8 +136,14 @@ def test_weighted_objective() -> None:
 
 
 def test_violations_are_explained() -> None:
-    c = Constraints(deadline_s=1.0, allowed={"a": ("q",)}, private=("b",), contiguous=True, max_devices=1,
-                    energy_budget_j={"p": 1.0})
+    c = Constraints(
+        deadline_s=1.0,
+        allowed={"a": ("q",)},
+        private=("b",),
+        contiguous=True,
+        max_devices=1,
+        energy_budget_j={"p": 1.0},
+    )
     inst = diamond(Problem(constraints=c))
     ev = evaluate(inst, {"a": "p", "b": "q", "c": "p", "d": "p"})
     kinds = {v.kind for v in ev.violations}
@@ -137,7 +155,9 @@ def test_violations_are_explained() -> None:
 
 
 def test_memory_and_missing_link() -> None:
-    g = Graph("m", [ModelInput("x", 10)], [Layer("a", "conv", ("x",), flops=1, output_bytes=10, param_bytes=100)])
+    g = Graph(
+        "m", [ModelInput("x", 10)], [Layer("a", "conv", ("x",), flops=1, output_bytes=10, param_bytes=100)]
+    )
     s = System([Device("a", 1.0, memory_bytes=50), Device("b", 1.0)], [Link("b", "a", 1.0)], "a", "a")
     inst = Instance("m", g, s)
     ev = evaluate(inst, {"a": "a"})

@@ -70,7 +70,7 @@ def transfer_tables(inst: Instance, P: IntArray) -> TransferTables:
     needed &= producer[:, :, None] != np.arange(k)[None, None, :]
     bw = s.bandwidth[producer]  # (N, T, k)
     has = s.has_link[producer]
-    missing = (needed & ~has).any(axis=(1, 2))
+    missing = np.asarray((needed & ~has).any(axis=(1, 2)))
     ok = needed & has
     nbytes = g.tensor_bytes[None, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -189,7 +189,7 @@ class BatchMetrics:
         L = self.latency() if L is None else L
         out = dict(self.static_violations)
         if c.deadline_s is not None:
-            out["deadline"] = L > c.deadline_s * (1 + REL_TOL)
+            out["deadline"] = c.deadline_s * (1 + REL_TOL) < L
         if c.energy_budget_j:
             e = self.energy(L)
             bad = np.zeros(self.n_placements, dtype=bool)
@@ -268,19 +268,20 @@ def _static_violations(
 ) -> dict[str, BoolArray]:
     """Violations independent of the schedule (each (N,) bool)."""
     g, s, c = inst.graph, inst.system, inst.problem.constraints
-    N = P.shape[0]
     out: dict[str, BoolArray] = {"link": tt.missing_link}
     if c.memory:
-        out["memory"] = (memory > s.memory[None, :] * (1 + REL_TOL)).any(axis=1)
+        out["memory"] = np.asarray((memory > s.memory[None, :] * (1 + REL_TOL)).any(axis=1))
     rows_v = np.arange(g.n)[None, :]
     if c.allowed:
-        out["allowed"] = ~inst.allowed_mask[rows_v, P].all(axis=1)
+        out["allowed"] = np.asarray(~inst.allowed_mask[rows_v, P].all(axis=1))
     if c.private:
-        out["private"] = ~inst.private_mask[rows_v, P].all(axis=1) | _private_static_violation(inst)
+        out["private"] = np.asarray(
+            ~inst.private_mask[rows_v, P].all(axis=1) | _private_static_violation(inst)
+        )
     if c.contiguous:
-        out["contiguous"] = ~convex_sets(inst, onehot).all(axis=1)
+        out["contiguous"] = np.asarray(~convex_sets(inst, onehot).all(axis=1))
     if c.max_devices is not None:
-        out["max_devices"] = onehot.any(axis=1).sum(axis=1) > c.max_devices
+        out["max_devices"] = np.asarray(onehot.any(axis=1).sum(axis=1) > c.max_devices)
     return out
 
 
@@ -312,4 +313,4 @@ def convex_sets(inst: Instance, onehot: BoolArray) -> BoolArray:
         for w in g.succs[v]:
             above[v] |= onehot[:, w, :] | above[w]
     inside = np.transpose(onehot, (1, 0, 2))
-    return ~(below & above & ~inside).any(axis=0)
+    return np.asarray(~(below & above & ~inside).any(axis=0))

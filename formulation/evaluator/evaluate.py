@@ -186,7 +186,9 @@ def _channels(inst: Instance) -> list[tuple[int, int]]:
     return [(s.device_index[a], s.device_index[b]) for (a, b) in s.links]
 
 
-def _transfers(inst: Instance, P: npt.NDArray[np.int64], starts: npt.NDArray[np.float64]) -> tuple[Transfer, ...]:
+def _transfers(
+    inst: Instance, P: npt.NDArray[np.int64], starts: npt.NDArray[np.float64]
+) -> tuple[Transfer, ...]:
     g, s = inst.graph, inst.system
     tt = transfer_tables(inst, P[None, :])
     finish = starts + inst.time[np.arange(g.n), P]
@@ -250,7 +252,9 @@ def _explain(inst: Instance, P: npt.NDArray[np.int64], kind: str, bm: Any, L: An
             ]
         return msgs
     if kind == "contiguous":
-        return ["the layers of some device do not form a convex set of the DAG (a path leaves and re-enters it)"]
+        return [
+            "the layers of some device do not form a convex set of the DAG (a path leaves and re-enters it)"
+        ]
     if kind == "max_devices":
         used = sorted({dev[int(d)] for d in P})
         return [f"{len(used)} devices execute layers ({used}); at most {c.max_devices} allowed"]

@@ -25,6 +25,7 @@ enumerating per-device orders.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from formulation.model import FloatArray, Instance, IntArray
 
 if TYPE_CHECKING:
     from formulation.evaluator.batch import TransferTables
+
 
 class ScheduleSearchLimit(RuntimeError):
     """The exhaustive schedule search hit its node limit."""
@@ -87,18 +89,18 @@ def list_schedule_many(
     starts = np.zeros((N, n))
     free = np.zeros((N, k))
     for step in range(n):
-        v = order[:, step]
-        d = P[rows, v]
+        vs = order[:, step]
+        d = P[rows, vs]
         start = free[rows, d]
-        tin = ins[v]  # (N, width)
+        tin = ins[vs]  # (N, width)
         valid = tin >= 0
         tcl = np.where(valid, tin, 0)
         arr = finish[rows[:, None], tcl] + delay[rows[:, None], tcl, d[:, None]]
         arr = np.where(valid, arr, 0.0)
         start = np.maximum(start, arr.max(axis=1))
-        fin = start + comp[rows, v]
-        starts[rows, v] = start
-        finish[rows, v] = fin
+        fin = start + comp[rows, vs]
+        starts[rows, vs] = start
+        finish[rows, vs] = fin
         free[rows, d] = fin
     if g.outputs:
         outs = list(g.outputs)
@@ -163,8 +165,8 @@ def check_schedule(inst: Instance, P: IntArray, starts: Mapping[str, float]) -> 
                     f"{inst.system.device_ids[d]!r} but its input {g.tensor_ids[t]!r} arrives at {arr:.9g} s"
                 )
     for d in range(inst.k):
-        on = sorted((start[v], finish[v], v) for v in np.flatnonzero(P == d))
-        for (s0, f0, v0), (s1, _f1, v1) in zip(on, on[1:], strict=False):
+        on = sorted((start[v], finish[v], v) for v in np.flatnonzero(d == P))
+        for (s0, f0, v0), (s1, _f1, v1) in itertools.pairwise(on):
             if s1 < f0 - SCHEDULE_TOL * max(1.0, f0):
                 problems.append(
                     f"layers {g.layer_ids[v0]!r} [{s0:.9g}, {f0:.9g}) s and {g.layer_ids[v1]!r} "
@@ -300,7 +302,9 @@ def optimal_makespan(
     return best_val, np.array(best_starts)
 
 
-def makespan_lower_bound_many(inst: Instance, P: IntArray, comp: FloatArray, tt: TransferTables) -> FloatArray:
+def makespan_lower_bound_many(
+    inst: Instance, P: IntArray, comp: FloatArray, tt: TransferTables
+) -> FloatArray:
     """(N,) a lower bound on the parallel latency of each placement, valid for every schedule.
 
     The larger of (a) the ASAP makespan that ignores device conflicts (each layer starts when its
@@ -321,5 +325,5 @@ def makespan_lower_bound_many(inst: Instance, P: IntArray, comp: FloatArray, tt:
         cp = np.maximum(cp, finish[:, o] + (tt.duration[:, o, sink] if sink is not None else 0.0))
     load = np.zeros((N, s.k))
     for d in range(s.k):
-        load[:, d] = np.where(P == d, comp, 0.0).sum(axis=1)
+        load[:, d] = np.where(d == P, comp, 0.0).sum(axis=1)
     return np.maximum(cp, load.max(axis=1))

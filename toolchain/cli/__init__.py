@@ -25,6 +25,7 @@ app = typer.Typer(
 #: Modules with a ``register(app)`` function, in help order.
 _COMMAND_MODULES = [
     "toolchain.cli.core",
+    "toolchain.cli.workflow",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -74,7 +74,9 @@ def read_json(path: str | Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{p}: line {exc.lineno} column {exc.colno}: {what} is not valid JSON ({exc.msg})") from None
+        raise UserError(
+            f"{p}: line {exc.lineno} column {exc.colno}: {what} is not valid JSON ({exc.msg})"
+        ) from None
 
 
 def jsonable(x: Any) -> Any:
@@ -121,14 +123,20 @@ def print_result(inst: Instance, res: Any) -> None:
     """Human output of a Result: status, the placement as segments, metrics and proof."""
     c = console
     method = f" (method {res.method})" if res.method and res.method != res.solver else ""
-    c.print(f"[bold]{inst.name}[/]  solver [cyan]{res.solver}[/]{method}  status [bold]{res.status.value}[/]"
-            f"  termination {res.termination.value}", highlight=False)
+    c.print(
+        f"[bold]{inst.name}[/]  solver [cyan]{res.solver}[/]{method}  status [bold]{res.status.value}[/]"
+        f"  termination {res.termination.value}",
+        highlight=False,
+    )
     if res.message:
         c.print(res.message, highlight=False)
     if res.metrics is None:
         return
-    c.print(f"objective {_fmt(res.objective)}  bound {_fmt(res.bound)}  gap {_fmt(res.gap)}  "
-            f"time {res.wall_time_s:.3f} s", highlight=False)
+    c.print(
+        f"objective {_fmt(res.objective)}  bound {_fmt(res.bound)}  gap {_fmt(res.gap)}  "
+        f"time {res.wall_time_s:.3f} s",
+        highlight=False,
+    )
     seg = Table(title="placement (layers in topological order)", show_lines=False)
     seg.add_column("device")
     seg.add_column("layers")

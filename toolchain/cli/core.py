@@ -24,7 +24,8 @@ from toolchain.cli.common import (
 )
 
 AllowOutside = Annotated[
-    bool, typer.Option("--allow-outside", help="Let file: references read outside the instance's folder and CWD.")
+    bool,
+    typer.Option("--allow-outside", help="Let file: references read outside the instance's folder and CWD."),
 ]
 
 
@@ -49,8 +50,12 @@ def placement_from_json(data: Any, path: str) -> tuple[dict[str, str], dict[str,
         sched = data.get("schedule")
         schedule = sched if isinstance(sched, dict) and sched else None
         data = data["placement"]
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise UserError(f"{path}: expected a JSON object {{layer id: device id}} or a result with 'placement'")
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise UserError(
+            f"{path}: expected a JSON object {{layer id: device id}} or a result with 'placement'"
+        )
     if schedule is not None and not all(isinstance(v, int | float) for v in schedule.values()):
         raise UserError(f"{path}: schedule: expected {{layer id: start seconds}}")
     return data, schedule
@@ -87,13 +92,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def solve(
         file: Annotated[Path, typer.Argument(help="Instance file.")],
-        solver: Annotated[str, typer.Option("--solver", "-s", help="Solver name (see `dnnpart solvers`).")] = "auto",
+        solver: Annotated[
+            str, typer.Option("--solver", "-s", help="Solver name (see `dnnpart solvers`).")
+        ] = "auto",
         time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
         gap: Annotated[float | None, typer.Option("--gap", help="Relative gap to stop at.")] = None,
         threads: Annotated[int | None, typer.Option("--threads")] = None,
         seed: Annotated[int | None, typer.Option("--seed")] = None,
-        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Raw backend option KEY=VALUE.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (spec section 6).")] = False,
+        option: Annotated[
+            list[str] | None, typer.Option("--option", "-o", help="Raw backend option KEY=VALUE.")
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the result as JSON (spec section 6).")
+        ] = False,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result here.")] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
         allow_outside: AllowOutside = False,
@@ -146,18 +157,31 @@ def register(app: typer.Typer) -> None:
             inst = load(file, allow_outside)
             pl, sched = placement_from_json(read_json(placement, "the placement"), str(placement))
             if schedule is not None:
-                _, sched = placement_from_json({"placement": pl, "schedule": read_json(schedule, "the schedule")},
-                                               str(schedule))
+                _, sched = placement_from_json(
+                    {"placement": pl, "schedule": read_json(schedule, "the schedule")}, str(schedule)
+                )
             try:
                 ev = do_evaluate(inst, pl, sched if inst.problem.execution == "parallel" else None)
             except ValueError as exc:
                 raise UserError(f"{placement}: {exc}") from None
         if as_json:
-            print(dump_json({"instance": inst.name, "objective": ev.objective, "placement": ev.placement,
-                             "schedule": ev.schedule, "metrics": ev.to_dict()}))
+            print(
+                dump_json(
+                    {
+                        "instance": inst.name,
+                        "objective": ev.objective,
+                        "placement": ev.placement,
+                        "schedule": ev.schedule,
+                        "metrics": ev.to_dict(),
+                    }
+                )
+            )
         else:
-            console.print(f"[bold]{inst.name}[/] objective {ev.objective:.6g} "
-                          f"({'feasible' if ev.feasible else 'INFEASIBLE'})", highlight=False)
+            console.print(
+                f"[bold]{inst.name}[/] objective {ev.objective:.6g} "
+                f"({'feasible' if ev.feasible else 'INFEASIBLE'})",
+                highlight=False,
+            )
             print_metrics(inst, ev)
         raise typer.Exit(EXIT_OK if ev.feasible else 1)
 
@@ -170,9 +194,21 @@ def register(app: typer.Typer) -> None:
 
         infos = [solver_info(n) for n in names()]
         if as_json:
-            print(dump_json([{"name": i.name, "available": i.available, "reason": i.reason, "exact": i.exact,
-                              "capabilities": i.capabilities.to_dict(), "description": i.description}
-                             for i in infos]))
+            print(
+                dump_json(
+                    [
+                        {
+                            "name": i.name,
+                            "available": i.available,
+                            "reason": i.reason,
+                            "exact": i.exact,
+                            "capabilities": i.capabilities.to_dict(),
+                            "description": i.description,
+                        }
+                        for i in infos
+                    ]
+                )
+            )
             return
         t = Table(title="solvers")
         for col in ("name", "available", "exact", "objectives", "execution", "constraints", "graph / size"):
@@ -180,15 +216,24 @@ def register(app: typer.Typer) -> None:
         for i in infos:
             cap = i.capabilities.to_dict()
             size = cap["graph"] + (f", <= {cap['max_devices']} devices" if cap["max_devices"] else "")
-            t.add_row(i.name, "yes" if i.available else f"no: {i.reason}", "yes" if i.exact else "no",
-                      ",".join(cap["objectives"]), ",".join(cap["executions"]), ",".join(cap["constraints"]), size)
+            t.add_row(
+                i.name,
+                "yes" if i.available else f"no: {i.reason}",
+                "yes" if i.exact else "no",
+                ",".join(cap["objectives"]),
+                ",".join(cap["executions"]),
+                ",".join(cap["constraints"]),
+                size,
+            )
         console.print(t)
         for fam in families():
             console.print(f"family [cyan]{fam}:NAME[/] (e.g. {fam}:cbc)", highlight=False)
 
     @app.command()
     def schema(
-        out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+        ] = None,
     ) -> None:
         """Print the JSON Schema of instance files (generated from the pydantic model)."""
         from formulation.schema import json_schema
