@@ -1,0 +1,95 @@
+"""kill -9 of the batch driver mid-run loses no finished row, and --resume completes every task exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from solvers import batch
+from solvers.batch.faults import register_faulty, unregister_faulty
+from solvers.batch.grid import expand_grid
+from solvers.testing import CASES
+
+N_TASKS = 40
+DELAY_S = 0.15  # each task sleeps this long: 40 tasks on 2 workers take >= 3 s
+
+
+def grid_args() -> tuple[list, list[str], list[dict], list[int]]:  # type: ignore[type-arg]
+    return [CASES[0].build()], ["fault-slow"], [{"raw": {"delay_s": DELAY_S}}], list(range(N_TASKS))
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    from solvers import batch
+    from solvers.batch.faults import register_faulty
+    from tests.test_batch_kill import grid_args
+
+    register_faulty()
+    batch.run(*grid_args(), out=sys.argv[1], jobs=2)
+    """
+)
+
+
+def _rows(db: Path) -> list[tuple[str, str, int]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return conn.execute("SELECT task_key, finished_at, worker_pid FROM results").fetchall()
+    except sqlite3.OperationalError:  # the table is not created yet
+        return []
+    finally:
+        conn.close()
+
+
+def test_sigkill_of_the_driver_then_resume(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, str(script), str(db)], cwd=root, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_rows(db)) < 4:
+            assert proc.poll() is None, "the driver ended before it could be killed"
+            assert time.monotonic() < deadline, "no rows after 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        try:  # workers notice the closed pipe and exit; make sure of it (our own process group)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == -signal.SIGKILL
+    before = _rows(db)
+    assert 4 <= len(before) < N_TASKS, "kill -9 must land mid-run"
+
+    register_faulty()
+    try:
+        report = batch.run(*grid_args(), out=db, jobs=2, resume=True)
+        keys = {t.key for t in expand_grid(*grid_args())}
+    finally:
+        unregister_faulty()
+    after = _rows(db)
+    # every finished row survived unchanged: same key, same finish time, same worker (not re-run)
+    assert set(before) <= set(after)
+    assert (report.n_skipped, report.n_run) == (len(before), N_TASKS - len(before))
+    # every task done exactly once: one row per key, and exactly the grid's keys
+    assert len(after) == N_TASKS
+    assert {k for k, _, _ in after} == keys
+    conn = sqlite3.connect(db)
+    try:
+        (dupes,) = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT task_key) FROM results").fetchone()
+        (bad,) = conn.execute("SELECT COUNT(*) FROM results WHERE outcome != 'ok' OR status != 'feasible'").fetchone()
+    finally:
+        conn.close()
+    assert dupes == 0 and bad == 0
