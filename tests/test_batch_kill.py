@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -65,10 +66,9 @@ def test_sigkill_of_the_driver_then_resume(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        try:  # workers notice the closed pipe and exit; make sure of it (our own process group)
+        # workers notice the closed pipe and exit; make sure of it (our own process group)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert proc.returncode == -signal.SIGKILL
     before = _rows(db)
     assert 4 <= len(before) < N_TASKS, "kill -9 must land mid-run"

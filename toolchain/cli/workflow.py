@@ -49,7 +49,7 @@ def _csv(text: str, what: str) -> list[str]:
 
 
 def _option_sets(items: list[str]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for item in items:
         try:
             data = json.loads(item)
