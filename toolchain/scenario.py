@@ -1,0 +1,149 @@
+"""Scenario builder: a system section (devices, links, source, sink) from the catalogues.
+
+``build_system(["phone", "v100"], "lte")`` is the two-tier setting of Neurosurgeon (Kang et al.,
+ASPLOS 2017) and DADS (Hu et al., INFOCOM 2019); ``["rpi4", "nuc", "v100"]`` with
+``["wifi", "wan"]`` the end-edge-cloud hierarchy of Teerapittayanon et al. (ICDCS 2017);
+``["rpi3b:4"]`` with ``"wifi"`` a device cluster as in MoDNN (Mao et al., DATE 2017) and
+DeepThings (Zhao et al., TCAD 2018).
+
+Rules (documented in ``docs/toolchain.md``):
+
+* a device written ``NAME:COUNT`` stands for COUNT copies with ids ``NAME-1 .. NAME-COUNT``;
+* topology ``chain`` links consecutive devices (the tiers of a hierarchy), ``star`` links the
+  first device to every other, ``full`` links every pair; ``auto`` is ``full`` when all devices
+  are copies of one catalogue entry (a cluster) and ``chain`` otherwise;
+* ``networks`` is one name for every link or one per link, in link order;
+* the source (model inputs) and, unless told otherwise, the sink (results) are the first device;
+* devices of tier ``end`` and ``edge`` are trusted (they belong to the user), ``cloud`` is not;
+* a link touching a cloud device is charged the catalogue's cloud egress price per byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations, pairwise
+from typing import Any, Literal
+
+from toolchain import catalog
+
+Topology = Literal["auto", "chain", "star", "full"]
+
+
+def expand_devices(devices: Sequence[str]) -> list[tuple[str, str]]:
+    """``["phone", "rpi3b:2"]`` -> ``[("phone", "phone"), ("rpi3b-1", "rpi3b"), ("rpi3b-2", "rpi3b")]``.
+
+    Raises
+    ------
+    catalog.CatalogError
+        For an unknown device.
+    ValueError
+        For a malformed count.
+    """
+    out: list[tuple[str, str]] = []
+    for spec in devices:
+        name, _, count = spec.strip().partition(":")
+        catalog.device(name)
+        if not count:
+            out.append((name, name))
+            continue
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"device {spec!r}: the count after ':' must be a positive integer")
+        out.extend((f"{name}-{i}", name) for i in range(1, int(count) + 1))
+    ids = [i for i, _ in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"devices {dup} are listed twice; write NAME:COUNT for copies")
+    return out
+
+
+def _pairs(ids: list[str], topology: str) -> list[tuple[str, str]]:
+    if topology == "chain":
+        return list(pairwise(ids))
+    if topology == "star":
+        return [(ids[0], d) for d in ids[1:]]
+    if topology == "full":
+        return list(combinations(ids, 2))
+    raise ValueError(f"topology must be auto, chain, star or full, got {topology!r}")
+
+
+def build_system(
+    devices: Sequence[str],
+    networks: str | Sequence[str],
+    *,
+    topology: Topology = "auto",
+    source: str | None = None,
+    sink: str | Literal["source"] | None = "source",
+    trusted: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A spec-form system section built from catalogue entries.
+
+    Parameters
+    ----------
+    devices : sequence of str
+        Catalogue device names, ``NAME:COUNT`` for copies.
+    networks : str or sequence of str
+        Catalogue network for every link, or one per link in link order.
+    topology : {"auto", "chain", "star", "full"}
+        Which pairs are linked (see the module notes).
+    source : str, optional
+        Device id holding the model inputs (default: the first device).
+    sink : str, None or "source"
+        Device id receiving the outputs; ``"source"`` (default) means the source, None no sink.
+    trusted : sequence of str, optional
+        Device ids that may hold private tensors (default: tiers end and edge).
+
+    Returns
+    -------
+    dict
+        ``{devices, links, source, sink}`` with catalogue unit strings.
+
+    Raises
+    ------
+    catalog.CatalogError, ValueError
+        Unknown names, a wrong number of networks, or an unknown source/sink.
+    """
+    expanded = expand_devices(devices)
+    if not expanded:
+        raise ValueError("a system needs at least one device")
+    ids = [i for i, _ in expanded]
+    kinds = {name for _, name in expanded}
+    if topology == "auto":
+        topology = "full" if len(kinds) == 1 and len(ids) > 1 else "chain"
+    pairs = _pairs(ids, topology)
+    nets = [networks] * len(pairs) if isinstance(networks, str) else list(networks)
+    if len(nets) == 1 and len(pairs) > 1:
+        nets = nets * len(pairs)
+    if len(nets) != len(pairs):
+        raise ValueError(f"{len(nets)} networks given for {len(pairs)} links ({topology} topology): {pairs}")
+    tier = {i: catalog.device(name)["tier"] for i, name in expanded}
+    trust = set(trusted) if trusted is not None else {i for i in ids if tier[i] in ("end", "edge")}
+    unknown = sorted(trust - set(ids))
+    if unknown:
+        raise ValueError(f"trusted devices {unknown} are not in the system {ids}")
+    egress = catalog.cloud_egress_price()
+    links = [
+        catalog.link_entry(net, a, b, egress if "cloud" in (tier[a], tier[b]) else None)
+        for (a, b), net in zip(pairs, nets, strict=True)
+    ]
+    src = source or ids[0]
+    snk = src if sink == "source" else sink
+    for role, dev in (("source", src), ("sink", snk)):
+        if dev is not None and dev not in ids:
+            raise ValueError(f"{role} {dev!r} is not a device of the system {ids}")
+    system: dict[str, Any] = {
+        "devices": [catalog.device_entry(name, i, i in trust) for i, name in expanded],
+        "links": links,
+        "source": src,
+    }
+    if snk is not None:
+        system["sink"] = snk
+    return system
+
+
+def describe(system: dict[str, Any]) -> list[str]:
+    """Comment lines naming each device and network with its catalogue name."""
+    lines = []
+    for d in system["devices"]:
+        base = d["id"].rsplit("-", 1)[0] if d["id"] not in catalog.devices() else d["id"]
+        lines.append(f"device {d['id']}: {catalog.device(base)['name']}")
+    return lines
