@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from formulation.model import FloatArray, Instance, IntArray
+from formulation.model import BoolArray, FloatArray, Instance, IntArray
 
 if TYPE_CHECKING:
     from formulation.evaluator.batch import TransferTables
@@ -224,17 +224,24 @@ def optimal_makespan(
     tail = [0.0] * n
     for o in g.outputs:
         tail[o] = 0.0 if sink is None else s.transfer_time(dev[o], sink, float(g.output_bytes[o]))
-    rank = [0.0] * n
+    # Only outputs and their ancestors delay L; a layer that reaches no output may finish after L,
+    # so it takes no part in the bounds (rank -inf, no share of a device's remaining work).
+    needed = _reaches_output(inst)
+    rank = [-math.inf] * n
     for v in range(n - 1, -1, -1):
-        best = tail[v] if g.is_output[v] else 0.0
+        if not needed[v]:
+            continue
+        best = tail[v] if g.is_output[v] else -math.inf
         for w in g.succs[v]:
-            best = max(best, s.transfer_time(dev[v], dev[w], float(g.output_bytes[v])) + rank[w])
+            if needed[w]:
+                best = max(best, s.transfer_time(dev[v], dev[w], float(g.output_bytes[v])) + rank[w])
         rank[v] = dur[v] + best
     succ_set = [set(x) for x in g.succs]
     npred = [len(g.preds[v]) for v in range(n)]
     remaining = [0.0] * s.k
     for v in range(n):
-        remaining[dev[v]] += dur[v]
+        if needed[v]:
+            remaining[dev[v]] += dur[v]
     finish = [0.0] * n
     free = [0.0] * s.k
     best_val = upper
@@ -281,7 +288,7 @@ def optimal_makespan(
             starts[v] = st
             finish[v] = st + dur[v]
             free[d] = finish[v]
-            remaining[d] -= dur[v]
+            remaining[d] -= dur[v] if needed[v] else 0.0
             new_ready = [x for x in ready if x != v]
             for w in g.succs[v]:
                 npred[w] -= 1
@@ -291,7 +298,7 @@ def optimal_makespan(
             dfs(new_ready, v, done + 1, new_cur)
             for w in g.succs[v]:
                 npred[w] += 1
-            remaining[d] += dur[v]
+            remaining[d] += dur[v] if needed[v] else 0.0
             free[d] = old_free
 
     dfs([v for v in range(n) if npred[v] == 0], -1, 0, 0.0)
@@ -308,7 +315,8 @@ def makespan_lower_bound_many(
     """(N,) a lower bound on the parallel latency of each placement, valid for every schedule.
 
     The larger of (a) the ASAP makespan that ignores device conflicts (each layer starts when its
-    inputs arrive; transfer delays included) and (b) the busiest device's total compute.
+    inputs arrive; transfer delays included) and (b) the busiest device's total compute over the
+    layers that must finish before L (outputs and their ancestors).
     """
     g, s = inst.graph, inst.system
     N, n = P.shape[0], g.n
@@ -324,6 +332,16 @@ def makespan_lower_bound_many(
     for o in g.outputs:
         cp = np.maximum(cp, finish[:, o] + (tt.duration[:, o, sink] if sink is not None else 0.0))
     load = np.zeros((N, s.k))
+    needed = _reaches_output(inst)[None, :]
     for d in range(s.k):
-        load[:, d] = np.where(d == P, comp, 0.0).sum(axis=1)
+        load[:, d] = np.where((d == P) & needed, comp, 0.0).sum(axis=1)
     return np.maximum(cp, load.max(axis=1))
+
+
+def _reaches_output(inst: Instance) -> BoolArray:
+    """(n,) bool: the layer is a model output or an ancestor of one (it must finish before L)."""
+    g = inst.graph
+    out = g.is_output.copy()
+    if g.outputs:
+        out |= g.ancestors[:, list(g.outputs)].any(axis=1)
+    return out
