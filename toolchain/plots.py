@@ -458,3 +458,35 @@ def plot_performance_profile(
         loc="left",
     )
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A solution at once
+# ----------------------------------------------------------------------------------------------------
+
+
+def plot_solution(inst: Instance, ev: Evaluation, path: str | Path) -> list[Path]:
+    """The partition on the DAG at ``path``; in parallel mode also the Gantt chart at ``<stem>-gantt<suffix>``.
+
+    This is what ``dnnpart solve --plot PATH`` writes.
+
+    Parameters
+    ----------
+    inst : Instance
+    ev : Evaluation
+        ``Result.metrics`` of a solve (or any evaluation).
+    path : str or Path
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    p = Path(path)
+    plot_partition(inst, ev.placement, path=p)
+    written = [p]
+    if inst.problem.execution == "parallel":
+        gantt = p.with_name(f"{p.stem}-gantt{p.suffix}")
+        plot_gantt(inst, ev, path=gantt)
+        written.append(gantt)
+    return written
