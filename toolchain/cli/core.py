@@ -107,6 +107,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result here.")] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="Draw the partition here (parallel mode: also a Gantt chart).")
+        ] = None,
         allow_outside: AllowOutside = False,
     ) -> None:
         """Solve an instance and print the partition, its metrics and the proof (bound, gap)."""
@@ -136,6 +139,11 @@ def register(app: typer.Typer) -> None:
             print_result(inst, res)
             if verbose and res.log:
                 err_console.print(res.log, highlight=False, markup=False)
+        if plot is not None and res.metrics is not None:
+            from toolchain.plots import plot_solution
+
+            for written in plot_solution(inst, res.metrics, plot):
+                err_console.print(f"plot written to {written}", highlight=False)
         raise typer.Exit(exit_code_of(res))
 
     @app.command()
