@@ -16,10 +16,10 @@ from solvers.result import Result
 #: (solver name, why it is preferred) in order of preference: polynomial special cases first,
 #: then the general exact engines, then enumeration for tiny cases.
 CANDIDATES: list[tuple[str, str]] = [
-    ("scan", "chain on two devices with one cut: Neurosurgeon scan, O(n)"),
-    ("shortest-path", "chain on two devices with additive objective: shortest path, O(n)"),
-    ("mincut", "DAG on two devices with an objective additive in the placement: min-cut"),
-    ("dp", "chain (or contiguous stages) over K devices: dynamic programming"),
+    ("shortest-path", "chain with an objective additive over layers and transfers: shortest path, O(n k^2)"),
+    ("mincut", "DAG on two devices with an objective additive over layers and transfers: minimum cut"),
+    ("scan", "chain on two devices whose feasible placements have one cut at most: every cut scanned, O(n^2)"),
+    ("dp", "chain with contiguous stages on distinct devices: DP over layers and device subsets"),
     ("highs", "general problem: MILP with HiGHS"),
     ("cpsat", "general problem: CP-SAT"),
     ("brute", "tiny instance: exhaustive enumeration"),

@@ -25,6 +25,12 @@ _SOLVERS: dict[str, str] = {
     "brute": "solvers.brute:BruteForce",
     "local": "solvers.baselines:LocalBaseline",
     "offload": "solvers.baselines:OffloadBaseline",
+    "scan": "solvers.scan:Scan",
+    "shortest-path": "solvers.shortest_path:ShortestPath",
+    "mincut": "solvers.mincut:MinCut",
+    "dp": "solvers.dp:DynamicProgramming",
+    "heft": "solvers.heft:Heft",
+    "local-search": "solvers.local_search:LocalSearch",
     "mincut": "solvers.mincut:MinCut",
     "cpsat": "solvers.cpsat:CpSatSolver",
 }

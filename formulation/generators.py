@@ -1,0 +1,226 @@
+"""Seeded generators of synthetic graphs, systems and instances for tests and benchmarks.
+
+Every generator takes an integer ``seed`` and is deterministic for it (``numpy.random.default_rng``).
+Figures are drawn from ranges typical of DNN partitioning papers (layers of 1 MFLOP - 2 GFLOP and
+1 kB - 4 MB outputs; devices of 5 GFLOP/s - 10 TFLOP/s; links of 1 - 1000 Mbit/s), all in SI
+base units.
+
+Graphs
+    :func:`chain` (a path, as in Neurosurgeon and JointDNN), :func:`layered_dag` (random layered
+    DAG with bounded fan-in, as in DADS's synthetic evaluation) and :func:`resnet_like` (stages of
+    residual blocks: a two-layer branch plus a skip edge into an ``add``).
+Systems
+    :func:`system` (``k`` heterogeneous devices, fully or partly connected).
+Instances
+    :func:`instance` (a graph and a system under a problem).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from formulation.model import Device, Graph, Instance, Layer, Link, ModelInput, Problem, System
+
+__all__ = ["chain", "instance", "layered_dag", "resnet_like", "system"]
+
+
+def _layer_figures(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FLOP, output bytes and parameter bytes of ``n`` layers (log-uniform)."""
+    flops = 10 ** rng.uniform(6, 9.3, n)
+    out = 10 ** rng.uniform(3, 6.6, n)
+    params = np.where(rng.random(n) < 0.6, 10 ** rng.uniform(3, 7, n), 0.0)
+    return flops, out, params
+
+
+def chain(n: int, *, seed: int = 0, input_bytes: float = 602_112.0, name: str | None = None) -> Graph:
+    """A chain ``l0 -> l1 -> ... -> l(n-1)`` reading one model input ``x``.
+
+    Parameters
+    ----------
+    n : int
+        Number of layers (>= 1).
+    seed : int
+        Random seed.
+    input_bytes : float
+        Size of the model input in bytes.
+    name : str, optional
+        Graph name (default ``chain-<n>``).
+    """
+    rng = np.random.default_rng(seed)
+    flops, out, params = _layer_figures(rng, n)
+    layers = [
+        Layer(f"l{i}", "op", (f"l{i - 1}",) if i else ("x",), float(flops[i]), float(out[i]), float(params[i]))
+        for i in range(n)
+    ]
+    return Graph(name or f"chain-{n}", [ModelInput("x", input_bytes)], layers)
+
+
+def layered_dag(
+    n: int,
+    *,
+    width: int = 8,
+    max_fan_in: int = 3,
+    seed: int = 0,
+    input_bytes: float = 602_112.0,
+    name: str | None = None,
+) -> Graph:
+    """A random layered DAG of ``n`` layers.
+
+    Layers are dealt into levels of 1 to ``width`` layers; each layer reads 1 to ``max_fan_in``
+    layers of the two previous levels (the first level reads the model input), and every layer of
+    a level is read by the next level (a few layers then read more than ``max_fan_in``), so
+    tensors with several consumers are common. Layers of the last level are the outputs.
+
+    Parameters
+    ----------
+    n : int
+        Number of layers (>= 1).
+    width : int
+        Largest number of layers per level.
+    max_fan_in : int
+        Largest number of inputs per layer.
+    seed : int
+        Random seed.
+    input_bytes : float
+        Size of the model input in bytes.
+    name : str, optional
+        Graph name (default ``dag-<n>``).
+    """
+    rng = np.random.default_rng(seed)
+    flops, out, params = _layer_figures(rng, n)
+    levels: list[list[int]] = []
+    i = 0
+    while i < n:
+        w = int(rng.integers(1, width + 1))
+        levels.append(list(range(i, min(n, i + w))))
+        i += w
+    reads: list[list[int]] = []
+    for lev, members in enumerate(levels):
+        if not lev:
+            reads += [[] for _ in members]
+            continue
+        prev = levels[lev - 1]
+        pool = prev + (levels[lev - 2] if lev >= 2 else [])
+        for _ in members:
+            f = int(rng.integers(1, min(max_fan_in, len(pool)) + 1))
+            # The first input comes from the previous level so that every level hangs together.
+            first = int(rng.choice(prev))
+            others = [int(u) for u in rng.choice(pool, size=f - 1, replace=False)] if f > 1 else []
+            reads.append(list(dict.fromkeys([first, *others])))
+        # No dead layers (as in a trained network): every layer of the previous level is read.
+        read = {u for v in members for u in reads[v]}
+        for u in prev:
+            if u not in read:
+                reads[int(rng.choice(members))].append(u)
+    names = [tuple(f"l{u}" for u in r) if r else ("x",) for r in reads]
+    layers = [Layer(f"l{i}", "op", names[i], float(flops[i]), float(out[i]), float(params[i])) for i in range(n)]
+    return Graph(name or f"dag-{n}", [ModelInput("x", input_bytes)], layers)
+
+
+def resnet_like(n: int, *, seed: int = 0, input_bytes: float = 602_112.0, name: str | None = None) -> Graph:
+    """A ResNet-like DAG of about ``n`` layers: a stem, then residual blocks.
+
+    Each block reads the previous block's output ``h`` and computes ``a = conv(h)``,
+    ``b = conv(a)``, ``h' = add(b, h)`` (the skip edge gives ``h`` two consumers); every fourth
+    block is a downsampling block whose skip goes through a 1x1 ``proj`` convolution. Tensor sizes
+    shrink and FLOP grow per stage as in ResNet. The last layer is a ``linear`` head.
+
+    Parameters
+    ----------
+    n : int
+        Approximate number of layers (>= 5); the result has between ``n - 3`` and ``n`` layers.
+    seed : int
+        Random seed (jitters FLOP and sizes by up to +-30 %).
+    input_bytes : float
+        Size of the model input in bytes.
+    name : str, optional
+        Graph name (default ``resnet-<n>``).
+    """
+    rng = np.random.default_rng(seed)
+
+    def jit(x: float) -> float:
+        return float(x * rng.uniform(0.7, 1.3))
+
+    layers = [Layer("stem", "conv2d", ("x",), jit(1.2e8), jit(8e5), jit(1e4))]
+    h = "stem"
+    size, flops, params = 8e5, 1e8, 4e4
+    b = 0
+    while len(layers) + 4 <= n - 1:
+        down = b % 4 == 3
+        if down:
+            size, flops, params = size / 2, flops * 1.1, params * 4
+        a, c, o = f"b{b}a", f"b{b}b", f"b{b}add"
+        layers.append(Layer(a, "conv2d", (h,), jit(flops), jit(size), jit(params)))
+        layers.append(Layer(c, "conv2d", (a,), jit(flops), jit(size), jit(params)))
+        skip = h
+        if down:
+            skip = f"b{b}proj"
+            layers.append(Layer(skip, "conv2d", (h,), jit(flops / 8), jit(size), jit(params / 8)))
+        layers.append(Layer(o, "add", (c, skip), jit(size / 4), jit(size)))
+        h = o
+        b += 1
+    layers.append(Layer("head", "linear", (h,), jit(2e6), 4000.0, jit(2e6)))
+    return Graph(name or f"resnet-{n}", [ModelInput("x", input_bytes)], layers)
+
+
+def system(
+    k: int,
+    *,
+    seed: int = 0,
+    link_prob: float = 1.0,
+    sink: bool = True,
+    memory: bool = False,
+    energy: bool = True,
+) -> System:
+    """``k`` heterogeneous devices ``d0 .. d(k-1)``; ``d0`` is the source (and the sink).
+
+    Compute grows with the device index on average (end device first, cloud last). Each unordered
+    device pair is linked (both directions, same figures) with probability ``link_prob``; pairs
+    with ``d0`` are always linked so that every device can be reached from the source.
+
+    Parameters
+    ----------
+    k : int
+        Number of devices (>= 1).
+    seed : int
+        Random seed.
+    link_prob : float
+        Probability that a pair not involving ``d0`` is linked.
+    sink : bool
+        Make ``d0`` the sink (outputs must return to it).
+    memory : bool
+        Give devices finite memory (64 MiB - 8 GiB); default unlimited.
+    energy : bool
+        Give devices active/idle power and links radio power.
+    """
+    rng = np.random.default_rng(seed)
+    comp = np.sort(10 ** rng.uniform(9.7, 13, k))
+    devices = [
+        Device(
+            f"d{j}",
+            float(comp[j]),
+            memory_bytes=float(2 ** rng.uniform(26, 33)) if memory else float("inf"),
+            power_active_w=float(rng.uniform(2, 300)) if energy else 0.0,
+            power_idle_w=float(rng.uniform(0.1, 5)) if energy else 0.0,
+            price_usd_per_s=float(rng.uniform(0, 1e-3)) if j else 0.0,
+            trusted=bool(j == 0 or rng.random() < 0.5),
+        )
+        for j in range(k)
+    ]
+    links = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            if a and rng.random() >= link_prob:
+                continue
+            bw = float(10 ** rng.uniform(5.1, 8.1))
+            lat = float(rng.uniform(0, 0.05))
+            tx, rx = (float(rng.uniform(0.1, 2)), float(rng.uniform(0.05, 1))) if energy else (0.0, 0.0)
+            price = float(rng.uniform(0, 1e-10))
+            links.append(Link(f"d{a}", f"d{b}", bw, lat, tx, rx, price))
+            links.append(Link(f"d{b}", f"d{a}", bw, lat, tx, rx, price))
+    return System(devices, links, "d0", "d0" if sink else None)
+
+
+def instance(graph: Graph, sys: System, problem: Problem | None = None, name: str | None = None) -> Instance:
+    """An :class:`~formulation.model.Instance` of ``graph`` on ``sys`` (default problem: sequential latency)."""
+    return Instance(name or f"{graph.name}-k{sys.k}", graph, sys, problem or Problem())

@@ -1,0 +1,228 @@
+"""The objective as a sum over layers and transfers, for the polynomial exact methods.
+
+In SEQUENTIAL mode every metric of spec section 5 except the period is a sum of a term per layer
+(on its device) and a term per transfer (a tensor sent once from its producer's device ``a`` to a
+device ``b`` that needs it). This is the cost model assumed by Neurosurgeon (Kang et al., ASPLOS
+2017), JointDNN (Eshratifar et al., IEEE TMC 2019) and DADS (Hu et al., INFOCOM 2019); this
+module derives the two terms from spec section 5 so that ``shortest-path``, ``mincut`` and ``dp``
+share one derivation. Tests compare it with the evaluator on random placements.
+
+Derivation, with ``t(v, d)`` the layer time, ``occ = n / bw(a, b)`` and ``dur = lat(a, b) + occ``:
+
+* latency: ``L = sum_v t(v, d(v)) + sum_transfers dur``;
+* cost: ``sum_v price(d) t(v, d) + sum_transfers price(a, b) n``;
+* energy over the scope ``S`` with ``PI = sum_{d in S} idle(d)``: in sequential mode
+  ``L >= compute(d) + sending(d) + receiving(d)`` for every device (each transfer involves a
+  device at most once and ``occ <= dur``), so ``max(0, .)`` in the idle term is inactive and
+  ``E = PI * L + sum_{d in S} [(active(d) - idle(d)) compute(d) + sum (tx - idle(a)) occ
+  + sum (rx - idle(b)) occ]``, which is linear in the layer and transfer terms. Every transfer
+  term is ``>= 0`` because ``PI >= idle(a) [a in S] + idle(b) [b in S]``.
+
+A weighted objective with weights ``w >= 0`` is the same sum with combined coefficients; a missing
+link direction gives an infinite transfer term, ``allowed``/``private`` infinite layer terms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from formulation.evaluator.batch import _private_static_violation
+from formulation.model import FloatArray, Instance, IntArray
+
+#: Metrics that are additive over layers and transfers in sequential mode.
+ADDITIVE_METRICS = frozenset({"latency", "energy", "cost"})
+
+#: Options the polynomial exact methods honour trivially: they are deterministic (any ``seed``),
+#: single-threaded (within any ``threads``) and return a gap of 0 (within any ``gap``), so that
+#: ``auto`` can forward these options to them.
+EXACT_OPTIONS = frozenset({"time_limit_s", "seed", "gap", "threads"})
+
+
+def sequential_equivalent(inst: Instance) -> bool:
+    """True when parallel latency equals sequential latency for *every* placement.
+
+    This holds for a chain with at most one model input, read only by the first layer, whose only
+    output is the last layer: each layer waits for its predecessor, no two layers ever overlap,
+    the list schedule is the ASAP one (device conflicts cannot occur), and no transfer runs
+    concurrently with another or with compute. The Neurosurgeon and JointDNN setting is of this
+    kind, so the parallel mode of such instances is solved exactly by the sequential methods.
+    """
+    g = inst.graph
+    if not g.is_chain or g.m > 1 or g.outputs != (g.n - 1,):
+        return False
+    return all(c == 0 for t in range(g.n, g.n + g.m) for c in g.consumers[t])
+
+
+def as_sequential(inst: Instance) -> Instance:
+    """``inst`` with sequential execution when that changes no metric (:func:`sequential_equivalent`)."""
+    if inst.problem.execution == "parallel" and sequential_equivalent(inst):
+        return inst.with_problem(replace(inst.problem, execution="sequential"))
+    return inst
+
+
+def not_additive_reason(inst: Instance) -> str | None:
+    """Why the objective is not a sum over layers and transfers (``None`` when it is)."""
+    p = inst.problem
+    terms = p.objective.terms()
+    if any(w < 0 for w in terms.values()):
+        return "a negative objective weight (the methods need weights >= 0)"
+    if terms.get("throughput"):
+        return "the throughput (period) objective, a bottleneck and not a sum"
+    if p.execution == "parallel" and (terms.get("latency") or terms.get("energy")):
+        return "parallel latency (a makespan, not a sum) in the objective"
+    return None
+
+
+def static_infeasibility(inst: Instance) -> str | None:
+    """A reason why *no* placement is feasible that needs no search (``None`` if none is found)."""
+    empty = np.flatnonzero(~inst.placement_mask.any(axis=1))
+    if empty.size:
+        return f"layer {inst.graph.layer_ids[int(empty[0])]!r} may run on no device (allowed/private)"
+    if inst.problem.constraints.private and _private_static_violation(inst):
+        return "a private model input lies on an untrusted source, or a private output must reach an untrusted sink"
+    return None
+
+
+@dataclass(frozen=True)
+class AdditiveCosts:
+    """Layer and transfer terms of an additive objective (see the module docstring).
+
+    Attributes
+    ----------
+    node : (n, k) float
+        Term of layer ``v`` on device ``d``; ``inf`` where ``allowed``/``private`` forbid it.
+    link0, link_per_byte : (k, k) float
+        A transfer of ``n`` bytes over ``a -> b`` costs ``link0[a, b] + n * link_per_byte[a, b]``;
+        0 on the diagonal, ``inf`` where the direction has no link.
+    """
+
+    instance: Instance
+    node: FloatArray
+    link0: FloatArray
+    link_per_byte: FloatArray
+
+    def transfer(self, nbytes: float | FloatArray) -> FloatArray:
+        """``(k, k)`` (or ``(..., k, k)``) cost of sending ``nbytes`` over each direction."""
+        nb = np.asarray(nbytes, dtype=float)[..., None, None]
+        with np.errstate(invalid="ignore"):
+            out = self.link0 + nb * self.link_per_byte
+        k = self.link0.shape[0]
+        out[..., np.arange(k), np.arange(k)] = 0.0
+        return out
+
+    def tensor_cost(self, t: int) -> FloatArray:
+        """``(k, k)`` cost of sending tensor ``t`` over each direction."""
+        return self.transfer(float(self.instance.graph.tensor_bytes[t]))
+
+    def value(self, P: IntArray) -> float:
+        """The objective of placement ``P`` (device index per layer) from the two terms."""
+        g, s = self.instance.graph, self.instance.system
+        P = np.asarray(P, dtype=np.int64)
+        total = float(self.node[np.arange(g.n), P].sum())
+        for t in range(g.n + g.m):
+            a = int(P[t]) if t < g.n else s.source_index
+            need = {int(P[c]) for c in g.consumers[t]}
+            if t < g.n and g.is_output[t] and s.sink_index is not None:
+                need.add(s.sink_index)
+            need.discard(a)
+            if need:
+                row = self.tensor_cost(t)[a]
+                total += float(sum(row[b] for b in need))
+        return total
+
+
+def additive_costs(inst: Instance) -> AdditiveCosts:
+    """Layer and transfer terms of ``inst``'s objective.
+
+    Raises
+    ------
+    ValueError
+        If the objective is not additive (:func:`not_additive_reason`).
+    """
+    why = not_additive_reason(inst)
+    if why:
+        raise ValueError(f"the objective of {inst.name!r} is not additive: {why}")
+    s = inst.system
+    terms = inst.problem.objective.terms()
+    w_lat, w_en, w_cost = (float(terms.get(m, 0.0)) for m in ("latency", "energy", "cost"))
+    scope = inst.scope_mask.astype(float)
+    pi_total = float((s.power_idle * scope).sum())
+    # Each second of L is paid by the latency weight and, through the idle term, by every scoped device.
+    per_second = w_lat + w_en * pi_total
+    dev = per_second + w_cost * s.price + w_en * scope * (s.power_active - s.power_idle)
+    node = inst.time * dev[None, :]
+    node = np.where(inst.placement_mask, node, math.inf)
+    with np.errstate(divide="ignore"):
+        inv_bw = np.where(s.has_link, 1.0 / s.bandwidth, 0.0)
+    radio = scope[:, None] * (s.tx_power - s.power_idle[:, None]) + scope[None, :] * (
+        s.rx_power - s.power_idle[None, :]
+    )
+    per_byte = per_second * inv_bw + w_cost * s.link_price + w_en * inv_bw * radio
+    link0 = per_second * s.link_latency
+    per_byte = np.where(s.has_link, per_byte, math.inf)
+    link0 = np.where(s.has_link, link0, math.inf)
+    k = s.k
+    per_byte[np.arange(k), np.arange(k)] = 0.0
+    link0[np.arange(k), np.arange(k)] = 0.0
+    return AdditiveCosts(inst, node, link0, per_byte)
+
+
+@dataclass(frozen=True)
+class ChainCosts:
+    """An additive objective on a chain as layer terms plus terms on consecutive pairs.
+
+    On a chain the output of layer ``v < n-1`` is read by layer ``v+1`` only, so the transfers of
+    tensor ``v`` depend on ``d(v)``, ``d(v+1)`` and (for a model output) the sink. The objective of
+    a placement is ``sum_v node[v, d(v)] + sum_v edge[v, d(v), d(v+1)]``, plus, for each model
+    input in :attr:`multi_inputs`, its cost to every device other than the source that runs one of
+    its consumers.
+
+    Attributes
+    ----------
+    node : (n, k) float
+        Layer term; plus the transfer of the layer's output to the sink when it is a model output;
+        plus the transfer from the source of every model input read by this layer only.
+    edge : (n-1, k, k) float
+        Transfer of tensor ``v`` from ``d(v)`` to ``d(v+1)``, 0 when that device is the sink and
+        ``v`` a model output (it is sent once, and ``node`` already paid for it).
+    multi_inputs : tuple of int
+        Tensor indices of model inputs read by several layers (not folded into ``node``).
+    """
+
+    node: FloatArray
+    edge: FloatArray
+    multi_inputs: tuple[int, ...]
+
+
+def chain_costs(ac: AdditiveCosts) -> ChainCosts:
+    """:class:`ChainCosts` of a chain instance.
+
+    Raises
+    ------
+    ValueError
+        If the graph is not a chain.
+    """
+    inst = ac.instance
+    g, s = inst.graph, inst.system
+    if not g.is_chain:
+        raise ValueError(f"{inst.name!r} is not a chain")
+    n = g.n
+    node = ac.node.copy()
+    w = ac.transfer(g.output_bytes)  # (n, k, k)
+    edge = w[:-1].copy()
+    if s.sink_index is not None:
+        outs = np.asarray(g.outputs, dtype=np.int64)
+        node[outs] += w[outs, :, s.sink_index]
+        inner = outs[outs < n - 1]
+        edge[inner, :, s.sink_index] = 0.0
+    multi = []
+    for t in range(n, n + g.m):
+        cons = g.consumers[t]
+        if len(cons) == 1:
+            node[cons[0]] += ac.tensor_cost(t)[s.source_index]
+        elif len(cons) > 1:
+            multi.append(t)
+    return ChainCosts(node, edge, tuple(multi))

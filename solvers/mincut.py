@@ -1,0 +1,258 @@
+"""``mincut``: exact two-device partitioning of a DAG by a minimum s-t cut.
+
+Source: DADS (Hu, Bao, Wang and Liu, "Dynamic Adaptive DNN Surgery for Inference Acceleration on
+the Edge", IEEE INFOCOM 2019) and QDMP (Zhang et al., "Towards Real-time Cooperative Deep
+Inference over the Cloud and Edge End Devices", ACM IMWUT 2020), which go back to Stone's
+two-processor assignment by network flow (IEEE TSE 1977).
+
+Cost model assumed: the objective is a sum of a term per layer and a term per transfer
+(:mod:`solvers.additive`: sequential latency, energy in sequential mode, cost, and weighted sums
+of these with weights >= 0); ``allowed``/``private`` forbid devices; ``max_devices`` is supported
+(with two devices it only leaves the two single-device placements). Device 0 of the system is the
+source side of the cut, device 1 the sink side.
+
+Network (``x_v = 1`` when layer ``v`` is on device 1, i.e. on the sink side):
+
+* layer term: arc ``s -> v`` of capacity ``c(v, 1) - m_v`` and ``v -> t`` of ``c(v, 0) - m_v``
+  with ``m_v = min(c(v, 0), c(v, 1))`` added to a constant (Stone 1977);
+* tensor ``u`` sent once per receiving device, whatever its number of consumers: with one
+  receiving end ``e`` (a consumer, or the sink terminal for a model output), arcs ``u -> e`` of
+  the cost of ``0 -> 1`` and ``e -> u`` of the cost of ``1 -> 0``; with several ends, auxiliary
+  vertices ``y`` and ``z`` (DADS): ``u -> y`` (cost ``0 -> 1``), ``y -> e`` infinite for every end
+  (``y`` is on the sink side as soon as one end is), and ``z -> u`` (cost ``1 -> 0``),
+  ``e -> z`` infinite. The cut pays the ``0 -> 1`` cost exactly when ``u`` is on device 0 and some
+  end on device 1, and likewise in the other direction: each direction with its own figures;
+* model inputs are produced by the terminal of the ``source`` device; a missing link direction
+  is an infinite arc.
+
+Every term is ``>= 0`` (:mod:`solvers.additive`), so the network is valid. Capacities are scaled
+to integers (rounded down, which keeps the cut value a valid lower bound), and the cut is
+certified: the evaluated objective of the placement must be within :data:`CERT_RTOL` of that
+bound, else the cut is recomputed on a scale fitted to the cut found, and only a certified cut is
+reported optimal. Infeasibility is proven by reachability of ``t`` from ``s`` along infinite arcs.
+
+Complexity: ``O(n + e)`` vertices and arcs (``e`` = edges of the DAG); OR-Tools push-relabel is
+``O(V^2 sqrt(E))`` in the worst case and near-linear on these networks (``benchmarks/exact.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from formulation.model import FloatArray, Instance, IntArray
+from solvers.additive import (
+    ADDITIVE_METRICS,
+    EXACT_OPTIONS,
+    AdditiveCosts,
+    additive_costs,
+    as_sequential,
+    not_additive_reason,
+    static_infeasibility,
+)
+from solvers.base import RawSolution, Solver
+from solvers.flow import BACKENDS, Backend, min_cut, reachable
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
+from solvers.result import Termination
+
+#: A cut is reported optimal when its evaluated objective is within this relative distance of the
+#: proven lower bound (the integer scaling error).
+CERT_RTOL = 1e-9
+
+S_NODE, T_NODE = 0, 1
+
+
+@dataclass(frozen=True)
+class Network:
+    """The flow network of an instance; arc capacities are floats (``inf`` for infinite)."""
+
+    num_nodes: int
+    layers: int
+    tails: IntArray
+    heads: IntArray
+    caps: FloatArray
+    constant: float
+
+
+def _terminal(device: int) -> int:
+    return S_NODE if device == 0 else T_NODE
+
+
+def build_network(ac: AdditiveCosts) -> Network:
+    """The DADS network of an additive two-device objective (see the module docstring)."""
+    inst = ac.instance
+    g, s = inst.graph, inst.system
+    n, T = g.n, g.n + g.m
+    c0, c1 = ac.node[:, 0], ac.node[:, 1]
+    m = np.minimum(c0, c1)
+    vnode = np.arange(n, dtype=np.int64) + 2
+    tails = [np.full(n, S_NODE), vnode]
+    heads = [vnode, np.full(n, T_NODE)]
+    with np.errstate(invalid="ignore"):
+        caps = [c1 - m, c0 - m]
+    # Receiving ends of every tensor: its consumers, and the sink terminal for a model output.
+    end_t = [t for v in range(n) for t in g.layer_inputs[v]]
+    end_n = [v + 2 for v in range(n) for _ in g.layer_inputs[v]]
+    if s.sink_index is not None:
+        end_t += list(g.outputs)
+        end_n += [_terminal(s.sink_index)] * len(g.outputs)
+    et = np.asarray(end_t, dtype=np.int64)
+    en = np.asarray(end_n, dtype=np.int64)
+    producer = np.concatenate([vnode, np.full(g.m, _terminal(s.source_index), dtype=np.int64)])
+    w = ac.transfer(g.tensor_bytes)  # (T, 2, 2)
+    w01, w10 = w[:, 0, 1], w[:, 1, 0]
+    count = np.bincount(et, minlength=T)
+    single = count[et] == 1
+    # One end: a direct arc in each direction.
+    tails += [producer[et[single]], en[single]]
+    heads += [en[single], producer[et[single]]]
+    caps += [w01[et[single]], w10[et[single]]]
+    # Several ends: auxiliary y (0 -> 1 paid once) and z (1 -> 0 paid once) per tensor.
+    multi = np.flatnonzero(count >= 2)
+    aux = np.full(T, -1, dtype=np.int64)
+    aux[multi] = n + 2 + 2 * np.arange(multi.size)
+    me = ~single
+    y_of, z_of = aux[et[me]], aux[et[me]] + 1
+    tails += [producer[multi], y_of, aux[multi] + 1, en[me]]
+    heads += [aux[multi], en[me], producer[multi], z_of]
+    caps += [w01[multi], np.full(y_of.size, math.inf), w10[multi], np.full(z_of.size, math.inf)]
+    ta, ha, ca = np.concatenate(tails), np.concatenate(heads), np.concatenate(caps)
+    # Arcs into s or out of t are never cut; zero arcs carry nothing.
+    keep = (ca > 0) & (ta != T_NODE) & (ha != S_NODE) & (ta != ha)
+    ta, ha, ca = ta[keep], ha[keep], ca[keep]
+    # Merge parallel arcs so that each capacity is one number (inf stays inf).
+    num = n + 2 + 2 * multi.size
+    key = ta * num + ha
+    uniq, inv = np.unique(key, return_inverse=True)
+    merged = np.zeros(uniq.size)
+    np.add.at(merged, inv, ca)
+    return Network(num, n, uniq // num, uniq % num, merged, float(m.sum()))
+
+
+def _bits(backend: Backend, arcs: int) -> int:
+    """Binary digits for the largest capacity, so that no flow quantity overflows the backend."""
+    if backend == "scipy":
+        return 30  # int32; the max flow is at most the cap, per arc and in total (Dinic keeps no excess)
+    # Push-relabel may hold the whole capacity out of s as excess: keep arcs * 2**bits below 2**62.
+    return min(52, 61 - int(arcs + 2).bit_length())
+
+
+def _cut(net: Network, cap_at: float, backend: Backend) -> tuple[float, IntArray, int]:
+    """Min cut with capacities ``min(c, cap_at)`` scaled so that ``cap_at`` is ``2**bits``.
+
+    Returns the proven lower bound on the cut term, the device (0/1) of each layer, and the
+    integer cut value. Rounding down keeps every cut's scaled value at or below its true value.
+    """
+    bits = _bits(backend, net.tails.size)
+    scale = 2.0**bits / cap_at
+    ints = np.floor(np.minimum(net.caps, cap_at) * scale).astype(np.int64)
+    value, side = min_cut(net.num_nodes, net.tails, net.heads, ints, S_NODE, T_NODE, backend)
+    return value / scale, (~side[2 : 2 + net.layers]).astype(np.int64), value
+
+
+class MinCut(Solver):
+    """Exact two-device partitioning of a DAG under an additive objective, by a minimum cut (DADS)."""
+
+    name = "mincut"
+    exact = True
+    capabilities = Capabilities(
+        objectives=frozenset({"latency", "energy", "cost", "weighted"}),
+        metrics=ADDITIVE_METRICS,
+        executions=frozenset({"sequential"}),
+        constraints=frozenset({"allowed", "private", "max_devices"}),
+        max_devices=2,
+        note="objective additive in the placement; parallel mode only where it equals the sequential one",
+    )
+    supported_options = EXACT_OPTIONS | {"raw"}
+    description = "exact min-cut on DAGs with two devices, additive objectives (DADS, INFOCOM 2019)"
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        """Capabilities on the sequential view of ``inst``; an additive objective; ``raw={"backend": ...}``."""
+        seq = as_sequential(inst)
+        super().check(seq, options)
+        why = not_additive_reason(seq)
+        if why:
+            raise UnsupportedProblem(f"solver 'mincut' cannot solve instance {inst.name!r}: it does not support {why}")
+        unknown = set(options.raw) - {"backend"}
+        if unknown:
+            raise UnsupportedProblem(f"solver 'mincut' has no raw option(s) {sorted(unknown)}; it takes 'backend'")
+        backend = options.raw.get("backend", "ortools")
+        if backend not in BACKENDS:
+            raise UnsupportedProblem(f"solver 'mincut': raw backend {backend!r} is not one of {', '.join(BACKENDS)}")
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        t0 = time.perf_counter()
+        seq = as_sequential(inst)
+        why = static_infeasibility(seq)
+        if why:
+            return RawSolution(Termination.INFEASIBLE, message=why)
+        ac = additive_costs(seq)
+        n = inst.n
+        max_dev = inst.problem.constraints.max_devices
+        if inst.k == 1 or (max_dev is not None and max_dev < inst.k):
+            return self._single_device(ac, max_dev)
+        backend: Backend = options.raw.get("backend", "ortools")
+        net = build_network(ac)
+        build = time.perf_counter() - t0
+        inf = ~np.isfinite(net.caps)
+        if reachable(net.num_nodes, net.tails[inf], net.heads[inf], S_NODE)[T_NODE]:
+            return RawSolution(
+                Termination.INFEASIBLE,
+                message="every placement needs a missing link direction or a forbidden device",
+                build_time_s=build,
+            )
+        finite_total = float(net.caps[~inf].sum())
+        cap_at = finite_total * (1 + 2.0**-20) if finite_total > 0 else 1.0
+        bound_cut, P, _ = _cut(net, cap_at, backend)
+        value = ac.value(P)
+        passes = 1
+        if not _certified(value, net.constant + bound_cut):
+            # Refit the scale to the cut found: arcs dearer than it can never be cut.
+            cut_part = value - net.constant
+            cap_at = cut_part * (1 + 2.0**-20) if cut_part > 0 else 1.0
+            bound2, P2, _ = _cut(net, cap_at, backend)
+            value2 = ac.value(P2)
+            bound_cut = max(bound_cut, bound2)
+            if value2 < value:
+                P, value = P2, value2
+            passes = 2
+        lower = net.constant + bound_cut
+        ok = _certified(value, lower)
+        return RawSolution(
+            Termination.OPTIMAL if ok else Termination.COMPLETED,
+            placement=P,
+            solver_objective=value,
+            bound=-math.inf if ok else lower,
+            build_time_s=build,
+            solve_time_s=time.perf_counter() - t0 - build,
+            message="" if ok else f"integer scaling left a relative gap of {(value - lower) / abs(value):.3g}",
+            extra={
+                "backend": backend,
+                "flow_nodes": net.num_nodes,
+                "flow_arcs": int(net.tails.size),
+                "passes": passes,
+                "layers": n,
+            },
+        )
+
+    def _single_device(self, ac: AdditiveCosts, max_dev: int | None) -> RawSolution:
+        """One device, or ``max_devices < k``: the single-device placements are all there is."""
+        inst = ac.instance
+        if max_dev is not None and max_dev < 1 and inst.n:
+            return RawSolution(Termination.INFEASIBLE, message="max_devices < 1 leaves no device to run layers")
+        best, best_P = math.inf, None
+        for d in range(inst.k):
+            P = np.full(inst.n, d, dtype=np.int64)
+            val = ac.value(P)
+            if val < best:
+                best, best_P = val, P
+        if best_P is None:
+            return RawSolution(Termination.INFEASIBLE, message="no single device can run every layer")
+        return RawSolution(Termination.OPTIMAL, placement=best_P, solver_objective=best)
+
+
+def _certified(value: float, lower: float) -> bool:
+    return math.isfinite(value) and value - lower <= CERT_RTOL * abs(value)
