@@ -33,10 +33,13 @@ _SOLVERS: dict[str, str] = {
     "local-search": "solvers.local_search:LocalSearch",
     "mincut": "solvers.mincut:MinCut",
     "cpsat": "solvers.cpsat:CpSatSolver",
+    "highs": "solvers.milp.solver:HighsSolver",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.
-_FAMILIES: dict[str, str] = {}
+_FAMILIES: dict[str, str] = {
+    "pyomo": "solvers.milp.pyomo_solver:pyomo_solver",
+}
 
 
 class UnknownSolver(SolverError):

@@ -26,6 +26,7 @@ app = typer.Typer(
 _COMMAND_MODULES = [
     "toolchain.cli.core",
     "toolchain.cli.workflow",
+    "toolchain.cli.pareto",
 ]
 
 for _name in _COMMAND_MODULES:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from toolchain.cli import granularity as granularity_cli
 from toolchain.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -22,6 +23,7 @@ from toolchain.cli.common import (
     read_json,
     user_errors,
 )
+from toolchain.cli.granularity import GranularityOpt, SplitOpt
 
 AllowOutside = Annotated[
     bool,
@@ -110,6 +112,12 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[
             Path | None, typer.Option("--plot", help="Draw the partition here (parallel mode: also a Gantt chart).")
         ] = None,
+        write_model: Annotated[
+            Path | None,
+            typer.Option("--write-model", help="Also write the MILP formulation here (.lp or .mps)."),
+        ] = None,
+        granularity: GranularityOpt = None,
+        split: SplitOpt = None,
         allow_outside: AllowOutside = False,
     ) -> None:
         """Solve an instance and print the partition, its metrics and the proof (bound, gap)."""
@@ -118,6 +126,8 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             inst = load(file, allow_outside)
+            view = granularity_cli.prepare(inst, granularity, split or []) if granularity or split else None
+            inst = view.instance if view is not None else inst
             try:
                 opts = SolverOptions(
                     time_limit_s=time_limit,
@@ -129,14 +139,26 @@ def register(app: typer.Typer) -> None:
                 )
             except ValueError as exc:
                 raise UserError(str(exc)) from None
+            if write_model is not None:
+                from solvers.milp.export import write_model as export_model
+
+                try:
+                    export_model(inst, write_model)
+                except ValueError as exc:
+                    raise UserError(str(exc)) from None
+                err_console.print(f"model written to {write_model}", highlight=False)
             res = get_solver(solver).solve(inst, opts)
         payload = res.to_dict(with_log=verbose)
+        if view is not None:
+            payload["granularity"] = granularity_cli.report(view, res)
         if out is not None:
             out.write_text(dump_json(payload) + "\n")
         if as_json:
             print(dump_json(payload))
         else:
             print_result(inst, res)
+            if view is not None:
+                granularity_cli.print_original(view, res)
             if verbose and res.log:
                 err_console.print(res.log, highlight=False, markup=False)
         if plot is not None and res.metrics is not None:

@@ -1,0 +1,99 @@
+"""Assemble the MILP of an instance from the builders, in dependency order.
+
+Only what the problem needs is built: the latency model (sequential sum, or the parallel
+scheduling model) exists only when latency, a deadline or an idle-energy term needs it, the
+period only for throughput, and so on. ``extra_metrics`` adds metric columns that are not in the
+objective (used by :mod:`solvers.milp.pareto`, which moves the objective between them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from formulation.milp.constraints.budgets import add_deadline, add_energy_budgets
+from formulation.milp.constraints.contiguous import add_contiguity
+from formulation.milp.constraints.max_devices import add_max_devices
+from formulation.milp.constraints.memory import add_memory
+from formulation.milp.context import MilpContext
+from formulation.milp.cost import add_cost
+from formulation.milp.energy import add_device_energy, add_energy_total
+from formulation.milp.latency_seq import add_latency_sequential
+from formulation.milp.objective import check_weights, set_objective
+from formulation.milp.placement import add_placement
+from formulation.milp.schedule import add_schedule
+from formulation.milp.shipping import add_shipping
+from formulation.milp.throughput import add_period
+from formulation.model import OBJECTIVES, Instance
+
+
+def objective_weights(inst: Instance) -> dict[str, float]:
+    """The problem's objective as ``{metric: weight}`` with zero weights dropped."""
+    return {k: float(w) for k, w in inst.problem.objective.terms().items() if w}
+
+
+def build_milp(
+    inst: Instance,
+    *,
+    objective: Mapping[str, float] | None = None,
+    extra_metrics: Iterable[str] = (),
+) -> MilpContext:
+    """Build the MILP of ``inst``.
+
+    Parameters
+    ----------
+    inst : Instance
+    objective : mapping, optional
+        ``{metric: weight}``; default: the problem's objective.
+    extra_metrics : iterable of str
+        Metric columns to build even if they are not in the objective.
+
+    Returns
+    -------
+    MilpContext
+        The model and the index tables needed to decode a solution.
+
+    Raises
+    ------
+    formulation.milp.objective.NegativeWeight
+        On a negative objective weight.
+    ValueError
+        On an unknown metric name.
+    """
+    weights = objective_weights(inst) if objective is None else {k: float(w) for k, w in objective.items() if w}
+    check_weights(weights)
+    metrics = set(weights) | set(extra_metrics)
+    unknown = metrics - set(OBJECTIVES)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; expected some of {OBJECTIVES}")
+    c = inst.problem.constraints
+    s = inst.system
+    ctx = MilpContext.new(inst)
+    add_placement(ctx)
+    add_shipping(ctx)
+    energy_devs = set(np.flatnonzero(inst.scope_mask).tolist()) if "energy" in metrics else set()
+    energy_devs |= {s.device_index[d] for d in c.energy_budget_j}
+    idle_matters = any(s.power_idle[d] > 0 for d in energy_devs)
+    if "latency" in metrics or c.deadline_s is not None or idle_matters:
+        if ctx.parallel():
+            add_schedule(ctx)
+        else:
+            add_latency_sequential(ctx)
+    if "throughput" in metrics:
+        add_period(ctx)
+    if energy_devs:
+        add_device_energy(ctx, sorted(energy_devs))
+    if "energy" in metrics:
+        add_energy_total(ctx)
+    if "cost" in metrics:
+        add_cost(ctx)
+    if c.memory:
+        add_memory(ctx)
+    add_deadline(ctx)
+    add_energy_budgets(ctx)
+    if c.contiguous:
+        add_contiguity(ctx)
+    add_max_devices(ctx)
+    set_objective(ctx, weights)
+    return ctx

@@ -1,0 +1,180 @@
+"""MILP solvers: ``highs`` (HiGHS via highspy, the default) and the ``pyomo:NAME`` family.
+
+Both build the same formulation (:func:`formulation.milp.build_milp`) and share this flow:
+build, scale, warm-start, run, decode the placement, rebuild an exactly feasible schedule in
+parallel mode, and report the solver's objective and dual bound. When the run did not prove
+optimality, the objective reported is the formulation's own value of the placement found (integer
+columns fixed, LP re-solved), so slack the solver left in auxiliary columns never reads as a
+disagreement with the evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from formulation.evaluator import batch_metrics
+from formulation.milp.build import build_milp
+from formulation.milp.context import MilpContext
+from formulation.milp.decode import integer_point, placement_of, schedule_of
+from formulation.milp.objective import NegativeWeight, check_weights
+from formulation.model import Instance, IntArray
+from solvers.base import RawSolution, Solver
+from solvers.milp.backend import MilpBackend, RunSettings
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
+from solvers.result import Termination
+
+#: Raw options every MILP solver understands.
+RAW_KEYS = frozenset({"interface", "auto_warm_start"})
+
+
+def settings_of(options: SolverOptions) -> RunSettings:
+    """The solver-independent run settings of ``options``."""
+    return RunSettings(options.time_limit_s, options.gap, options.threads, options.seed, options.verbose)
+
+
+def baseline_warm_start(inst: Instance) -> IntArray | None:
+    """The best feasible placement among "everything on one device" (one per device).
+
+    These are the local/offload baselines of Neurosurgeon (Kang et al., ASPLOS 2017), judged by
+    the evaluator; ``None`` when none is feasible.
+    """
+    P = np.repeat(np.arange(inst.k, dtype=np.int64)[:, None], inst.n, axis=1)
+    bm = batch_metrics(inst, P, parallel=inst.problem.execution == "parallel")
+    feas = bm.feasible()
+    if not feas.any():
+        return None
+    obj = np.where(feas, bm.objective(), np.inf)
+    return P[int(np.argmin(obj))]
+
+
+class MilpSolver(Solver):
+    """Shared flow of the MILP backends; subclasses choose the backend."""
+
+    exact = True
+    capabilities = Capabilities(note="every objective, both latency modes, every constraint")
+    supported_options: ClassVar[frozenset[str]] = frozenset(
+        {"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"}
+    )
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        super().check(inst, options)
+        unknown = set(options.raw) - self.raw_keys()
+        if unknown:
+            raise UnsupportedProblem(
+                f"solver {self.name!r} has no raw option(s) {sorted(unknown)}; it takes {sorted(self.raw_keys())}"
+            )
+        try:
+            check_weights(inst.problem.objective.terms())
+        except NegativeWeight as exc:
+            raise UnsupportedProblem(f"solver {self.name!r}: {exc}") from exc
+        if options.warm_start is not None:
+            inst.placement_indices(options.warm_start)
+
+    def raw_keys(self) -> frozenset[str]:
+        """Keys accepted in ``options.raw``."""
+        return RAW_KEYS
+
+    def make_backend(self, ctx: MilpContext, options: SolverOptions) -> MilpBackend:
+        """Load the built model into the backend."""
+        raise NotImplementedError
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        t0 = time.perf_counter()
+        ctx = build_milp(inst)
+        if ctx.model.infeasible_reasons:
+            return RawSolution(
+                Termination.INFEASIBLE,
+                message="infeasible before solving: " + "; ".join(ctx.model.infeasible_reasons),
+                build_time_s=time.perf_counter() - t0,
+            )
+        backend = self.make_backend(ctx, options)
+        build_time = time.perf_counter() - t0
+        warm = self._warm_start(inst, options)
+        warm_used = backend.set_warm_start(warm) if warm is not None else False
+        run = backend.run(settings_of(options))
+        extra = {
+            "native_status": run.native_status,
+            "solver_gap": run.gap,
+            "warm_start": bool(warm_used),
+            **{f"model_{k}": v for k, v in ctx.model.stats().items()},
+        }
+        if run.values is None:
+            return RawSolution(
+                run.termination,
+                bound=run.bound,
+                build_time_s=build_time,
+                solve_time_s=run.solve_time_s,
+                log=run.log,
+                extra=extra,
+            )
+        P = placement_of(ctx, run.values)
+        sched = schedule_of(ctx, P, run.values)
+        objective = run.objective
+        if run.termination != Termination.OPTIMAL:
+            objective = backend.fixed_objective(integer_point(ctx, P, sched[1] if sched else None))
+        return RawSolution(
+            run.termination,
+            placement=P,
+            schedule=sched[0] if sched else None,
+            solver_objective=objective,
+            bound=run.bound,
+            build_time_s=build_time,
+            solve_time_s=run.solve_time_s,
+            log=run.log,
+            extra=extra,
+        )
+
+    def _warm_start(self, inst: Instance, options: SolverOptions) -> IntArray | None:
+        if options.warm_start is not None:
+            return inst.placement_indices(options.warm_start)
+        if options.raw.get("auto_warm_start", True):
+            return baseline_warm_start(inst)
+        return None
+
+
+class HighsSolver(MilpSolver):
+    """The MILP solved by HiGHS (highspy, embedded; no external binary).
+
+    ``raw={"interface": "direct" | "pyomo"}`` chooses the model hand-over: ``direct`` (default)
+    passes the matrix to ``highspy``; ``pyomo`` builds the Pyomo model and uses Pyomo's HiGHS
+    interface (same formulation, for comparison). ``raw={"auto_warm_start": False}`` disables the
+    default warm start from the best single-device placement.
+    """
+
+    name = "highs"
+    description = "exact MILP (every objective, constraint and latency mode) solved by HiGHS"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        from solvers.milp.highs_direct import highs_available
+
+        return highs_available()
+
+    @classmethod
+    def version(cls) -> str:
+        from solvers.milp.highs_direct import highs_version
+
+        return highs_version()
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        super().check(inst, options)
+        iface = options.raw.get("interface", "direct")
+        if iface not in ("direct", "pyomo"):
+            raise UnsupportedProblem(f"solver 'highs': raw option interface={iface!r}; expected 'direct' or 'pyomo'")
+
+    def make_backend(self, ctx: MilpContext, options: SolverOptions) -> MilpBackend:
+        if options.raw.get("interface", "direct") == "pyomo":
+            from solvers.milp.pyomo_backend import PyomoBackend
+
+            return PyomoBackend(ctx, "highs")
+        from solvers.milp.highs_direct import HighsDirect
+
+        return HighsDirect(ctx)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

@@ -1,0 +1,96 @@
+"""``dnnpart pareto``: the Pareto front of two metrics (epsilon-constraint method on the MILP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolchain.cli.common import (
+    EXIT_NO_SOLUTION,
+    EXIT_OK,
+    UserError,
+    console,
+    dump_json,
+    load,
+    segments,
+    user_errors,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``pareto`` command to ``app``."""
+
+    @app.command()
+    def pareto(
+        file: Annotated[Path, typer.Argument(help="Instance file.")],
+        objectives: Annotated[
+            str,
+            typer.Option(
+                "--objectives", help="Two metrics, comma-separated: latency, throughput (the period), energy, cost."
+            ),
+        ] = "latency,energy",
+        points: Annotated[
+            int, typer.Option("--points", "-n", help="Epsilon-constraint points, the two ends included.")
+        ] = 10,
+        solver: Annotated[str, typer.Option("--solver", "-s", help="highs or pyomo:NAME.")] = "highs",
+        time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds per MILP solve.")] = None,
+        gap: Annotated[float | None, typer.Option("--gap", help="Relative gap of each MILP solve.")] = None,
+        threads: Annotated[int | None, typer.Option("--threads")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
+        out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON front here.")] = None,
+        allow_outside: Annotated[
+            bool, typer.Option("--allow-outside", help="Let file: references read outside the instance's folder.")
+        ] = False,
+    ) -> None:
+        """Non-dominated placements trading two metrics off, each with its placement and metrics.
+
+        The instance's constraints hold at every point; its objective is ignored.
+        """
+        from solvers.milp.pareto import pareto_front
+        from solvers.options import SolverOptions
+
+        with user_errors():
+            inst = load(file, allow_outside)
+            try:
+                opts = SolverOptions(time_limit_s=time_limit, gap=gap, threads=threads)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            front = pareto_front(inst, objectives.split(","), points, solver=solver, options=opts)
+        payload = front.to_dict()
+        if out is not None:
+            out.write_text(dump_json(payload) + "\n")
+        if as_json:
+            print(dump_json(payload))
+        else:
+            _print_front(inst, front)
+        raise typer.Exit(EXIT_OK if front.points else EXIT_NO_SOLUTION)
+
+
+def _print_front(inst: object, front: object) -> None:
+    from rich.table import Table
+
+    from solvers.milp.pareto import ParetoFront
+
+    assert isinstance(front, ParetoFront)
+    f1, f2 = front.objectives
+    unit = {"latency": "s", "throughput": "s (period)", "energy": "J", "cost": "USD"}
+    console.print(
+        f"[bold]{front.instance}[/]  Pareto front of {f1} and {f2}: {len(front.points)} points, "
+        f"{front.solves} MILP solves, {front.wall_time_s:.2f} s",
+        highlight=False,
+    )
+    if front.message:
+        console.print(front.message, highlight=False)
+    t = Table()
+    t.add_column("#", justify="right")
+    t.add_column(f"{f1} ({unit[f1]})", justify="right")
+    t.add_column(f"{f2} ({unit[f2]})", justify="right")
+    t.add_column("proved")
+    t.add_column("placement (device: layers)")
+    for i, p in enumerate(front.points):
+        segs = segments(inst, p.placement)  # type: ignore[arg-type]
+        shown = ", ".join(f"{d}: {ls[0]}" + (f"..{ls[-1]}" if len(ls) > 1 else "") for d, ls in segs)
+        t.add_row(str(i + 1), f"{p.values[f1]:.6g}", f"{p.values[f2]:.6g}", "yes" if p.optimal else "no", shown)
+    console.print(t)
