@@ -7,8 +7,10 @@ base units.
 
 Graphs
     :func:`chain` (a path, as in Neurosurgeon and JointDNN), :func:`layered_dag` (random layered
-    DAG with bounded fan-in, as in DADS's synthetic evaluation) and :func:`resnet_like` (stages of
-    residual blocks: a two-layer branch plus a skip edge into an ``add``).
+    DAG with bounded fan-in, as in DADS's synthetic evaluation), :func:`resnet_like` (stages of
+    residual blocks: a two-layer branch plus a skip edge into an ``add``) and
+    :func:`transformer_like` (pre-norm encoder blocks: attention with q/k/v branches, an MLP, two
+    residual adds per block).
 Systems
     :func:`system` (``k`` heterogeneous devices, fully or partly connected).
 Instances
@@ -21,7 +23,7 @@ import numpy as np
 
 from formulation.model import Device, Graph, Instance, Layer, Link, ModelInput, Problem, System
 
-__all__ = ["chain", "instance", "layered_dag", "resnet_like", "system"]
+__all__ = ["chain", "instance", "layered_dag", "resnet_like", "system", "transformer_like"]
 
 
 def _layer_figures(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,6 +163,73 @@ def resnet_like(n: int, *, seed: int = 0, input_bytes: float = 602_112.0, name: 
         b += 1
     layers.append(Layer("head", "linear", (h,), jit(2e6), 4000.0, jit(2e6)))
     return Graph(name or f"resnet-{n}", [ModelInput("x", input_bytes)], layers)
+
+
+def transformer_like(
+    n: int,
+    *,
+    seed: int = 0,
+    tokens: int = 128,
+    hidden: int = 768,
+    input_bytes: float | None = None,
+    name: str | None = None,
+) -> Graph:
+    """A transformer-encoder-like DAG of about ``n`` layers (Vaswani et al., NeurIPS 2017; pre-norm as in GPT-2).
+
+    An ``embed`` layer, then blocks of 12 layers: ``ln1``; the ``q``, ``k``, ``v`` projections
+    (all reading ``ln1``, so its output has three consumers); ``scores = q k^T`` and
+    ``attn = softmax(scores) v``; the output projection ``proj``; ``add1 = proj + h`` (skip);
+    ``ln2``; ``fc1``, ``fc2`` (4x MLP); ``add2 = fc2 + add1`` (skip). A ``head`` closes the graph.
+    Activations are ``tokens x hidden`` float32 tensors, FLOP are ``2 x`` multiply-adds.
+
+    Parameters
+    ----------
+    n : int
+        Approximate number of layers (>= 14); the result has between ``n - 11`` and ``n`` layers.
+    seed : int
+        Random seed (jitters FLOP and sizes by up to +-20 %).
+    tokens, hidden : int
+        Sequence length and model width.
+    input_bytes : float, optional
+        Size of the model input (default: ``tokens`` int64 token ids).
+    name : str, optional
+        Graph name (default ``transformer-<n>``).
+    """
+    rng = np.random.default_rng(seed)
+
+    def jit(x: float) -> float:
+        return float(x * rng.uniform(0.8, 1.2))
+
+    act = 4.0 * tokens * hidden
+    mm = 2.0 * tokens * hidden * hidden
+    w = 4.0 * hidden * hidden
+    att = 2.0 * tokens * tokens * hidden
+    score_bytes = 4.0 * tokens * tokens * 12  # 12 heads of tokens x tokens scores
+    layers = [Layer("embed", "embedding", ("x",), jit(tokens * hidden), act, jit(4.0 * 50_000 * hidden))]
+    h = "embed"
+    b = 0
+    while len(layers) + 12 <= n - 1:
+        p = f"t{b}"
+        blk = [
+            Layer(f"{p}ln1", "layernorm", (h,), jit(5 * tokens * hidden), act, 8.0 * hidden),
+            Layer(f"{p}q", "linear", (f"{p}ln1",), jit(mm), act, jit(w)),
+            Layer(f"{p}k", "linear", (f"{p}ln1",), jit(mm), act, jit(w)),
+            Layer(f"{p}v", "linear", (f"{p}ln1",), jit(mm), act, jit(w)),
+            Layer(f"{p}scores", "matmul", (f"{p}q", f"{p}k"), jit(att), score_bytes),
+            Layer(f"{p}attn", "matmul", (f"{p}scores", f"{p}v"), jit(att), act),
+            Layer(f"{p}proj", "linear", (f"{p}attn",), jit(mm), act, jit(w)),
+            Layer(f"{p}add1", "add", (f"{p}proj", h), jit(tokens * hidden), act),
+            Layer(f"{p}ln2", "layernorm", (f"{p}add1",), jit(5 * tokens * hidden), act, 8.0 * hidden),
+            Layer(f"{p}fc1", "linear", (f"{p}ln2",), jit(4 * mm), 4 * act, jit(4 * w)),
+            Layer(f"{p}fc2", "linear", (f"{p}fc1",), jit(4 * mm), act, jit(4 * w)),
+        ]
+        blk.append(Layer(f"{p}add2", "add", (f"{p}fc2", f"{p}add1"), jit(tokens * hidden), act))
+        layers += blk
+        h = f"{p}add2"
+        b += 1
+    layers.append(Layer("head", "linear", (h,), jit(2.0 * tokens * hidden * 1000), 4000.0, jit(4.0 * hidden * 1000)))
+    ib = float(8 * tokens) if input_bytes is None else input_bytes
+    return Graph(name or f"transformer-{n}", [ModelInput("x", ib)], layers)
 
 
 def system(
