@@ -28,11 +28,12 @@ for the reduce FLOP, come from ``shape_out``, else ``output_bytes / 4`` (float32
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Literal
 
-from formulation.granularity.provenance import GranularityError, Origin, Transformed, as_transformed
+from formulation.granularity.provenance import GranularityError, Kind, Origin, Transformed, as_transformed
 from formulation.granularity.rewrite import NewNode, Rewrite, apply_rewrites, restriction, whole_layers
 from formulation.granularity.spatial import layer_chain
 from formulation.model import Instance, Layer
@@ -41,7 +42,7 @@ Units = Literal["channels", "heads"]
 
 
 def _channel_axis(shape: Sequence[int], op: str) -> int:
-    return int(shape[-3]) if len(shape) == 4 or "conv" in op.lower() and len(shape) >= 3 else int(shape[-1])
+    return int(shape[-3]) if len(shape) == 4 or ("conv" in op.lower() and len(shape) >= 3) else int(shape[-1])
 
 
 def unit_count(layer: Layer, side: Literal["out", "in"], units: Units = "channels") -> int | None:
@@ -68,7 +69,7 @@ def shares(parts: int, units: int | None) -> list[tuple[float, str]]:
     if parts > units:
         raise GranularityError(f"cannot split {units} units into {parts} non-empty parts")
     bounds = [i * units // parts for i in range(parts + 1)]
-    return [((b - a) / units, f"{a}:{b} of {units}") for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [((b - a) / units, f"{a}:{b} of {units}") for a, b in itertools.pairwise(bounds)]
 
 
 def output_elements(layer: Layer) -> float:
@@ -171,7 +172,7 @@ def split_channels(
         part_ids.append(f"{split}#p{p}")
     out_layer = lay[-1]
     reduce = mode == "reduce" or pair
-    kind = "reduce" if reduce else "gather"
+    kind: Kind = "reduce" if reduce else "gather"
     join = Layer(
         f"{split}#out",
         "reduce_sum" if reduce else "concat",

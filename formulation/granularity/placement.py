@@ -86,7 +86,7 @@ def natural_placement(
         o = t.provenance.origins[node]
         if o.kind == "scatter":
             src = g.layers[g.layer_index[node]].inputs[0]
-            out[node] = out[src] if src in out else s.source
+            out[node] = out.get(src, s.source)
         else:
             out[node] = base[o.layers[-1]] if base is not None else home
     return out

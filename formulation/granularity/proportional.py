@@ -74,7 +74,7 @@ class ProportionalPlan:
 
 
 def _largest_remainder(values: Mapping[str, float], total: int) -> dict[str, int]:
-    floor = {d: int(math.floor(v + 1e-9)) for d, v in values.items()}
+    floor = {d: math.floor(v + 1e-9) for d, v in values.items()}
     rest = total - sum(floor.values())
     for d in sorted(values, key=lambda d: -(values[d] - floor[d]))[:rest]:
         floor[d] += 1
@@ -170,14 +170,15 @@ def proportional_split(
     m.total = pyo.Constraint(expr=sum(m.h[d] for d in m.D) == H[L])
     m.on = pyo.Constraint(m.D, rule=lambda m, d: m.h[d] <= H[L] * m.y[d])
     m.least = pyo.Constraint(m.D, rule=lambda m, d: m.h[d] >= m.y[d])
-    m.span = pyo.Constraint(m.D, rule=lambda m, d: m.T >= path(d))
+    m.span = pyo.Constraint(m.D, rule=lambda m, d: path(d) <= m.T)
     if inst.problem.constraints.memory:
         m.mem = pyo.ConstraintList()
         for d in cand:
             cap = float(s.memory[s.device_index[d]])
             if math.isfinite(cap):
                 for lv in range(1, L + 1):
-                    m.mem.add(params * m.y[d] + row_bytes[lv - 1] * rows(d, lv - 1) + row_bytes[lv] * rows(d, lv) <= cap)
+                    held = row_bytes[lv - 1] * rows(d, lv - 1) + row_bytes[lv] * rows(d, lv)
+                    m.mem.add(params * m.y[d] + held <= cap)
     m.obj = pyo.Objective(expr=m.T)
     res = SolverFactory("highs").solve(
         m, time_limit=time_limit_s, load_solutions=False, raise_exception_on_nonoptimal_result=False

@@ -133,11 +133,12 @@ def apply_rewrites(t: Transformed, rewrites: Sequence[Rewrite], step: str) -> Tr
     layers: list[Layer] = []
     emitted: set[int] = set()
     for v in g.layer_ids:
-        i = owner.get(v)
-        if i is None:
+        if v not in owner:
             lay = g.layers[g.layer_index[v]]
             layers.append(replace(lay, inputs=remap(lay.inputs, None)))
-        elif i not in emitted:
+            continue
+        i = owner[v]
+        if i not in emitted:
             emitted.add(i)
             layers += [replace(nn.layer, inputs=remap(nn.layer.inputs, i)) for nn in rewrites[i].nodes]
     outputs = []

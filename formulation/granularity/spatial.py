@@ -38,6 +38,7 @@ window attrs: they keep the shape of their input.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -165,7 +166,9 @@ def window_of(layer: Layer, prev_shape: tuple[int, int, int] | None = None) -> W
             )
         out_shape = out_shape or in_shape
         if out_shape[1:] != in_shape[1:]:
-            raise GranularityError(f"elementwise layer {layer.id!r} changes the spatial shape {in_shape} -> {out_shape}")
+            raise GranularityError(
+                f"elementwise layer {layer.id!r} changes the spatial shape {in_shape} -> {out_shape}"
+            )
         return Window(layer.id, (1, 1), (1, 1), (1, 1), (0, 0), in_shape, out_shape)
     k = _pair(layer, "kernel", 1)
     s = _pair(layer, "stride", 1)
@@ -349,8 +352,8 @@ def _unit_nodes(
                 attrs={"split": split, "part": p, "layers": list(unit.layers), "region": _fmt(out_region)},
             )
             times = {
-                dev: float(sum(inst.time[i, inst.system.device_index[dev]] * sh for i, sh in zip(idx, share, strict=True)))
-                for dev in measured
+                dev: float(sum(inst.time[i, j] * sh for i, sh in zip(idx, share, strict=True)))
+                for dev, j in ((dev, inst.system.device_index[dev]) for dev in measured)
             }
             parts.append(
                 NewNode(part, Origin("part", unit.layers, split, p, total, _fmt(out_region), info), times, allowed,
@@ -362,7 +365,8 @@ def _unit_nodes(
         gather_id, "concat", tuple(pn.layer.id for pn in parts), 0.0, float(g.output_bytes[idx[-1]]),
         attrs={"split": split, "parts": total},
     )
-    nodes.append(NewNode(gather, Origin("gather", unit.layers, split, None, total, f"{total} parts"), private=last in private))
+    origin = Origin("gather", unit.layers, split, None, total, f"{total} parts")
+    nodes.append(NewNode(gather, origin, private=last in private))
     return nodes, gather_id
 
 
@@ -423,7 +427,7 @@ def split_spatial(
         rb = list(row_bounds) if row_bounds is not None else even_bounds(h, rows)
         cb = list(col_bounds) if col_bounds is not None else even_bounds(w, cols)
         for bounds, size, what in ((rb, h, "row"), (cb, w, "column")):
-            if bounds[0] != 0 or bounds[-1] != size or any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
+            if bounds[0] != 0 or bounds[-1] != size or any(a >= b for a, b in itertools.pairwise(bounds)):
                 raise GranularityError(f"split {split!r}: {what} bounds {bounds} must increase from 0 to {size}")
         unit_nodes, x_id = _unit_nodes(inst, u, x_id, x_bytes, rb, cb, split)
         x_bytes = float(g.output_bytes[g.layer_index[u.layers[-1]]])

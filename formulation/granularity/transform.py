@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from formulation.granularity.channel import split_channels
 from formulation.granularity.coarsen import merge_by_module, merge_cheap_successors, merge_to_cut_points
@@ -58,7 +59,8 @@ class SplitSpec:
 def _range(rng: str, ids: Collection[str], text: str) -> tuple[str, str]:
     if rng in ids:
         return rng, rng
-    found = [(rng[:i], rng[i + 1 :]) for i, ch in enumerate(rng) if ch == "-" and rng[:i] in ids and rng[i + 1 :] in ids]
+    cuts = [(rng[:i], rng[i + 1 :]) for i, ch in enumerate(rng) if ch == "-"]
+    found = [(a, b) for a, b in cuts if a in ids and b in ids]
     if len(found) == 1:
         return found[0]
     if found:
@@ -92,11 +94,13 @@ def parse_split(text: str, layer_ids: Collection[str]) -> SplitSpec:
         kv[key.strip()] = val.strip()
     mode = kv.pop("mode", "")
     spatial = {k: kv.pop(k) for k in ("tiles", "rows", "cols") if k in kv}
-    channel = {k: kv.pop(k) for k in ("channels", "heads") if k in kv}
+    channel: dict[str, str] = {k: kv.pop(k) for k in ("channels", "heads") if k in kv}
     if kv:
         raise GranularityError(f"--split {text!r}: unknown key(s) {sorted(kv)}; forms: {_SPLIT_FORMS}")
     if bool(spatial) == bool(channel):
-        raise GranularityError(f"--split {text!r}: give either tiles/rows/cols or channels/heads; forms: {_SPLIT_FORMS}")
+        raise GranularityError(
+            f"--split {text!r}: give either tiles/rows/cols or channels/heads; forms: {_SPLIT_FORMS}"
+        )
     if spatial:
         rows = cols = 1
         if "tiles" in spatial:
@@ -121,11 +125,11 @@ def parse_split(text: str, layer_ids: Collection[str]) -> SplitSpec:
 def apply_split(x: Instance | Transformed, spec: SplitSpec) -> Transformed:
     """Apply one parsed split."""
     if spec.kind == "spatial":
-        mode = "layerwise" if spec.mode == "layerwise" else "fused"
-        return split_spatial(x, spec.first, spec.last, rows=spec.rows, cols=spec.cols, mode=mode)
-    reduce = spec.mode == "reduce"
-    units = "heads" if spec.units == "heads" else "channels"
-    return split_channels(x, spec.first, spec.last, parts=spec.parts, mode="reduce" if reduce else "gather", units=units)
+        spatial_mode: Literal["fused", "layerwise"] = "layerwise" if spec.mode == "layerwise" else "fused"
+        return split_spatial(x, spec.first, spec.last, rows=spec.rows, cols=spec.cols, mode=spatial_mode)
+    channel_mode: Literal["gather", "reduce"] = "reduce" if spec.mode == "reduce" else "gather"
+    units: Literal["channels", "heads"] = "heads" if spec.units == "heads" else "channels"
+    return split_channels(x, spec.first, spec.last, parts=spec.parts, mode=channel_mode, units=units)
 
 
 def apply_granularity(x: Instance | Transformed, granularity: str) -> Transformed:

@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "toolchain.cli.core",
     "toolchain.cli.workflow",
     "toolchain.cli.pareto",
+    "toolchain.cli.granularity",
 ]
 
 for _name in _COMMAND_MODULES:
