@@ -32,6 +32,8 @@ Topology = Literal["auto", "chain", "star", "full"]
 def expand_devices(devices: Sequence[str]) -> list[tuple[str, str]]:
     """``["phone", "rpi3b:2"]`` -> ``[("phone", "phone"), ("rpi3b-1", "rpi3b"), ("rpi3b-2", "rpi3b")]``.
 
+    Pairs are (device id, catalogue id); an alias keeps its own name as the id (``cloud`` -> v100).
+
     Raises
     ------
     catalog.CatalogError
@@ -43,12 +45,13 @@ def expand_devices(devices: Sequence[str]) -> list[tuple[str, str]]:
     for spec in devices:
         name, _, count = spec.strip().partition(":")
         catalog.device(name)
+        key = catalog.resolve_device(name)
         if not count:
-            out.append((name, name))
+            out.append((name, key))
             continue
         if not count.isdigit() or int(count) < 1:
             raise ValueError(f"device {spec!r}: the count after ':' must be a positive integer")
-        out.extend((f"{name}-{i}", name) for i in range(1, int(count) + 1))
+        out.extend((f"{name}-{i}", key) for i in range(1, int(count) + 1))
     ids = [i for i, _ in out]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -138,12 +141,3 @@ def build_system(
     if snk is not None:
         system["sink"] = snk
     return system
-
-
-def describe(system: dict[str, Any]) -> list[str]:
-    """Comment lines naming each device and network with its catalogue name."""
-    lines = []
-    for d in system["devices"]:
-        base = d["id"].rsplit("-", 1)[0] if d["id"] not in catalog.devices() else d["id"]
-        lines.append(f"device {d['id']}: {catalog.device(base)['name']}")
-    return lines

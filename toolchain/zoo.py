@@ -27,7 +27,7 @@ import yaml
 
 from toolchain.catalog import devices as catalog_devices
 from toolchain.importers.common import totals, write_model_yaml
-from toolchain.scenario import build_system
+from toolchain.scenario import build_system, expand_devices
 
 GENERATOR_VERSION = 1
 ZOO_DIR = Path(__file__).resolve().parents[1] / "instances" / "zoo"
@@ -47,7 +47,8 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("phone-cloud-lte", ("phone", "v100"), ("lte",), "auto",
-             "two-tier phone + cloud GPU over LTE: Neurosurgeon (Kang et al., ASPLOS 2017), DADS (Hu et al., INFOCOM 2019)"),
+             "two-tier phone + cloud GPU over LTE: Neurosurgeon (Kang et al., ASPLOS 2017), "
+             "DADS (Hu et al., INFOCOM 2019)"),
     Scenario("phone-cloud-3g", ("phone", "v100"), ("3g",), "auto", "two-tier over 3G: Neurosurgeon, DADS"),
     Scenario("phone-cloud-wifi", ("phone", "v100"), ("wifi",), "auto", "two-tier over Wi-Fi: Neurosurgeon, DADS"),
     Scenario("rpi4-nuc-wifi", ("rpi4", "nuc"), ("wifi",), "auto",
@@ -55,9 +56,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("rpi4-nuc-v100", ("rpi4", "nuc", "v100"), ("wifi", "wan"), "chain",
              "end-edge-cloud hierarchy: DDNN (Teerapittayanon, McDanel, Kung, ICDCS 2017)"),
     Scenario("rpi3b-cluster-wifi", ("rpi3b:4",), ("wifi",), "full",
-             "cluster of four Raspberry Pi 3B over Wi-Fi: MoDNN (Mao et al., DATE 2017), DeepThings (Zhao et al., TCAD 2018)"),
+             "cluster of four Raspberry Pi 3B over Wi-Fi: MoDNN (Mao et al., DATE 2017), "
+             "DeepThings (Zhao et al., TCAD 2018)"),
     Scenario("llm-edge", ("xavier-nx:2", "agx-orin", "edge-gpu"), ("ethernet-1g",), "full",
-             "LLM inference split over heterogeneous edge devices: EdgeShard (Zhang et al., 2024), Galaxy (Ye et al., INFOCOM 2024)"),
+             "LLM inference split over heterogeneous edge devices: EdgeShard (Zhang et al., 2024), "
+             "Galaxy (Ye et al., INFOCOM 2024)"),
     Scenario("llm-edge-cloud", ("agx-orin", "h100"), ("wan",), "auto",
              "LLM on an edge device with a cloud GPU to offload to: edge-cloud collaborative LLM inference"),
 ]}
@@ -124,8 +127,9 @@ def _model_header(name: str, model: dict[str, Any]) -> list[str]:
     return [
         HEADER,
         f"{entry.description}.",
-        f"{int(t['layers'])} layers; {t['flops'] / 1e9:.4g} GFLOP in all; conv/linear/matmul {t['mac_conv_linear'] / 1e9:.4g} "
-        f"GMAC; {t['params'] / 1e6:.5g} M parameters ({t['param_bytes'] / 2**20:.1f} MiB with buffers).",
+        f"{int(t['layers'])} layers; {t['flops'] / 1e9:.4g} GFLOP in all; "
+        f"conv/linear/matmul {t['mac_conv_linear'] / 1e9:.4g} GMAC; {t['params'] / 1e6:.5g} M parameters "
+        f"({t['param_bytes'] / 2**20:.1f} MiB with buffers).",
         f"Checked against: {ref.gmac:g} GMAC, {ref.params:g} M parameters (tolerance {ref.rel_tol:g}); {ref.source}.",
         "FLOPs count a multiply-add as 2; see docs/toolchain.md for the importer's conventions.",
     ]
@@ -133,10 +137,7 @@ def _model_header(name: str, model: dict[str, Any]) -> list[str]:
 
 def _system_header(sc: Scenario, system: dict[str, Any]) -> list[str]:
     cat = catalog_devices()
-    names = []
-    for d in system["devices"]:
-        base = d["id"] if d["id"] in cat else d["id"].rsplit("-", 1)[0]
-        names.append(f"{d['id']} = {cat[base]['name']}")
+    names = [f"{dev_id} = {cat[key]['name']}" for dev_id, key in expand_devices(sc.devices)]
     return [
         HEADER,
         f"Scenario: {sc.setting}.",

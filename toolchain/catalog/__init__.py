@@ -48,8 +48,18 @@ def cloud_egress_price() -> str:
     return str(_load("networks.yaml")["cloud_egress_price"]["value"])
 
 
+def resolve_device(name: str) -> str:
+    """The catalogue id of ``name`` (itself, or the entry an alias such as ``cloud`` stands for)."""
+    return str(_load("devices.yaml").get("aliases", {}).get(name, name))
+
+
+def resolve_network(name: str) -> str:
+    """The catalogue id of network ``name`` (itself, or the entry an alias such as ``4g`` stands for)."""
+    return str(_load("networks.yaml").get("aliases", {}).get(name, name))
+
+
 def device(name: str) -> dict[str, Any]:
-    """One device entry.
+    """One device entry (aliases resolved).
 
     Raises
     ------
@@ -57,9 +67,11 @@ def device(name: str) -> dict[str, Any]:
         If ``name`` is not in the catalogue.
     """
     cat = devices()
-    if name not in cat:
-        raise CatalogError(f"unknown device {name!r}; the catalogue has: {', '.join(cat)}")
-    return cat[name]
+    key = resolve_device(name)
+    if key not in cat:
+        aliases = ", ".join(_load("devices.yaml").get("aliases", {}))
+        raise CatalogError(f"unknown device {name!r}; the catalogue has: {', '.join(cat)} (aliases: {aliases})")
+    return cat[key]
 
 
 def network(name: str) -> dict[str, Any]:
@@ -71,9 +83,11 @@ def network(name: str) -> dict[str, Any]:
         If ``name`` is not in the catalogue.
     """
     cat = networks()
-    if name not in cat:
-        raise CatalogError(f"unknown network {name!r}; the catalogue has: {', '.join(cat)}")
-    return cat[name]
+    key = resolve_network(name)
+    if key not in cat:
+        aliases = ", ".join(_load("networks.yaml").get("aliases", {}))
+        raise CatalogError(f"unknown network {name!r}; the catalogue has: {', '.join(cat)} (aliases: {aliases})")
+    return cat[key]
 
 
 def device_entry(name: str, device_id: str | None = None, trusted: bool = False) -> dict[str, Any]:

@@ -28,6 +28,7 @@ counted it, ``analytic`` for :mod:`toolchain.importers.flops`, ``mixed``, or ``n
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -108,8 +109,11 @@ def _module_of(node: Any) -> tuple[str, str, str]:
 def _export(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     import torch
 
-    ep = torch.export.export(module, args, kwargs=kwargs)
-    return ep.run_decompositions()
+    with warnings.catch_warnings():
+        # torch's own pytree deprecation notices, not actionable by users of the importer.
+        warnings.simplefilter("ignore", FutureWarning)
+        ep = torch.export.export(module, args, kwargs=kwargs)
+        return ep.run_decompositions()
 
 
 def trace_module(

@@ -1,0 +1,127 @@
+"""``dnnpart profile`` (measure per-layer latencies here) and ``dnnpart scenario`` (system files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toolchain.cli.common import UserError, console, err_console, user_errors
+
+
+def _write_yaml(data: dict[str, Any], output: Path | None, header: list[str]) -> None:
+    import yaml
+
+    text = "".join(f"# {h}\n" for h in header) + yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=None, width=float("inf")
+    )
+    if output is None:
+        console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``profile`` and ``scenario``."""
+
+    @app.command("profile")
+    def profile(
+        model: Annotated[str, typer.Argument(help="A zoo model name (e.g. resnet18) or MODULE:FACTORY.")],
+        device: Annotated[str, typer.Option(help="Where to run: cpu or cuda (cuda only when available).")] = "cpu",
+        repeats: Annotated[int, typer.Option(help="Timed runs; each layer reports median and quartiles.")] = 10,
+        warmup: Annotated[int, typer.Option(help="Untimed runs before timing.")] = 3,
+        name: Annotated[str | None, typer.Option(help="Device id in the latency table (default host-DEVICE).")] = None,
+        input_shape: Annotated[list[str] | None, typer.Option(
+            "--input-shape", help="Shape of a positional input, e.g. 1,3,224,224 (repeatable).")] = None,
+        dtype: Annotated[str, typer.Option(help="dtype of the --input-shape inputs.")] = "float32",
+        level: Annotated[str, typer.Option(help="Layer granularity: module or op.")] = "module",
+        calibrate: Annotated[bool, typer.Option(
+            "--calibrate", help="Fit the device's effective compute and memory bandwidth (roofline).")] = False,
+        model_out: Annotated[Path | None, typer.Option(
+            "--model-out", help="Also write the imported model (same layer ids) to this file.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="YAML file (default: stdout).")] = None,
+    ) -> None:
+        """Measure every layer's latency on this machine and write a latency table for a device."""
+        with user_errors():
+            if repeats < 1 or warmup < 0:
+                raise UserError(f"--repeats {repeats} / --warmup {warmup}: need repeats >= 1 and warmup >= 0")
+            if device not in ("cpu", "cuda"):
+                raise UserError(f"--device {device!r}: expected cpu or cuda")
+            if level not in ("module", "op"):
+                raise UserError(f"--level {level!r}: expected module or op")
+            import torch
+
+            if device == "cuda" and not torch.cuda.is_available():
+                raise UserError("--device cuda: no CUDA device is available on this machine (use --device cpu)")
+            from toolchain.cli.importers import resolve_module
+            from toolchain.importers.common import write_model_yaml
+            from toolchain.profiling import calibrate as fit
+            from toolchain.profiling import profile_module
+
+            module, args, kwargs, default = resolve_module(model, input_shape, dtype, meta=True)
+            prof = profile_module(module, args, device=device, repeats=repeats, warmup=warmup, level=level,
+                                  example_kwargs=kwargs, name=default, device_name=name)
+            cal = fit(prof) if calibrate else None
+            header = [f"Measured by `dnnpart profile {model}` on {prof.host}, torch {torch.__version__}, "
+                      f"{device}, {repeats} timed runs after {warmup} warm-up runs.",
+                      "latency: per-layer medians in seconds (paste into a system file's latency: section); "
+                      "spread: quartiles and minimum."]
+            _write_yaml(prof.to_data(cal), output, header)
+            if model_out is not None:
+                write_model_yaml(prof.model, model_out, [f"Imported by `dnnpart profile {model}` (level {level})."])
+            total = sum(t.median_s for t in prof.layers.values())
+            err_console.print(f"{len(prof.layers)} layers, sum of medians {total * 1e3:.3f} ms, "
+                              f"eager forward {prof.eager_median_s * 1e3:.3f} ms", highlight=False)
+            if cal is not None:
+                err_console.print(f"fit: compute {cal.compute_flops_per_s / 1e9:.4g} GFLOP/s, memory bandwidth "
+                                  f"{cal.memory_bandwidth_bytes_per_s / 1e9:.4g} GB/s", highlight=False)
+                for op, f in sorted(cal.per_op.items()):
+                    err_console.print(f"  {op:<20} {f.layers:>4} layers  measured {f.measured_s * 1e3:9.3f} ms  "
+                                      f"predicted {f.predicted_s * 1e3:9.3f} ms  median |error| "
+                                      f"{f.median_abs_rel_error:.0%}", highlight=False)
+
+    @app.command("scenario")
+    def scenario(
+        devices: Annotated[str, typer.Option(
+            help="Catalogue devices, comma-separated; NAME:COUNT for copies (e.g. phone,cloud or rpi3b:4).")],
+        network: Annotated[str, typer.Option(
+            help="Catalogue network for every link, or one per link, comma-separated (e.g. lte or wifi,wan).")],
+        topology: Annotated[str, typer.Option(help="auto, chain, star or full.")] = "auto",
+        sink: Annotated[str | None, typer.Option(help="Sink device id, or 'none' (default: the source).")] = None,
+        source: Annotated[str | None, typer.Option(help="Source device id (default: the first device).")] = None,
+        trusted: Annotated[str | None, typer.Option(help="Trusted device ids (default: tiers end and edge).")] = None,
+        list_catalog: Annotated[bool, typer.Option("--list", help="List the catalogue and exit.")] = False,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="System file (default: stdout).")] = None,
+    ) -> None:
+        """Write a system file (devices and links) built from the device and network catalogues."""
+        with user_errors():
+            from toolchain import catalog
+            from toolchain.scenario import build_system, expand_devices
+
+            if list_catalog:
+                for k, d in catalog.devices().items():
+                    console.print(f"device  {k:<12} {d['tier']:<6} {d['name']}", highlight=False)
+                for k, n in catalog.networks().items():
+                    console.print(f"network {k:<12} {n['name']}", highlight=False)
+                return
+            if topology not in ("auto", "chain", "star", "full"):
+                raise UserError(f"--topology {topology!r}: expected auto, chain, star or full")
+            try:
+                devs = _split(devices)
+                system = build_system(
+                    devs, _split(network), topology=topology,  # type: ignore[arg-type]
+                    source=source, sink="source" if sink is None else (None if sink == "none" else sink),
+                    trusted=_split(trusted) if trusted is not None else None,
+                )
+                names = [f"{i} = {catalog.device(k)['name']}" for i, k in expand_devices(devs)]
+            except (KeyError, ValueError) as exc:
+                raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
+            header = [f"Built by `dnnpart scenario --devices {devices} --network {network}` from toolchain/catalog/ "
+                      "(every figure's source is there).", "Devices: " + "; ".join(names) + "."]
+            _write_yaml(system, output, header)
