@@ -27,6 +27,8 @@ _COMMAND_MODULES = [
     "toolchain.cli.core",
     "toolchain.cli.workflow",
     "toolchain.cli.pareto",
+    "toolchain.cli.importers",
+    "toolchain.cli.toolchain",
     "toolchain.cli.granularity",
 ]
 
