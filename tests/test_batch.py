@@ -109,7 +109,7 @@ def test_failures_become_rows_and_spare_the_other_tasks(tmp_path: Path, faulty: 
         [{"raw": {"bytes": 8 << 30, "delay_s": 0.05}}],
         out=out,
         jobs=2,
-        task_timeout_s=2.0,
+        task_timeout_s=1.5,
         memory_limit_bytes=1 << 30,
     )
     df = batch.load_results(out).set_index("solver")

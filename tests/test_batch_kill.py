@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -17,8 +18,8 @@ from solvers.batch.faults import register_faulty, unregister_faulty
 from solvers.batch.grid import expand_grid
 from solvers.testing import CASES
 
-N_TASKS = 40
-DELAY_S = 0.15  # each task sleeps this long: 40 tasks on 2 workers take >= 3 s
+N_TASKS = 30
+DELAY_S = 0.1  # each task sleeps this long: 30 tasks on 2 workers take >= 1.5 s
 
 
 def grid_args() -> tuple[list, list[str], list[dict], list[int]]:  # type: ignore[type-arg]
@@ -93,3 +94,61 @@ def test_sigkill_of_the_driver_then_resume(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert dupes == 0 and bad == 0
+
+
+CLI_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from solvers.batch.faults import register_faulty
+    from toolchain.cli import app
+
+    register_faulty()
+    app(sys.argv[1:])
+    """
+)
+
+
+def test_ctrl_c_of_dnnpart_batch_keeps_rows_and_says_resume(tmp_path: Path) -> None:
+    import yaml
+
+    from formulation.loader import instance_to_data
+
+    inst = tmp_path / "chain.yaml"
+    inst.write_text(yaml.safe_dump(instance_to_data(CASES[0].build())))
+    db = tmp_path / "int.db"
+    script = tmp_path / "cli.py"
+    script.write_text(CLI_DRIVER)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    options = json.dumps({"raw": {"delay_s": DELAY_S}})
+    seeds = ",".join(map(str, range(N_TASKS)))
+    args = ["batch", str(inst), "--solvers", "fault-slow", "--options", options, "--seeds", seeds, "--out", str(db)]
+    args += ["--jobs", "2", "--no-progress"]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_rows(db)) < 4:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    before = _rows(db)
+    assert 4 <= len(before) < N_TASKS
+    cmd = [sys.executable, str(script), *args, "--resume"]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{N_TASKS - len(before)} tasks run (0 failed), {len(before)} already done" in done.stdout
+    after = _rows(db)
+    assert set(before) <= set(after) and len({k for k, _, _ in after}) == len(after) == N_TASKS

@@ -4,11 +4,12 @@ and performance profiles.
 Every function builds a :class:`matplotlib.figure.Figure` on the Agg canvas directly (no pyplot,
 no global state, safe in workers and threads), returns it, and writes it to ``path`` when one is
 given (the format follows the suffix: .png, .pdf, .svg). In a notebook the returned figure
-displays itself.
+displays itself (:class:`PlotFigure`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +38,17 @@ def device_colours(inst: Instance) -> dict[str, str]:
     return {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(inst.system.device_ids)}
 
 
+class PlotFigure(Figure):
+    """A matplotlib Figure that shows itself in Jupyter whatever the backend (no pyplot needed)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = PlotFigure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
