@@ -424,7 +424,8 @@ def plot_pareto(
     ax.set_ylabel(_METRIC_LABELS.get(y, y))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"Pareto front: {x} vs {y}", fontsize=10, loc="left")
+    default = f"Pareto front: {_METRIC_LABELS.get(x, x)} against {_METRIC_LABELS.get(y, y)}"
+    ax.set_title(title or default, fontsize=10, loc="left")
     return _save(fig, path)
 
 
