@@ -151,10 +151,10 @@ class LocalSearch(Solver):
         v, d = np.nonzero(mask & (np.arange(k)[None, :] != P[:, None]))
         single = np.repeat(P[None, :], v.size, axis=0)
         single[np.arange(v.size), v] = d
-        if n < 2 or k < 2 or samples <= 0:
+        if n < 2 or k < 2 or samples <= 0 or max_seg < 2:
             return single
         i = rng.integers(0, n - 1, samples)
-        length = rng.integers(2, min(max_seg, n) + 1, samples) if max_seg >= 2 else np.full(samples, 2)
+        length = rng.integers(2, min(max_seg, n) + 1, samples)
         j = np.minimum(i + length, n)
         dev = rng.integers(0, k, samples)
         cols = np.arange(n)[None, :]
