@@ -58,7 +58,7 @@ def main() -> None:
         folder = Path(tmp)
         executors = ["local"]
         if not args.no_ray and importlib.util.find_spec("ray") is not None:
-            from solvers.batch.executors import start_local_ray
+            from solvers.batch.ray_executor import start_local_ray
 
             t0 = time.perf_counter()
             start_local_ray(num_cpus=args.jobs)

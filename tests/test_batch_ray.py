@@ -1,6 +1,6 @@
 """The same batch through a local Ray cluster gives the same rows as the local process pool.
 
-Ray is started once, by :func:`solvers.batch.executors.start_local_ray` (2 CPUs, no dashboard,
+Ray is started once, by :func:`solvers.batch.ray_executor.start_local_ray` (2 CPUs, no dashboard,
 every server on 127.0.0.1), and the checks share it in one test so that a parallel test run
 starts one Ray only. CI installs the ``ray`` extra; elsewhere this test skips.
 """
@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("ray")
 
 from solvers import batch
-from solvers.batch.executors import start_local_ray
 from solvers.batch.faults import register_faulty, unregister_faulty
+from solvers.batch.ray_executor import start_local_ray
 from solvers.testing import CASES
 
 pytestmark = pytest.mark.ray

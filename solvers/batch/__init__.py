@@ -5,7 +5,7 @@
 >>> df = batch.load_results("results.db")  # doctest: +SKIP
 
 Modules: :mod:`.grid` (tasks and keys), :mod:`.worker` (one solve, its row, the memory guard),
-:mod:`.executors` (pebble pool, Ray), :mod:`.store` (the SQLite results store), :mod:`.runner`.
+:mod:`.executors` (pebble pool), :mod:`.ray_executor` (Ray), :mod:`.store` (the SQLite results store), :mod:`.runner`.
 """
 
 from solvers.batch.grid import Task, expand_grid, instance_hash

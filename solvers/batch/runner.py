@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from solvers.batch.executors import local_rows, ray_rows
+from solvers.batch.executors import local_rows
 from solvers.batch.grid import InstanceLike, Task, expand_grid
 from solvers.batch.store import ResultsStore, load_results
 
@@ -110,6 +110,8 @@ def _rows(
 ) -> Iterator[tuple[Task, dict[str, Any]]]:
     if executor == "local":
         return local_rows(tasks, jobs or os.cpu_count() or 1, memory)
+    from solvers.batch.ray_executor import ray_rows
+
     return ray_rows(tasks, jobs, memory, address=address, init_kwargs=ray_init)
 
 

@@ -1,0 +1,158 @@
+"""The Ray executor: tasks as Ray remote functions on a cluster, or on a local Ray bound to loopback.
+
+Tasks run with ``max_retries=0``, so a crash is recorded, not retried behind our back. A task's
+hard timeout counts from when it *starts* on a worker, not from submission: a fresh Ray worker
+spends seconds starting and importing (more on a loaded machine), and a task queued behind a
+crashed worker's replacement has not started either. Each task reports its start to a small
+actor (:class:`StartLog`) that the driver reads while it waits; an overdue task is cancelled
+with ``force=True``, which kills its worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from solvers.batch.executors import Row, finish, timeout_row
+from solvers.batch.grid import Task
+from solvers.batch.worker import failure_row, run_task
+
+#: Seconds between reads of the start log while tasks with a timeout are running.
+START_POLL_S = 0.2
+
+
+def start_local_ray(num_cpus: int | None = None, *, dashboard: bool = False, **kwargs: Any) -> None:
+    """Start a single-machine Ray whose servers (GCS, raylet, workers, dashboard) listen on 127.0.0.1 only.
+
+    Ray resolves "localhost" to the machine's external address and binds its servers there, so
+    ``_node_ip_address="127.0.0.1"`` is not enough. Its single-machine mode (the default on macOS
+    and Windows, switched on elsewhere by ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) uses the loopback
+    address for everything; the variable is inherited by the processes Ray starts. The module
+    constant is also set, in case ``ray`` was imported before the variable.
+
+    Parameters
+    ----------
+    num_cpus : int, optional
+        CPUs Ray may use (default: all).
+    dashboard : bool
+        Start the dashboard (on 127.0.0.1).
+    **kwargs
+        Further ``ray.init`` arguments.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    options: dict[str, Any] = {
+        "num_cpus": num_cpus,
+        "include_dashboard": dashboard,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    if dashboard:
+        options["dashboard_host"] = "127.0.0.1"
+    ray.init(**{**options, **kwargs})
+
+
+class StartLog:
+    """Collects the keys of tasks that have started (used as a Ray actor)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def started(self, key: str) -> None:
+        """Record that the task ``key`` started."""
+        self.keys.append(key)
+
+    def drain(self) -> list[str]:
+        """The keys recorded since the last call."""
+        out, self.keys = self.keys, []
+        return out
+
+
+def run_task_logged(task: Task, memory_budget_bytes: int | None, log: Any) -> Row:
+    """:func:`solvers.batch.worker.run_task`, after telling ``log`` (a StartLog actor) that it started."""
+    if log is not None:
+        log.started.remote(task.key)
+    return run_task(task, memory_budget_bytes)
+
+
+def _collect(ray: Any, ref: Any, task: Task, t0: float) -> Row:
+    from ray import exceptions as rex
+
+    try:
+        row: Row = ray.get(ref)
+    except rex.OutOfMemoryError as exc:
+        row = finish(task, failure_row(task, "memory", f"Ray's memory monitor killed the task: {exc}"), t0)
+    except (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError) as exc:
+        row = finish(task, failure_row(task, "crashed", f"the worker died: {type(exc).__name__}"), t0)
+    except rex.TaskCancelledError:
+        row = timeout_row(task, t0)
+    except Exception as exc:
+        row = finish(task, failure_row(task, "error", f"{type(exc).__name__}: {exc}"), t0)
+    return row
+
+
+def ray_rows(
+    tasks: Iterable[Task],
+    jobs: int | None,
+    memory_budget_bytes: int | None,
+    *,
+    address: str | None = None,
+    init_kwargs: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[Task, Row]]:
+    """Run tasks on a Ray cluster: the one already initialised, the one at ``address``, or a local one.
+
+    A Ray started here without ``address`` is :func:`start_local_ray` with ``jobs`` CPUs (loopback
+    only, no dashboard unless ``init_kwargs`` ask for one); one started here is shut down at the
+    end. At most ``jobs`` tasks (default: the cluster's CPUs) are in flight.
+    """
+    import ray
+
+    started_ray = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, **(init_kwargs or {}))
+        else:
+            start_local_ray(jobs, **(init_kwargs or {}))
+        started_ray = True
+    pending = deque(tasks)
+    log: Any = ray.remote(num_cpus=0)(StartLog).remote() if any(t.hard_timeout_s for t in pending) else None
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_task_logged)
+    n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    inflight: dict[Any, tuple[Task, float]] = {}
+    start: dict[str, float] = {}
+    last_read = 0.0
+    try:
+        while pending or inflight:
+            while pending and len(inflight) < n:
+                task = pending.popleft()
+                inflight[remote.remote(task, memory_budget_bytes, log)] = (task, time.perf_counter())
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=START_POLL_S)
+            for ref in ready:
+                task, t0 = inflight.pop(ref)
+                start.pop(task.key, None)
+                yield task, _collect(ray, ref, task, t0)
+            now = time.perf_counter()
+            if log is None or now - last_read < START_POLL_S:
+                continue
+            last_read = now
+            running = {task.key for task, _ in inflight.values()}
+            for key in ray.get(log.drain.remote()):
+                if key in running:
+                    start.setdefault(key, now)
+            for ref, (task, t0) in list(inflight.items()):
+                began = start.get(task.key)
+                if task.hard_timeout_s is not None and began is not None and now - began > task.hard_timeout_s:
+                    ray.cancel(ref, force=True)
+                    del inflight[ref]
+                    yield task, timeout_row(task, t0)
+    finally:
+        for ref in inflight:
+            ray.cancel(ref, force=True)
+        if started_ray:
+            ray.shutdown()
