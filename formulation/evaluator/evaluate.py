@@ -138,13 +138,16 @@ def evaluate(
     """
     P = inst.placement_indices(placement)
     g, s = inst.graph, inst.system
-    bm = batch_metrics(inst, P[None, :], parallel=schedule is None)
+    # The list schedule is computed once here (it gives both the starts and L); every use of L
+    # below passes it explicitly, so batch_metrics need not schedule again.
+    bm = batch_metrics(inst, P[None, :], parallel=False)
     violations: list[Violation] = []
     if schedule is None:
         tt = transfer_tables(inst, P[None, :])
         comp = inst.time[np.arange(g.n)[None, :], P[None, :]]
-        starts_arr = list_schedule_many(inst, P[None, :], comp, tt)[0][0]
-        lat_par = float(bm.latency_parallel[0])
+        starts_all, makespans = list_schedule_many(inst, P[None, :], comp, tt)
+        starts_arr = starts_all[0]
+        lat_par = float(makespans[0])
     else:
         chk = check_schedule(inst, P, schedule)
         starts_arr = np.array([float(schedule.get(v, math.nan)) for v in g.layer_ids])
