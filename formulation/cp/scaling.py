@@ -1,0 +1,291 @@
+"""Integer scaling for CP-SAT: the one place where floats become integers, with error bounds.
+
+CP-SAT (Perron and Didier, Google OR-Tools, 2024) accepts only integer coefficients and domains.
+Every float of the cost model passes through this module:
+
+* **times** that must be variables (the parallel schedule, the period, parallel idle times) become
+  integer *ticks* of ``1 / ticks_per_s`` seconds, ``ticks_per_s`` being the largest power of ten
+  that keeps the time span of interest below ``ticks_max`` (:func:`ticks_max_for`) ticks. The span
+  is an upper bound on the makespan/period of any solution as good as the solution hint when one
+  is known, else the worst-case horizon; start times may range over the whole worst-case horizon
+  (at most :data:`DOMAIN_LIMIT` ticks). Powers of ten keep "nice" data (milliseconds,
+  microseconds) exact;
+* **linear forms** with float coefficients (sequential latency, energy, cost, weighted sums, and
+  the per-tick value of tick variables) are multiplied by a power-of-ten scale ``S`` and rounded
+  (:func:`integerize`). ``S`` is the smallest power of ten whose coefficient rounding error is
+  below :data:`COEF_RTOL` of the form's magnitude, but never so large that ``sum |coef| * ub``
+  exceeds :data:`UNITS_LIMIT` (CP-SAT rejects models that could overflow 64-bit integers);
+* **bytes** (memory) are counted in units of a power of two (one byte unless the totals are huge),
+  rounded *up* for demands and *down* for capacities, so a placement the model accepts never
+  exceeds a memory limit.
+
+Every rounding is accounted for. :class:`FloatForm` carries ``model_error``, a bound on the
+difference between the cost-model value of a metric and the value of the form (from rounding
+durations to ticks); :func:`integerize` adds the coefficient rounding. The resulting
+:attr:`IntegerForm.error` is a *worst-case* bound valid for every assignment:
+``|true value - integer value / S - constant| <= error``. Constraints ``form <= rhs`` are imposed
+with that margin (:func:`add_upper_bound`), so the model never accepts a placement the evaluator
+rejects.
+
+Precision is a budget of 64-bit digits shared between time and coefficients: a tick variable of
+horizon ``H`` ticks with an arbitrary per-tick coefficient (idle power, an odd weight) resolves
+that coefficient only to about ``H / UNITS_LIMIT``. :func:`ticks_max_for` therefore uses a fine
+tick (horizon ~1e12 ticks) when every per-tick coefficient is a short decimal, and a coarse one
+(~1e9 ticks) otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from formulation.model import FloatArray, IntArray
+
+#: Time horizon in ticks when every per-tick coefficient is a short decimal (exact at any scale).
+TIME_TICKS_FINE = 1e12
+#: Time horizon in ticks when some per-tick coefficient is arbitrary (digits go to the coefficient).
+TIME_TICKS_COARSE = 1e9
+#: Largest tick value of any variable domain (start times span the worst-case horizon).
+DOMAIN_LIMIT = 1e15
+#: Largest ``sum |integer coef| * ub`` of a scaled form (CP-SAT's overflow check is near 4e18).
+UNITS_LIMIT = 1e17
+#: Target coefficient rounding error of :func:`integerize`, relative to the form's magnitude.
+COEF_RTOL = 1e-10
+#: Digits after the decimal point of a per-second coefficient that :func:`ticks_max_for` deems short.
+SHORT_DECIMAL_DIGITS = 6
+#: Largest byte total counted in single bytes; above it bytes are counted in powers of two.
+BYTES_MAX = float(2**40)
+#: Relative tolerance of the evaluator's constraint checks (deadline, budgets, memory).
+FEASIBILITY_RTOL = 1e-9
+
+
+def power_of_ten_scale(upper: float, target: float) -> float:
+    """The largest ``10**k`` with ``upper * 10**k <= target`` (``1.0`` when ``upper`` is not positive).
+
+    Parameters
+    ----------
+    upper : float
+        Largest magnitude that will be scaled.
+    target : float
+        Largest scaled magnitude allowed.
+    """
+    if not (upper > 0 and math.isfinite(upper)):
+        return 1.0
+    return float(10.0 ** math.floor(math.log10(target / upper)))
+
+
+def round_to_ticks(seconds: FloatArray | float, ticks_per_s: float) -> tuple[IntArray, FloatArray]:
+    """Round durations to integer ticks.
+
+    Returns
+    -------
+    ticks : int array
+        ``round(seconds * ticks_per_s)`` (0 where the input is not finite).
+    error_s : float array
+        ``|ticks / ticks_per_s - seconds|``, the rounding error in seconds (0 where not finite).
+    """
+    sec = np.asarray(seconds, dtype=np.float64)
+    finite = np.isfinite(sec)
+    scaled = np.where(finite, sec * ticks_per_s, 0.0)
+    ticks = np.rint(scaled).astype(np.int64)
+    err = np.abs(ticks - scaled) / ticks_per_s
+    return ticks, err
+
+
+@dataclass(frozen=True)
+class ByteUnit:
+    """Bytes counted in units of ``unit`` bytes (a power of two), demands up, capacities down."""
+
+    unit: float
+
+    @staticmethod
+    def choose(total_bytes: float) -> ByteUnit:
+        """One byte when ``total_bytes <= BYTES_MAX``, else the smallest power of two keeping it there."""
+        if not (total_bytes > BYTES_MAX and math.isfinite(total_bytes)):
+            return ByteUnit(1.0)
+        return ByteUnit(float(2.0 ** math.ceil(math.log2(total_bytes / BYTES_MAX))))
+
+    def demand(self, nbytes: float) -> int:
+        """A demand in units, rounded up (never under-counts)."""
+        return math.ceil(nbytes / self.unit)
+
+    def capacity(self, nbytes: float) -> int:
+        """A capacity in units with the evaluator's tolerance, rounded down (never over-grants)."""
+        return math.floor(nbytes * (1 + FEASIBILITY_RTOL) / self.unit)
+
+
+@dataclass
+class FloatForm:
+    """A linear form ``constant + sum coef * var`` in a float unit (s, J, USD, objective units).
+
+    Attributes
+    ----------
+    terms : list of (IntVar, float, int)
+        Variable, coefficient per unit of the variable (a boolean, or a count of ticks), and an
+        upper bound on the variable's value (used by the error bound and the scale choice).
+    constant : float
+        Kept in floats, never scaled.
+    model_error : float
+        Bound on ``|cost-model value - form value|`` over all assignments (from tick rounding).
+    """
+
+    terms: list[tuple[cp_model.IntVar, float, int]] = field(default_factory=list)
+    constant: float = 0.0
+    model_error: float = 0.0
+
+    def add_terms(self, variables: Iterable[cp_model.IntVar | bool], coefs: Iterable[float], ub: int = 1) -> None:
+        """Append ``coef * var`` terms (zero coefficients are dropped; constant literals go to the
+        constant)."""
+        for var, c in zip(variables, coefs, strict=True):
+            if not c:
+                continue
+            if isinstance(var, bool):
+                self.constant += float(c) * var
+            else:
+                self.terms.append((var, float(c), int(ub)))
+
+    def plus(self, other: FloatForm, weight: float = 1.0) -> FloatForm:
+        """``self + weight * other`` as a new form (errors add with ``|weight|``)."""
+        return FloatForm(
+            self.terms + [(v, weight * c, ub) for v, c, ub in other.terms if weight * c],
+            self.constant + weight * other.constant,
+            self.model_error + abs(weight) * other.model_error,
+        )
+
+    def magnitude(self) -> float:
+        """Upper bound on ``|form - constant|``: ``sum |coef| * ub``."""
+        return float(sum(abs(c) * ub for _, c, ub in self.terms))
+
+
+@dataclass(frozen=True)
+class IntegerForm:
+    """A :class:`FloatForm` scaled to integers: ``value ~= (sum coefs * vars) / scale + constant``.
+
+    Attributes
+    ----------
+    variables, coefs : list
+        The CP-SAT variables and their integer coefficients (duplicates merged).
+    scale : float
+        Integer units per float unit.
+    constant : float
+        The float constant (not scaled).
+    error : float
+        Worst-case ``|true value - value()|`` in float units: the form's model error plus
+        ``sum |coef - round(coef * scale) / scale| * ub`` over its terms.
+    """
+
+    variables: tuple[cp_model.IntVar, ...]
+    coefs: tuple[int, ...]
+    scale: float
+    constant: float
+    error: float
+
+    @property
+    def expr(self) -> cp_model.LinearExpr:
+        """The integer linear expression for CP-SAT."""
+        return cp_model.LinearExpr.weighted_sum(list(self.variables), list(self.coefs))
+
+    def integer_value(self, value_of: Callable[[cp_model.IntVar], int]) -> int:
+        """``sum coefs * value_of(var)`` (exact integer arithmetic)."""
+        return sum(c * int(value_of(v)) for v, c in zip(self.variables, self.coefs, strict=True))
+
+    def to_float(self, integer_value: float) -> float:
+        """An integer value of :attr:`expr` (or a bound on it) back in float units."""
+        return integer_value / self.scale + self.constant
+
+
+def integerize(
+    form: FloatForm, limit: float = UNITS_LIMIT, rtol: float = COEF_RTOL, round_up: bool = False
+) -> IntegerForm:
+    """Scale a float form to integers with a power-of-ten scale and a worst-case error bound.
+
+    The scale is the smallest power of ten (from the one that maps the form's magnitude to ~1e6)
+    whose coefficient rounding error ``sum |coef - round(coef * S) / S| * ub`` is at most
+    ``rtol`` times the magnitude, capped so that the scaled magnitude stays below ``limit``.
+
+    Parameters
+    ----------
+    form : FloatForm
+    limit : float
+        Largest ``sum |integer coef| * ub``.
+    rtol : float
+        Target coefficient rounding error relative to the form's magnitude.
+    round_up : bool
+        Round every coefficient up instead of to the nearest integer (up to float noise of
+        ``1e-9`` relative), so that ``integer value / S >= form value`` for non-negative variables:
+        the safe direction for ``form <= rhs`` (:func:`add_upper_bound`).
+    """
+    merged: dict[int, tuple[cp_model.IntVar, float, int]] = {}
+    for var, coef, bound in form.terms:
+        _, c0, b0 = merged.get(var.index, (var, 0.0, 0))
+        merged[var.index] = (var, c0 + coef, max(b0, bound))
+    items = [m for m in merged.values() if m[1]]
+    c = np.array([m[1] for m in items], dtype=np.float64)
+    ub = np.array([m[2] for m in items], dtype=np.float64)
+    magnitude = float(np.abs(c) @ ub) if items else 0.0
+    top = power_of_ten_scale(magnitude, limit)
+    scale = min(power_of_ten_scale(magnitude, 1e6), top)
+
+    def to_int(x: FloatArray) -> FloatArray:
+        if round_up:
+            return np.ceil(x - 1e-9 * np.abs(x))
+        return np.rint(x)
+
+    while True:
+        rounding = float(np.abs(c - to_int(c * scale) / scale) @ ub) if items else 0.0
+        if rounding <= rtol * magnitude or scale >= top:
+            break
+        scale *= 10.0
+    ic = to_int(c * scale).astype(np.int64)
+    keep = ic != 0
+    return IntegerForm(
+        tuple(m[0] for m, k in zip(items, keep, strict=True) if k),
+        tuple(int(x) for x in ic[keep]),
+        scale,
+        form.constant,
+        form.model_error + rounding,
+    )
+
+
+def is_short_decimal(value: float, digits: int = SHORT_DECIMAL_DIGITS) -> bool:
+    """``value`` has at most ``digits`` digits after the decimal point (up to float noise)."""
+    scaled = value * 10.0**digits
+    return abs(scaled - round(scaled)) <= 1e-9 * max(1.0, abs(scaled))
+
+
+def ticks_max_for(per_second_coefs: Iterable[float]) -> float:
+    """:data:`TIME_TICKS_FINE` when every coefficient of a tick variable (per second) is a short
+    decimal, else :data:`TIME_TICKS_COARSE` (see the module docstring)."""
+    if all(is_short_decimal(c) for c in per_second_coefs):
+        return TIME_TICKS_FINE
+    return TIME_TICKS_COARSE
+
+
+def add_upper_bound(model: cp_model.CpModel, form: FloatForm, rhs: float, atol: float = 0.0) -> int:
+    """Impose ``form <= rhs`` (with the evaluator's tolerance) safely despite rounding.
+
+    Coefficients are rounded *up* (:func:`integerize` with ``round_up``), so the integer value
+    over-estimates the form's value; the form's ``model_error`` (tick rounding) is subtracted from
+    the right-hand side: ``integer <= floor(S * (rhs * (1 + FEASIBILITY_RTOL) + atol - constant -
+    model_error))``. The model therefore never admits a placement the evaluator rejects; it may
+    reject placements within the rounding of the limit (documented in ``docs/cpsat.md``). A form
+    without tick variables has no model error, so a limit of exactly 0 or exactly a placement's
+    value stays reachable.
+
+    Returns
+    -------
+    int
+        The integer right-hand side used.
+    """
+    ints = integerize(form, round_up=True)
+    slack = rhs * (1 + FEASIBILITY_RTOL) + atol - form.constant - form.model_error
+    limit = math.floor(slack * ints.scale) if math.isfinite(slack) else 0
+    if ints.variables:
+        model.add(ints.expr <= limit)
+    elif limit < 0:
+        model.add_bool_or([False])
+    return int(limit)

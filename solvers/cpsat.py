@@ -1,0 +1,280 @@
+"""``cpsat``: the CP-SAT backend (Google OR-Tools; Perron and Didier, "CP-SAT", 2024).
+
+An exact engine independent of the MILP: placement booleans, "send once" shipping literals, and for
+parallel latency optional interval variables with one ``NoOverlap`` per device (see
+:mod:`formulation.cp`). Times and objective coefficients are scaled to integers by
+:mod:`formulation.cp.scaling`; the worst-case scaling error is in ``Result.extra["scaling_error"]``
+and is the tolerance of the objective check (``RawSolution.objective_atol``), and the reported
+bound is CP-SAT's best bound minus that error, so it is a proven bound on the true objective.
+
+Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` (workers; default
+``max(2, min(8, cpu count))``: CP-SAT with one worker is much slower, see ECOSYSTEM.md), ``seed``
+(default 0; with more than one worker CP-SAT is not deterministic even with a fixed seed),
+``warm_start`` (a placement used as the solution hint). ``raw`` keys:
+
+* ``hint``: ``"auto"`` (default: ``heft`` then ``local-search`` for parallel latency, the other
+  way round otherwise, when registered; else the best simple placement), ``"none"``, or a solver
+  name;
+* ``hint_time_s``: time for the hint heuristic (default: 10% of the limit, at most 10 s; 2 s
+  without a limit);
+* ``ticks_max``: time horizon in ticks (default: :func:`formulation.cp.scaling.ticks_max_for`);
+* ``params``: CP-SAT parameters by name (``SatParameters``), applied last.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from formulation.model import Instance, IntArray
+from solvers.base import RawSolution, Solver
+from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
+from solvers.result import Termination
+
+RAW_KEYS = frozenset({"hint", "hint_time_s", "ticks_max", "params"})
+#: Status names of ``cp_model.CpSolverStatus`` and the termination each maps to (see map_status).
+STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN")
+
+
+def default_workers() -> int:
+    """``max(2, min(8, cpu count))``."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def map_status(status_name: str, has_solution: bool, objective: float, bound: float, gap_set: bool) -> Termination:
+    """Map a CP-SAT status to a :class:`Termination`.
+
+    ``OPTIMAL`` means "gap limit reached" when a gap was requested and the bound is below the
+    objective (CP-SAT reports OPTIMAL when it stops on ``relative_gap_limit``); ``FEASIBLE`` and
+    ``UNKNOWN`` mean a limit stopped the search (with and without a solution); ``MODEL_INVALID``
+    is an error of the formulation.
+    """
+    if status_name == "OPTIMAL":
+        if gap_set and bound < objective:
+            return Termination.GAP_LIMIT
+        return Termination.OPTIMAL
+    if status_name == "FEASIBLE":
+        return Termination.TIME_LIMIT
+    if status_name == "INFEASIBLE":
+        return Termination.INFEASIBLE
+    if status_name == "UNKNOWN":
+        return Termination.TIME_LIMIT
+    return Termination.ERROR
+
+
+class CpSatSolver(Solver):
+    """Exact CP-SAT model of every objective, latency mode and constraint (interval scheduling)."""
+
+    name = "cpsat"
+    exact = True
+    capabilities = Capabilities(note="weighted objectives need non-negative weights")
+    supported_options = frozenset({"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"})
+    description = "exact CP-SAT model (OR-Tools); interval scheduling for parallel latency"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import ortools.sat.python.cp_model  # noqa: F401
+        except ImportError as exc:  # pragma: no cover
+            return False, f"OR-Tools is not installed ({exc})"
+        return True, ""
+
+    @classmethod
+    def version(cls) -> str:
+        from importlib.metadata import version
+
+        return f"OR-Tools {version('ortools')}"
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        super().check(inst, options)
+        bad = {m: w for m, w in inst.problem.objective.terms().items() if w < 0}
+        if bad:
+            raise UnsupportedProblem(
+                f"solver 'cpsat' cannot solve {inst.name!r}: negative objective weights {bad} "
+                "(latency, period and idle time are modelled as lower envelopes)"
+            )
+        unknown = set(options.raw) - RAW_KEYS
+        if unknown:
+            raise OptionNotSupported(
+                f"solver 'cpsat' has no raw option(s) {sorted(unknown)}; it takes {sorted(RAW_KEYS)}"
+            )
+        params = options.raw.get("params", {})
+        if not isinstance(params, Mapping):
+            raise OptionNotSupported(f"solver 'cpsat': raw 'params' must be a mapping, got {params!r}")
+        from ortools.sat import sat_parameters_pb2
+
+        fields = sat_parameters_pb2.SatParameters.DESCRIPTOR.fields_by_name
+        wrong = sorted(set(params) - set(fields))
+        if wrong:
+            raise OptionNotSupported(f"solver 'cpsat': unknown CP-SAT parameter(s) {wrong}")
+        if options.warm_start is not None:
+            try:
+                inst.placement_indices(options.warm_start)
+            except ValueError as exc:
+                raise OptionNotSupported(
+                    f"solver 'cpsat': warm_start is not a placement of {inst.name!r}: {exc}"
+                ) from exc
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        from ortools.sat.python import cp_model
+
+        from formulation.cp import apply_hint, build_cp_model, complete_hint, read_solution
+
+        t0 = time.perf_counter()
+        limit = options.time_limit_s
+        log: list[str] = []
+        hint_P, hint_sched, hint_src = _hint_placement(inst, options)
+        incumbent, order = _incumbent(inst, hint_P, hint_sched)
+        ticks_max = options.raw.get("ticks_max")
+        build = build_cp_model(inst, float(ticks_max) if ticks_max is not None else None, incumbent)
+        hint_kind = "none"
+        if hint_P is not None:
+            full = complete_hint(build, hint_P, order, time_limit_s=_hint_time(options))
+            if full is not None:
+                apply_hint(build, full)
+                hint_kind = "full"
+            else:
+                for (v, d), lit in build.placement.x.items():
+                    build.model.add_hint(lit, int(hint_P[v] == d))
+                hint_kind = "placement only (the hint violates the model)"
+        log.append(f"hint: {hint_src} ({hint_kind}); incumbent objective {incumbent}")
+        build_time = time.perf_counter() - t0
+
+        solver = cp_model.CpSolver()
+        prm = solver.parameters
+        workers = options.threads or default_workers()
+        seed = options.seed if options.seed is not None else 0
+        prm.num_workers = workers
+        prm.random_seed = seed
+        if limit is not None:
+            prm.max_time_in_seconds = max(0.05, limit - build_time)
+        if options.gap is not None:
+            prm.relative_gap_limit = options.gap
+        prm.log_search_progress = True
+        prm.log_to_stdout = bool(options.verbose)
+        for key, val in options.raw.get("params", {}).items():
+            setattr(prm, key, val)
+        solver.log_callback = log.append
+        t1 = time.perf_counter()
+        status = solver.solve(build.model)
+        solve_time = time.perf_counter() - t1
+        name = solver.status_name(status)
+        has = name in ("OPTIMAL", "FEASIBLE")
+        err = build.scaling_error
+        obj_int = solver.objective_value if has else math.nan
+        bound_int = solver.best_objective_bound if has else -math.inf
+        term = map_status(name, has, obj_int, bound_int, options.gap is not None)
+        extra: dict[str, Any] = {
+            "scaling_error": err,
+            "ticks_per_s": build.tables.ticks_per_s,
+            "objective_scale": build.objective.scale,
+            "bytes_unit": build.bytes_unit.unit if build.bytes_unit else None,
+            "workers": workers,
+            "seed": seed,
+            "deterministic": workers == 1,
+            "hint": f"{hint_src} ({hint_kind})",
+            "cp_status": name,
+            "variables": len(build.model.proto.variables),
+            "constraints": len(build.model.proto.constraints),
+            "conflicts": solver.num_conflicts,
+            "branches": solver.num_branches,
+        }
+        raw = RawSolution(
+            term,
+            build_time_s=build_time,
+            solve_time_s=solve_time,
+            log="\n".join(log),
+            objective_atol=err,
+            extra=extra,
+        )
+        if name == "MODEL_INVALID":
+            raw.message = f"CP-SAT rejected the model: {build.model.validate()}"
+            return raw
+        if not has:
+            return raw
+        sol = read_solution(build, solver.value)
+        raw.placement = sol.placement
+        raw.schedule = sol.schedule
+        raw.solver_objective = sol.objective
+        raw.bound = build.objective.to_float(bound_int) - err
+        extra["model_objective_int"] = sol.objective_int
+        return raw
+
+
+def _hint_time(options: SolverOptions) -> float:
+    if "hint_time_s" in options.raw:
+        return float(options.raw["hint_time_s"])
+    if options.time_limit_s is None:
+        return 2.0
+    return min(10.0, 0.1 * options.time_limit_s)
+
+
+def _hint_placement(inst: Instance, options: SolverOptions) -> tuple[IntArray | None, dict[str, float] | None, str]:
+    """The hint placement, its schedule (if the heuristic gave one), and where it came from."""
+    if options.warm_start is not None:
+        return inst.placement_indices(options.warm_start), None, "warm_start"
+    mode = str(options.raw.get("hint", "auto"))
+    if mode == "none":
+        return None, None, "none"
+    from solvers.registry import get_solver, names
+    from solvers.result import Status
+
+    if mode == "auto":
+        order = ["heft", "local-search"] if inst.problem.execution == "parallel" else ["local-search", "heft"]
+    else:
+        order = [mode]
+    registered = set(names())
+    for name in order:
+        if name not in registered:
+            continue
+        try:
+            opts = SolverOptions(time_limit_s=_hint_time(options), seed=options.seed)
+            res = get_solver(name).solve(inst, opts)
+        except Exception:  # a heuristic that cannot take the instance just gives no hint
+            continue
+        if res.status in (Status.OPTIMAL, Status.FEASIBLE) and res.placement:
+            return inst.placement_indices(res.placement), dict(res.schedule) or None, name
+    return simple_placement(inst), None, "simple placement"
+
+
+def _incumbent(
+    inst: Instance, P: IntArray | None, schedule: dict[str, float] | None
+) -> tuple[float | None, list[int] | None]:
+    """The evaluator's objective of the hint (None when infeasible) and its layer order by start."""
+    if P is None:
+        return None, None
+    from formulation.evaluator import evaluate
+
+    parallel = inst.problem.execution == "parallel"
+    ev = evaluate(inst, P, schedule if parallel else None)
+    if any(v.kind == "schedule" for v in ev.violations):
+        ev = evaluate(inst, P)
+    dur = inst.time[np.arange(inst.n), P]
+    order = sorted(range(inst.n), key=lambda v: (ev.schedule[inst.graph.layer_ids[v]], float(dur[v]), v))
+    return (ev.objective if ev.feasible else None), (order if parallel else None)
+
+
+def simple_placement(inst: Instance) -> IntArray:
+    """The best of a few obvious placements under the evaluator's objective (feasible ones first).
+
+    Candidates: everything on one device (each device in turn) and every layer on its fastest
+    device; layers are moved to their fastest allowed device where a candidate breaks ``allowed``
+    or ``private``.
+    """
+    from formulation.evaluator import batch_metrics
+
+    mask = inst.placement_mask
+    fastest = np.where(mask, inst.time, np.inf).argmin(axis=1)
+    cands = [np.full(inst.n, d, dtype=np.int64) for d in range(inst.k)] + [fastest.astype(np.int64)]
+    rows = np.arange(inst.n)
+    P = np.stack([np.where(mask[rows, c], c, fastest) for c in cands])
+    bm = batch_metrics(inst, P)
+    key = np.where(bm.feasible(), bm.objective(), np.inf)
+    if not np.isfinite(key).any():
+        key = np.nan_to_num(bm.objective(), nan=np.inf)
+    return P[int(np.argmin(key))].copy()
