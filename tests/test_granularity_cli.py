@@ -61,7 +61,8 @@ def test_parse_split_forms() -> None:
     assert parse_split("conv1:heads=8", ids).units == "heads"
     for bad, msg in [("conv1", "RANGE:KEY=VALUE"), ("conv9:rows=2", "neither a layer"),
                      ("conv1:tiles=3", "RxC"), ("conv1:rows=0", "positive"), ("conv1:foo=1", "unknown key"),
-                     ("conv1:rows=2,channels=2", "either"), ("conv1:rows=2,mode=reduce", "fused or layerwise")]:
+                     ("conv1:rows=2,channels=2", "either"),
+                     ("conv1:rows=2,mode=reduce", "fused, layerwise or exchange")]:
         with pytest.raises(GranularityError, match=msg):
             parse_split(bad, ids)
 

@@ -112,6 +112,24 @@ def test_layerwise_split_gathers_after_each_layer() -> None:
     assert sum(v.flops for v in lay.values()) == 13824 + 9216 + 18432
 
 
+def test_exchange_split_moves_only_the_halo() -> None:
+    t = split_spatial(stack_instance(), "c1", "c3", rows=2, mode="exchange")
+    lay = {v.id: v for v in t.instance.graph.layers}
+    assert len(lay) == 16  # c1: 2 slices + 2 parts; c2: 3 slices + 2 parts; c3: 4 slices + 2 parts + gather
+    # c2 part 0 (rows [0,2)) needs c1 rows [0,4): all of c1 part 0 (512 B), nothing of part 1.
+    assert lay["c2#p0"].inputs == ("c2#in0<0",) and lay["c2#in0<0"].output_bytes == 512.0
+    # c2 part 1 (rows [2,4)) needs c1 rows [3,8): row 3 of part 0 (512 * 1/4 = 128 B) and all of part 1.
+    assert lay["c2#p1"].inputs == ("c2#in1<0", "c2#in1<1")
+    assert (lay["c2#in1<0"].output_bytes, lay["c2#in1<1"].output_bytes) == (128.0, 512.0)
+    # c3 parts need c2 rows [0,3) and [1,4): one halo row (128 B) from the neighbour each.
+    assert [lay[f"c3#in{i}<{j}"].output_bytes for i in range(2) for j in range(2)] == [256.0, 128.0, 128.0, 256.0]
+    pl = natural_placement(t, ["a", "b"], assign="round_robin")
+    ev = evaluate(t.instance, pl)
+    # a->b: x rows [3,8) (480 B) + c1 halo row (128 B) + c2 halo row (128 B); b->a: c2 halo + c3 part 1.
+    assert ev.link_bytes == {"a->b": 480.0 + 128.0 + 128.0, "b->a": 128.0 + 256.0}
+    assert sum(v.flops for v in lay.values()) == 13824 + 9216 + 18432  # no recomputation
+
+
 def test_natural_placement_metrics_by_hand() -> None:
     t = split_spatial(stack_instance(), "c1", "c3", rows=2)
     pl = natural_placement(t, ["a", "b"], assign="round_robin")

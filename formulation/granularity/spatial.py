@@ -27,8 +27,11 @@ for the stack's last layer from then on). Placing each slice with the producer o
 each transfer exactly that part's region; the spec's "one output tensor per layer" is why the
 scatter is one slice node per part. ``mode="layerwise"`` splits each window layer (with the
 cheap layers after it) separately, gathering after each, as MoDNN's group owner does;
-``mode="fused"`` (DeepThings) keeps intermediate results on the part's device and trades
-redundant halo compute for fewer transfers.
+``mode="exchange"`` splits each window layer too but, instead of gathering, each part reads from
+every part of the previous layer a slice with exactly the rows and columns it needs (its own band
+and the halo of its neighbours, as CoEdge and AOFL exchange boundary rows); ``mode="fused"``
+(DeepThings) keeps intermediate results on the part's device and trades redundant halo compute
+for fewer transfers.
 
 Layer metadata (``attrs``, the importers' names): ``kernel``, ``stride``, ``padding`` (before:
 ``[ph, pw]``; a 4-entry ONNX ``pads`` list uses its first two), ``dilation``, ``shape_in``,
@@ -288,16 +291,36 @@ def _tag(r: int, c: int, cols: int, rows: int) -> str:
     return str(r if cols == 1 else c)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """A tensor (or a part of one) a unit's parts read: its id, the region it holds, its bytes."""
+
+    id: str
+    tag: str
+    region: Region
+    bytes: float
+    private: bool = False
+
+
+def _intersect(a: Region, b: Region) -> Region:
+    return tuple((max(x[0], y[0]), min(x[1], y[1])) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
 def _unit_nodes(
     inst: Instance,
     unit: _Unit,
-    x_id: str,
-    x_bytes: float,
+    sources: Sequence[_Source],
     row_bounds: Sequence[int],
     col_bounds: Sequence[int],
     split: str,
-) -> tuple[list[NewNode], str]:
-    """Slices, parts and the gather of one unit; returns them and the gather's id."""
+    gather: bool,
+) -> tuple[list[NewNode], list[_Source], str | None]:
+    """Slices, parts (and the gather) of one unit.
+
+    Part ``i`` reads, from every source whose region overlaps its input region, a ``slice`` node
+    with exactly the overlap. Returns the nodes, the parts as sources for a next unit, and the
+    gather's id (None without a gather).
+    """
     g = inst.graph
     idx = [g.layer_index[v] for v in unit.layers]
     private = set(inst.problem.constraints.private)
@@ -308,10 +331,10 @@ def _unit_nodes(
     rows, cols = len(row_bounds) - 1, len(col_bounds) - 1
     total = rows * cols
     full_flops = float(sum(g.flops[i] for i in idx))
-    in_area = unit.windows[0].in_shape[1] * unit.windows[0].in_shape[2]
     areas = [w.out_shape[1] * w.out_shape[2] for w in unit.windows]
     nodes: list[NewNode] = []
     parts: list[NewNode] = []
+    outs: list[_Source] = []
     for r in range(rows):
         for c in range(cols):
             p = r * cols + c
@@ -320,54 +343,65 @@ def _unit_nodes(
             if min(_area(x) for x in regions) == 0:
                 raise GranularityError(f"split {split!r}: part {_fmt(out_region)} of {last!r} is empty")
             share = [_area(regions[j + 1]) / areas[j] for j in range(len(idx))]
-            in_b = x_bytes * _area(regions[0]) / in_area
-            outs = [float(g.output_bytes[i]) * sh for i, sh in zip(idx, share, strict=True)]
-            flops = float(sum(g.flops[i] * sh for i, sh in zip(idx, share, strict=True)))
-            peaks = [
-                (in_b if j == 0 else outs[j - 1]) + outs[j] + float(g.workspace_bytes[i]) * share[j]
-                for j, i in enumerate(idx)
-            ]
             tag = _tag(r, c, cols, rows)
-            slice_id, part_id = f"{unit.name}#in{tag}", f"{unit.name}#p{tag}"
-            info = {
+            info: dict[str, Any] = {
                 "out_rows": list(out_region[0]), "out_cols": list(out_region[1]),
                 "in_rows": list(regions[0][0]), "in_cols": list(regions[0][1]),
-                "flops_share": flops / full_flops if full_flops else share[-1],
             }
-            nodes.append(
-                NewNode(
-                    Layer(slice_id, "slice", (x_id,), 0.0, in_b, attrs={"split": split, "region": _fmt(regions[0])}),
-                    Origin("scatter", unit.layers, split, p, total, "input " + _fmt(regions[0]), info),
-                    private=x_id in private,
+            slice_ids, in_b = [], 0.0
+            for src in sources:
+                ov = _intersect(regions[0], src.region)
+                if _area(ov) == 0:
+                    continue
+                b = src.bytes * _area(ov) / _area(src.region)
+                sid = f"{unit.name}#in{tag}" if len(sources) == 1 else f"{unit.name}#in{tag}<{src.tag}"
+                nodes.append(
+                    NewNode(
+                        Layer(sid, "slice", (src.id,), 0.0, b, attrs={"split": split, "region": _fmt(ov)}),
+                        Origin("scatter", unit.layers, split, p, total, f"input {_fmt(ov)}", info),
+                        private=src.private,
+                    )
                 )
-            )
+                slice_ids.append(sid)
+                in_b += b
+            outs_b = [float(g.output_bytes[i]) * sh for i, sh in zip(idx, share, strict=True)]
+            flops = float(sum(g.flops[i] * sh for i, sh in zip(idx, share, strict=True)))
+            peaks = [
+                (in_b if j == 0 else outs_b[j - 1]) + outs_b[j] + float(g.workspace_bytes[i]) * share[j]
+                for j, i in enumerate(idx)
+            ]
+            part_id = f"{unit.name}#p{tag}"
             part = Layer(
                 part_id,
                 g.layers[idx[0]].op if len(idx) == 1 else "fused",
-                (slice_id,),
+                tuple(slice_ids),
                 flops,
-                outs[-1],
+                outs_b[-1],
                 param_bytes=float(sum(g.param_bytes[i] for i in idx)),
-                workspace_bytes=max(0.0, max(peaks) - in_b - outs[-1]),
+                workspace_bytes=max(0.0, max(peaks) - in_b - outs_b[-1]),
                 attrs={"split": split, "part": p, "layers": list(unit.layers), "region": _fmt(out_region)},
             )
             times = {
                 dev: float(sum(inst.time[i, j] * sh for i, sh in zip(idx, share, strict=True)))
                 for dev, j in ((dev, inst.system.device_index[dev]) for dev in measured)
             }
+            info["flops_share"] = flops / full_flops if full_flops else share[-1]
             parts.append(
                 NewNode(part, Origin("part", unit.layers, split, p, total, _fmt(out_region), info), times, allowed,
                         private=last in private)
             )
+            outs.append(_Source(part_id, tag, out_region, outs_b[-1], last in private))
     nodes += parts
+    if not gather:
+        return nodes, outs, None
     gather_id = f"{unit.name}#out"
-    gather = Layer(
+    layer = Layer(
         gather_id, "concat", tuple(pn.layer.id for pn in parts), 0.0, float(g.output_bytes[idx[-1]]),
         attrs={"split": split, "parts": total},
     )
     origin = Origin("gather", unit.layers, split, None, total, f"{total} parts")
-    nodes.append(NewNode(gather, origin, private=last in private))
-    return nodes, gather_id
+    nodes.append(NewNode(layer, origin, private=last in private))
+    return nodes, outs, gather_id
 
 
 def split_spatial(
@@ -379,7 +413,7 @@ def split_spatial(
     cols: int = 1,
     row_bounds: Sequence[int] | None = None,
     col_bounds: Sequence[int] | None = None,
-    mode: Literal["fused", "layerwise"] = "fused",
+    mode: Literal["fused", "layerwise", "exchange"] = "fused",
     name: str | None = None,
 ) -> Transformed:
     """Split the chain ``first..last`` of conv/pool (and elementwise) layers into a grid of parts.
@@ -395,9 +429,11 @@ def split_spatial(
     row_bounds, col_bounds : sequence of int, optional
         Explicit boundaries of the last layer's output (``[0, 10, 25, 38]``), e.g. from
         :mod:`.proportional`; fused mode only.
-    mode : {"fused", "layerwise"}
-        One part per tile through the whole stack (fused), or each window layer split and gathered
-        on its own.
+    mode : {"fused", "layerwise", "exchange"}
+        One part per tile through the whole stack (fused); each window layer split and gathered
+        on its own (layerwise); or each window layer split with parts reading, from the previous
+        layer's parts, exactly the rows and columns they need (exchange: halo exchange between
+        neighbours, no gather until the end).
     name : str, optional
         Name of the split (default ``first`` or ``first-last``); node ids are ``NAME#p0``,
         ``NAME#in0`` (slices) and ``NAME#out`` (gather).
@@ -411,8 +447,8 @@ def split_spatial(
     inst = t.instance
     chain = layer_chain(inst, first, last)
     whole_layers(t, chain, "spatial split")
-    if mode not in ("fused", "layerwise"):
-        raise GranularityError(f"spatial split mode {mode!r}: expected 'fused' or 'layerwise'")
+    if mode not in ("fused", "layerwise", "exchange"):
+        raise GranularityError(f"spatial split mode {mode!r}: expected 'fused', 'layerwise' or 'exchange'")
     windows = stack_windows(inst, chain)
     split = name or (first if len(chain) == 1 else f"{first}-{chain[-1]}")
     units = _units(split, chain, windows, mode)
@@ -420,21 +456,31 @@ def split_spatial(
         raise GranularityError("explicit row/column bounds need mode='fused' (one unit)")
     g = inst.graph
     x_id = g.layers[g.layer_index[chain[0]]].inputs[0]
-    x_bytes = float(g.tensor_bytes[g.tensor_index[x_id]])
+    w0 = windows[0].in_shape
+    x_private = x_id in inst.problem.constraints.private
+    sources = [_Source(x_id, "", ((0, w0[1]), (0, w0[2])), float(g.tensor_bytes[g.tensor_index[x_id]]), x_private)]
     nodes: list[NewNode] = []
-    for u in units:
+    exit_id = x_id
+    for n, u in enumerate(units):
         h, w = u.windows[-1].out_shape[1:]
         rb = list(row_bounds) if row_bounds is not None else even_bounds(h, rows)
         cb = list(col_bounds) if col_bounds is not None else even_bounds(w, cols)
         for bounds, size, what in ((rb, h, "row"), (cb, w, "column")):
             if bounds[0] != 0 or bounds[-1] != size or any(a >= b for a, b in itertools.pairwise(bounds)):
                 raise GranularityError(f"split {split!r}: {what} bounds {bounds} must increase from 0 to {size}")
-        unit_nodes, x_id = _unit_nodes(inst, u, x_id, x_bytes, rb, cb, split)
-        x_bytes = float(g.output_bytes[g.layer_index[u.layers[-1]]])
+        gather = mode != "exchange" or n == len(units) - 1
+        unit_nodes, outs, gid = _unit_nodes(inst, u, sources, rb, cb, split, gather)
         nodes += unit_nodes
+        if gid is not None:
+            exit_id = gid
+            full = ((0, h), (0, w))
+            last_private = u.layers[-1] in inst.problem.constraints.private
+            sources = [_Source(gid, "", full, float(g.output_bytes[g.layer_index[u.layers[-1]]]), last_private)]
+        else:
+            sources = outs
     parts = (len(rb) - 1) * (len(cb) - 1)
     step = f"spatial split {split} into {parts} parts ({mode})"
-    return apply_rewrites(t, [Rewrite(tuple(chain), nodes, {chain[-1]: x_id})], step)
+    return apply_rewrites(t, [Rewrite(tuple(chain), nodes, {chain[-1]: exit_id})], step)
 
 
 def part_regions(t: Transformed, split: str) -> Mapping[str, Mapping[str, Any]]:

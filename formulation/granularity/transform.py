@@ -12,7 +12,8 @@
 ``--split "RANGE:KEY=VALUE[,KEY=VALUE...]"``, where RANGE is a layer id or ``first-last`` (a chain):
 
 * ``tiles=RxC`` / ``rows=K`` / ``cols=K`` -- spatial split (:mod:`.spatial`), with
-  ``mode=fused`` (default, DeepThings) or ``mode=layerwise`` (MoDNN);
+  ``mode=fused`` (default, DeepThings), ``mode=layerwise`` (MoDNN) or ``mode=exchange``
+  (per-layer parts exchanging halos, CoEdge/AOFL);
 * ``channels=K`` / ``heads=K`` -- channel split (:mod:`.channel`), with ``mode=gather`` (default
   for one layer) or ``mode=reduce``; a two-layer range is a column/row-parallel pair.
 
@@ -110,8 +111,10 @@ def parse_split(text: str, layer_ids: Collection[str]) -> SplitSpec:
             rows, cols = int(m[1]), int(m[2])
         rows = _positive(text, "rows", spatial["rows"]) if "rows" in spatial else rows
         cols = _positive(text, "cols", spatial["cols"]) if "cols" in spatial else cols
-        if mode not in ("", "fused", "layerwise"):
-            raise GranularityError(f"--split {text!r}: mode={mode!r}; a spatial split takes fused or layerwise")
+        if mode not in ("", "fused", "layerwise", "exchange"):
+            raise GranularityError(
+                f"--split {text!r}: mode={mode!r}; a spatial split takes fused, layerwise or exchange"
+            )
         return SplitSpec(text, first, last, "spatial", rows=rows, cols=cols, mode=mode or "fused")
     units = "heads" if "heads" in channel else "channels"
     if len(channel) > 1:
@@ -125,7 +128,9 @@ def parse_split(text: str, layer_ids: Collection[str]) -> SplitSpec:
 def apply_split(x: Instance | Transformed, spec: SplitSpec) -> Transformed:
     """Apply one parsed split."""
     if spec.kind == "spatial":
-        spatial_mode: Literal["fused", "layerwise"] = "layerwise" if spec.mode == "layerwise" else "fused"
+        spatial_mode: Literal["fused", "layerwise", "exchange"] = (
+            "layerwise" if spec.mode == "layerwise" else "exchange" if spec.mode == "exchange" else "fused"
+        )
         return split_spatial(x, spec.first, spec.last, rows=spec.rows, cols=spec.cols, mode=spatial_mode)
     channel_mode: Literal["gather", "reduce"] = "reduce" if spec.mode == "reduce" else "gather"
     units: Literal["channels", "heads"] = "heads" if spec.units == "heads" else "channels"

@@ -1,0 +1,1 @@
+"""Reproduction of the DeepThings and MoDNN spatial-partitioning speedups (see README.md)."""
