@@ -38,11 +38,14 @@ def variants(n: int) -> list[Instance]:
     return [apply(base, param, to_si(param, float(v))) for v in np.geomspace(0.5, 32.0, n)]
 
 
-def timed(instances: list[Instance], solver: str, jobs: int, executor: str, folder: Path) -> tuple[float, int]:
+def timed(instances: list[Instance], solver: str, jobs: int, executor: str, folder: Path) -> tuple[float, int, str]:
+    """Seconds for the batch, failed rows, and the methods used (``auto`` records its choice)."""
     out = folder / f"{executor}-{solver}.db"
     t0 = time.perf_counter()
     rep = batch.run(instances, [solver], out=out, jobs=jobs, executor=executor)
-    return time.perf_counter() - t0, rep.n_failed
+    seconds = time.perf_counter() - t0
+    methods = batch.load_results(out)["method"].value_counts()
+    return seconds, rep.n_failed, ", ".join(f"{m} x{n}" for m, n in methods.items())
 
 
 def main() -> None:
@@ -52,7 +55,7 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
     args = ap.parse_args()
     instances = variants(args.n)
-    rows: list[tuple[str, str, float, int, float]] = []
+    rows: list[tuple[str, str, float, int, float, str]] = []
     ray_start = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -66,17 +69,18 @@ def main() -> None:
             executors.append("ray")
         for executor in executors:
             for solver in ("auto", "local"):
-                seconds, failed = timed(instances, solver, args.jobs, executor, folder)
-                rows.append((executor, solver, seconds, failed, 60.0 * len(instances) / seconds))
+                seconds, failed, methods = timed(instances, solver, args.jobs, executor, folder)
+                rows.append((executor, solver, seconds, failed, 60.0 * len(instances) / seconds, methods))
         if ray_start is not None:
             import ray
 
             ray.shutdown()
-    pool = {s: r for e, s, _, _, r in rows if e == "local"}
+    pool = {s: r for e, s, _, _, r, _ in rows if e == "local"}
     print(f"{len(instances)} instances (alexnet-lte-latency, 0.5-32 Mbit/s), {args.jobs} workers")
-    print(f"{'executor':8} {'solver':6} {'seconds':>8} {'failed':>6} {'inst/min':>9} {'vs local pool':>13}")
-    for executor, solver, seconds, failed, rate in rows:
-        print(f"{executor:8} {solver:6} {seconds:8.2f} {failed:6d} {rate:9.0f} {rate / pool[solver]:13.2f}")
+    print(f"{'executor':8} {'solver':6} {'seconds':>8} {'failed':>6} {'inst/min':>9} {'vs local pool':>13}  method")
+    for executor, solver, seconds, failed, rate, methods in rows:
+        ratio = rate / pool[solver]
+        print(f"{executor:8} {solver:6} {seconds:8.2f} {failed:6d} {rate:9.0f} {ratio:13.2f}  {methods}")
     if ray_start is not None:
         print(f"Ray start-up (not included above): {ray_start:.1f} s")
 
