@@ -70,7 +70,11 @@ def _bytes(n: float) -> str:
 
 
 def _layout(inst: Instance) -> dict[str, tuple[float, float]]:
-    """Layered layout: x = longest-path depth (model inputs at 0), y spreads each depth's nodes."""
+    """Longest-path layering (the first step of Sugiyama, Tagawa and Toda, IEEE Trans. SMC 1981).
+
+    x is a node's depth (model inputs at 0, a layer one more than its deepest input), y spreads the
+    nodes of one depth evenly; no crossing reduction (the graphs drawn are small or nearly chains).
+    """
     g = inst.graph
     depth: dict[str, int] = {t: 0 for t in g.input_ids}
     for i, lay in enumerate(g.layers):

@@ -185,6 +185,8 @@ def run(
     if task_timeout_s is not None:
         tasks = [_with_timeout(t, task_timeout_s) for t in tasks]
     n_workers = jobs or os.cpu_count() or 1
+    if isinstance(memory_limit_bytes, str) and memory_limit_bytes != "auto":
+        raise BatchError(f"memory_limit_bytes must be a number of bytes, 'auto' or None, got {memory_limit_bytes!r}")
     memory = default_memory_budget(n_workers) if memory_limit_bytes == "auto" else memory_limit_bytes
     assert not isinstance(memory, str)
     t0 = time.perf_counter()
