@@ -41,8 +41,9 @@ class Termination(str, Enum):
 def compute_gap(objective: float | None, bound: float | None) -> float:
     """Relative optimality gap of a minimisation, the only gap formula in dnnpart.
 
-    ``gap = (objective - bound) / max(|objective|, 1e-12)``, clipped below at 0; ``0`` when both
-    are equal (including both 0), ``inf`` when either is missing or infinite.
+    ``gap = (objective - bound) / max(|objective|, 1e-12)``, clipped below at 0; ``0`` when the two
+    differ by no more than floating-point noise (``1e-12 * max(1, |objective|)``, so that an optimum
+    of exactly 0 with a bound of -1e-17 is proven), ``inf`` when either is missing or infinite.
 
     Parameters
     ----------
@@ -55,7 +56,7 @@ def compute_gap(objective: float | None, bound: float | None) -> float:
         return math.inf
     if math.isinf(objective) or math.isinf(bound):
         return math.inf
-    if objective == bound:
+    if objective - bound <= 1e-12 * max(1.0, abs(objective)):
         return 0.0
     return max(0.0, (objective - bound) / max(abs(objective), 1e-12))
 

@@ -154,3 +154,15 @@ def test_unsupported_problem_raises_before_building() -> None:
     with pytest.raises(UnsupportedProblem, match=r"objective 'throughput'.*only chains"):
         Narrow().solve(inst)
     assert not Narrow.built
+
+
+def test_compute_gap() -> None:
+    from solvers.result import compute_gap
+
+    assert compute_gap(2.0, 1.5) == 0.25  # (2 - 1.5) / 2
+    assert compute_gap(-2.0, -3.0) == 0.5  # (-2 + 3) / 2
+    assert compute_gap(1.0, 1.0) == 0.0
+    assert compute_gap(0.0, -1e-17) == 0.0  # float noise around an optimum of 0
+    assert compute_gap(0.0, -1e-3) == pytest.approx(1e9)  # a real gap at 0 is huge, not hidden
+    assert math.isinf(compute_gap(1.0, -math.inf)) and math.isinf(compute_gap(None, 0.0))
+    assert compute_gap(1.0, 1.2) == 0.0  # a bound above the objective is clipped
