@@ -123,9 +123,10 @@ def resnet_like(n: int, *, seed: int = 0, input_bytes: float = 602_112.0, name: 
     """A ResNet-like DAG of about ``n`` layers: a stem, then residual blocks.
 
     Each block reads the previous block's output ``h`` and computes ``a = conv(h)``,
-    ``b = conv(a)``, ``h' = add(b, h)`` (the skip edge gives ``h`` two consumers); every fourth
-    block is a downsampling block whose skip goes through a 1x1 ``proj`` convolution. Tensor sizes
-    shrink and FLOP grow per stage as in ResNet. The last layer is a ``linear`` head.
+    ``b = conv(a)``, ``h' = add(b, h)`` (the skip edge gives ``h`` two consumers). The blocks form
+    four stages as in ResNet; the first block of stages 2-4 downsamples, its skip going through a
+    1x1 ``proj`` convolution, and tensor sizes halve, FLOP grow by 10 % and weights by 4x per
+    stage. The last layer is a ``linear`` head.
 
     Parameters
     ----------
@@ -146,10 +147,14 @@ def resnet_like(n: int, *, seed: int = 0, input_bytes: float = 602_112.0, name: 
     layers = [Layer("stem", "conv2d", ("x",), jit(1.2e8), jit(8e5), jit(1e4))]
     h = "stem"
     size, flops, params = 8e5, 1e8, 4e4
-    b = 0
+    # Four stages as in ResNet, whatever the depth: a deep graph repeats blocks, it does not keep
+    # shrinking its tensors (which would underflow) or growing its FLOP (which would overflow).
+    blocks = max(1, (n - 2) // 3)
+    b, stage = 0, 0
     while len(layers) + 4 <= n - 1:
-        down = b % 4 == 3
+        down = b > 0 and (4 * b) // blocks > stage
         if down:
+            stage += 1
             size, flops, params = size / 2, flops * 1.1, params * 4
         a, c, o = f"b{b}a", f"b{b}b", f"b{b}add"
         layers.append(Layer(a, "conv2d", (h,), jit(flops), jit(size), jit(params)))

@@ -56,11 +56,39 @@ def sequential_equivalent(inst: Instance) -> bool:
     return all(c == 0 for t in range(g.n, g.n + g.m) for c in g.consumers[t])
 
 
-def as_sequential(inst: Instance) -> Instance:
-    """``inst`` with sequential execution when that changes no metric (:func:`sequential_equivalent`)."""
-    if inst.problem.execution == "parallel" and sequential_equivalent(inst):
-        return inst.with_problem(replace(inst.problem, execution="sequential"))
-    return inst
+def memory_cannot_bind(inst: Instance) -> bool:
+    """No placement can exceed any device's memory, so the memory constraint changes nothing.
+
+    A device's memory need (its layers' parameters plus their largest working set) only grows
+    with its set of layers, so it is largest when the device runs every layer allowed on it; if
+    even that fits, memory never binds. Realistic instances often satisfy this (a phone holds the
+    whole model), which lets the methods that cannot model memory solve them exactly.
+    """
+    c, g, s = inst.problem.constraints, inst.graph, inst.system
+    if not c.memory:
+        return True
+    peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+    for d in range(s.k):
+        on = inst.placement_mask[:, d]
+        if float(g.param_bytes[on].sum()) + float(peak[on].max(initial=0.0)) > float(s.memory[d]):
+            return False
+    return True
+
+
+def equivalent_view(inst: Instance) -> Instance:
+    """``inst`` with the same feasible placements and the same value for each, simplified.
+
+    Parallel execution becomes sequential when the two latencies coincide for every placement
+    (:func:`sequential_equivalent`), and the memory constraint is dropped when it cannot bind
+    (:func:`memory_cannot_bind`). The exact methods check their capabilities against this view;
+    the evaluator still judges their answers on the instance itself.
+    """
+    p = inst.problem
+    if p.execution == "parallel" and sequential_equivalent(inst):
+        p = replace(p, execution="sequential")
+    if p.constraints.memory and memory_cannot_bind(inst):
+        p = replace(p, constraints=replace(p.constraints, memory=False))
+    return inst if p == inst.problem else inst.with_problem(p)
 
 
 def not_additive_reason(inst: Instance) -> str | None:

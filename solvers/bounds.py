@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from formulation.model import FloatArray, Instance, Objective
-from solvers.additive import additive_costs, as_sequential, not_additive_reason, static_infeasibility
+from solvers.additive import additive_costs, equivalent_view, not_additive_reason, static_infeasibility
 
 
 def _min_allowed(inst: Instance, values: FloatArray) -> FloatArray:
@@ -103,7 +103,7 @@ def cheap_lower_bound(inst: Instance) -> float:
     """
     if static_infeasibility(inst):
         return -math.inf
-    seq = as_sequential(inst)
+    seq = equivalent_view(inst)
     if not_additive_reason(seq) is None:
         return float(additive_costs(seq).node.min(axis=1).sum())
     total = 0.0

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from formulation.model import Instance, IntArray
-from solvers.additive import ADDITIVE_METRICS, EXACT_OPTIONS, as_sequential, not_additive_reason, static_infeasibility
+from solvers.additive import ADDITIVE_METRICS, EXACT_OPTIONS, equivalent_view, not_additive_reason, static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
 from solvers.dp_tables import StageTables, first_input_occupancy
@@ -115,7 +115,7 @@ class DynamicProgramming(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         """Capabilities on the sequential view, the objective, raw options, and the exactness rules."""
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         super().check(seq, options)
         mode, why = objective_mode(seq)
         if mode is None:
@@ -162,7 +162,7 @@ class DynamicProgramming(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         mode, _ = objective_mode(seq)
         bottleneck = mode == "bottleneck"
         order = self._order(inst, options)

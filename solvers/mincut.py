@@ -18,10 +18,12 @@ Network (``x_v = 1`` when layer ``v`` is on device 1, i.e. on the sink side):
 * tensor ``u`` sent once per receiving device, whatever its number of consumers: with one
   receiving end ``e`` (a consumer, or the sink terminal for a model output), arcs ``u -> e`` of
   the cost of ``0 -> 1`` and ``e -> u`` of the cost of ``1 -> 0``; with several ends, auxiliary
-  vertices ``y`` and ``z`` (DADS): ``u -> y`` (cost ``0 -> 1``), ``y -> e`` infinite for every end
-  (``y`` is on the sink side as soon as one end is), and ``z -> u`` (cost ``1 -> 0``),
-  ``e -> z`` infinite. The cut pays the ``0 -> 1`` cost exactly when ``u`` is on device 0 and some
-  end on device 1, and likewise in the other direction: each direction with its own figures;
+  vertices ``y`` and ``z`` (DADS): ``u -> y`` and ``y -> e`` for every end, all of the cost ``w``
+  of ``0 -> 1``, and ``z -> u`` and ``e -> z``, all of the cost of ``1 -> 0``. With ``u`` on
+  device 0 and some end on device 1, the cut either puts ``y`` on the sink side (paying ``u -> y``
+  once) or pays ``y -> e`` for each such end: it takes ``w`` once. With ``u`` on device 1, ``y``
+  joins it at no cost. DADS makes the fan-out arcs infinite; the gadget's own cost is equivalent
+  and keeps the capacities, hence the integer scale, small. Each direction has its own figures;
 * model inputs are produced by the terminal of the ``source`` device; a missing link direction
   is an infinite arc.
 
@@ -49,7 +51,7 @@ from solvers.additive import (
     EXACT_OPTIONS,
     AdditiveCosts,
     additive_costs,
-    as_sequential,
+    equivalent_view,
     not_additive_reason,
     static_infeasibility,
 )
@@ -118,7 +120,9 @@ def build_network(ac: AdditiveCosts) -> Network:
     y_of, z_of = aux[et[me]], aux[et[me]] + 1
     tails += [producer[multi], y_of, aux[multi] + 1, en[me]]
     heads += [aux[multi], en[me], producer[multi], z_of]
-    caps += [w01[multi], np.full(y_of.size, math.inf), w10[multi], np.full(z_of.size, math.inf)]
+    # Fan-out arcs of the gadget need only the gadget's own cost, not infinity: with y on the
+    # source side every end on the sink side cuts one, so the cut takes min(w, ends * w) = w.
+    caps += [w01[multi], w01[et[me]], w10[multi], w10[et[me]]]
     ta, ha, ca = np.concatenate(tails), np.concatenate(heads), np.concatenate(caps)
     # Arcs into s or out of t are never cut; zero arcs carry nothing.
     keep = (ca > 0) & (ta != T_NODE) & (ha != S_NODE) & (ta != ha)
@@ -132,23 +136,31 @@ def build_network(ac: AdditiveCosts) -> Network:
     return Network(num, n, uniq // num, uniq % num, merged, float(m.sum()))
 
 
-def _bits(backend: Backend, arcs: int) -> int:
-    """Binary digits for the largest capacity, so that no flow quantity overflows the backend."""
+def scale_for(backend: Backend, capped: FloatArray, cap_at: float) -> float:
+    """Multiplier turning capacities (at most ``cap_at``) into integers that no flow overflows.
+
+    SciPy (int32, Dinic keeps no excess): ``cap_at`` maps to ``2**30``, and the max flow, at most
+    the cut found, stays below it. OR-Tools (int64, push-relabel may hold all the capacity out of
+    ``s`` as excess): the sum of all capacities stays below ``2**61``, and the largest below
+    ``2**52`` so that each product is exact in floating point before rounding down.
+    """
     if backend == "scipy":
-        return 30  # int32; the max flow is at most the cap, per arc and in total (Dinic keeps no excess)
-    # Push-relabel may hold the whole capacity out of s as excess: keep arcs * 2**bits below 2**62.
-    return min(52, 61 - int(arcs + 2).bit_length())
+        return 2.0**30 / cap_at
+    return min(2.0**52 / float(capped.max()), 2.0**61 / float(capped.sum()))
 
 
 def _cut(net: Network, cap_at: float, backend: Backend) -> tuple[float, IntArray, int]:
-    """Min cut with capacities ``min(c, cap_at)`` scaled so that ``cap_at`` is ``2**bits``.
+    """Min cut with capacities ``min(c, cap_at)`` scaled to integers (see :func:`scale_for`).
 
-    Returns the proven lower bound on the cut term, the device (0/1) of each layer, and the
-    integer cut value. Rounding down keeps every cut's scaled value at or below its true value.
+    ``cap_at`` must exceed the optimal cut, so that capping changes no minimum cut. Returns the
+    proven lower bound on the cut term, the device (0/1) of each layer, and the integer cut value.
+    Rounding down keeps every cut's scaled value at or below its true value.
     """
-    bits = _bits(backend, net.tails.size)
-    scale = 2.0**bits / cap_at
-    ints = np.floor(np.minimum(net.caps, cap_at) * scale).astype(np.int64)
+    if not net.tails.size:
+        return 0.0, np.zeros(net.layers, dtype=np.int64), 0
+    capped = np.minimum(net.caps, cap_at)
+    scale = scale_for(backend, capped, cap_at)
+    ints = np.floor(capped * scale).astype(np.int64)
     value, side = min_cut(net.num_nodes, net.tails, net.heads, ints, S_NODE, T_NODE, backend)
     return value / scale, (~side[2 : 2 + net.layers]).astype(np.int64), value
 
@@ -171,7 +183,7 @@ class MinCut(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         """Capabilities on the sequential view of ``inst``; an additive objective; ``raw={"backend": ...}``."""
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         super().check(seq, options)
         why = not_additive_reason(seq)
         if why:
@@ -185,7 +197,7 @@ class MinCut(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         why = static_infeasibility(seq)
         if why:
             return RawSolution(Termination.INFEASIBLE, message=why)

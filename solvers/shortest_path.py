@@ -35,8 +35,8 @@ from solvers.additive import (
     ADDITIVE_METRICS,
     EXACT_OPTIONS,
     additive_costs,
-    as_sequential,
     chain_costs,
+    equivalent_view,
     not_additive_reason,
     static_infeasibility,
 )
@@ -63,7 +63,7 @@ class ShortestPath(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         """Capabilities on the sequential view of ``inst``; additive objective; single-reader inputs."""
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         super().check(seq, options)
         why = not_additive_reason(seq)
         g = inst.graph
@@ -77,7 +77,7 @@ class ShortestPath(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        seq = as_sequential(inst)
+        seq = equivalent_view(inst)
         why = static_infeasibility(seq)
         if why:
             return RawSolution(Termination.INFEASIBLE, message=why)

@@ -298,6 +298,31 @@ def test_flow_backends_agree_and_scipy_guards_int32() -> None:
         min_cut(4, tails, heads, caps * 2**30, 0, 3, "scipy")
 
 
+def test_memory_that_cannot_bind_does_not_block_the_additive_methods() -> None:
+    """Working sets: a 1e3 + 1e6 (x), b 1e3 + 1e3, c 1e6 + 1e3 bytes; no weights. 1.001 MB fits
+    every device, so no placement can exceed memory and shortest-path solves the instance; with
+    0.5 MB on c, a and c cannot run there, memory binds, and it refuses."""
+    base = two_switch_chain()
+    roomy = System(
+        [Device("m", 1e9, memory_bytes=2e6, trusted=True), Device("c", 1e10, memory_bytes=1.001e6)],
+        list(base.system.links.values()),
+        "m",
+        "m",
+    )
+    inst = Instance("roomy", base.graph, roomy, base.problem)
+    assert "memory" in inst.active_constraints
+    res = solve(inst, "shortest-path")
+    assert res.status == Status.OPTIMAL and res.objective == pytest.approx(2.102, rel=1e-12)
+    tight = System(
+        [Device("m", 1e9, memory_bytes=2e6, trusted=True), Device("c", 1e10, memory_bytes=5e5)],
+        list(base.system.links.values()),
+        "m",
+        "m",
+    )
+    with pytest.raises(UnsupportedProblem, match="memory"):
+        solve(Instance("tight", base.graph, tight, base.problem), "shortest-path")
+
+
 def test_parallel_chains_equivalent_to_sequential_are_accepted() -> None:
     inst = two_switch_chain().with_problem(Problem(execution="parallel"))
     assert sequential_equivalent(inst)
