@@ -235,6 +235,8 @@ def _build_device(sec: _Section, d: DeviceSpec, i: int) -> Device:
         power_idle_w=q("power_idle", "power"),
         price_usd_per_s=q("price", "usd_rate"),
         trusted=d.trusted,
+        comm_overlap=d.comm_overlap,
+        send_once=d.send_once,
     )
 
 
@@ -527,6 +529,10 @@ def _system_data(instance: Instance) -> dict[str, Any]:
         if math.isfinite(d.memory_bytes):
             dev["memory"] = d.memory_bytes
         dev.update(power_active=d.power_active_w, power_idle=d.power_idle_w, price=d.price_usd_per_s)
+        if not d.comm_overlap:
+            dev["comm_overlap"] = False
+        if d.send_once:
+            dev["send_once"] = True
         devices.append({**dev, "trusted": bool(d.trusted)})
     links: list[dict[str, Any]] = []
     done: set[tuple[str, str]] = set()

@@ -262,6 +262,17 @@ class Device:
     power_idle_w: float = 0.0
     price_usd_per_s: float = 0.0
     trusted: bool = False
+    comm_overlap: bool = True
+    """Communication overlaps compute. When False the device is busy while it sends or receives, so
+    its busy time per inference (which sets the period) is compute + sending + receiving, as for the
+    accelerators of Tarnawski et al. (NeurIPS 2020)."""
+    send_once: bool = False
+    """One transmission reaches every device that needs a tensor (a shared medium, or staging in host
+    memory): the device's sending time counts each tensor once, at its longest per-destination time."""
+
+
+#: Optional device features beyond the base model; solvers declare which they support.
+DEVICE_FEATURES = ("comm_not_overlapped", "send_once")
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,18 @@ class System:
         self.power_idle: FloatArray = _frozen([d.power_idle_w for d in self.devices])
         self.price: FloatArray = _frozen([d.price_usd_per_s for d in self.devices])
         self.trusted: BoolArray = _frozen([d.trusted for d in self.devices], bool)
+        self.comm_overlap: BoolArray = _frozen([d.comm_overlap for d in self.devices], bool)
+        self.send_once: BoolArray = _frozen([d.send_once for d in self.devices], bool)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Optional device features in use (see ``DEVICE_FEATURES``)."""
+        out = set()
+        if not self.comm_overlap.all():
+            out.add("comm_not_overlapped")
+        if self.send_once.any():
+            out.add("send_once")
+        return frozenset(out)
 
     @property
     def k(self) -> int:

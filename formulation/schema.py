@@ -184,6 +184,10 @@ class DeviceSpec(_Strict):
     power_idle: QuantityValue = _q("power", "power while idle", 0)
     price: QuantityValue = _q("usd_rate", "price per busy second", 0)
     trusted: bool = Field(False, description="may hold private tensors")
+    comm_overlap: bool = Field(
+        True, description="communication overlaps compute; false: busy time = compute + sending + receiving"
+    )
+    send_once: bool = Field(False, description="one transmission reaches every device that needs a tensor")
 
 
 class LinkSpec(_Strict):

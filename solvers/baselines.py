@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from formulation.model import Instance
+from formulation.model import DEVICE_FEATURES, Instance
 from solvers.base import RawSolution, Solver
-from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 
@@ -20,6 +20,7 @@ class LocalBaseline(Solver):
     """Every layer on the source device (the "mobile only" baseline)."""
 
     name = "local"
+    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "baseline: every layer on the source device"
 
@@ -36,6 +37,7 @@ class OffloadBaseline(Solver):
     """
 
     name = "offload"
+    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
     supported_options = frozenset({"time_limit_s", "seed", "raw"})
     description = "baseline: every layer on one device (default: the fastest)"
 

@@ -23,9 +23,9 @@ from formulation.evaluator import (
     optimal_makespan,
     transfer_tables,
 )
-from formulation.model import Instance, IntArray
+from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.base import RawSolution, Solver
-from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Largest number of placements enumerated (sequential latency and every other objective).
@@ -59,6 +59,7 @@ class BruteForce(Solver):
 
     name = "brute"
     exact = True
+    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "exact enumeration of placements (and schedules in parallel mode); tiny instances"
 

@@ -120,6 +120,8 @@ class Capabilities:
     chain_only: bool = False
     max_devices: int | None = None
     max_layers: int | None = None
+    features: frozenset[str] = frozenset()
+    """Optional model features (``formulation.model.DEVICE_FEATURES``) the solver handles."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -141,6 +143,9 @@ class Capabilities:
             out.append("a DAG with branches (only chains are supported)")
         if self.max_devices is not None and inst.k > self.max_devices:
             out.append(f"{inst.k} devices (at most {self.max_devices})")
+        unsupported = sorted(inst.system.features - self.features)
+        if unsupported:
+            out.append(f"device features {unsupported}")
         if self.max_layers is not None and inst.n > self.max_layers:
             out.append(f"{inst.n} layers (at most {self.max_layers})")
         return out

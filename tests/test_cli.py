@@ -76,14 +76,14 @@ def test_evaluate_infeasible_placement_exits_1(tmp_path: Path) -> None:
 
 
 def test_infeasible_instance_exits_1(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(EXAMPLES, tmp_path / "ex")
     data = yaml.safe_load((EXAMPLES / "alexnet-lte-phone-energy.yaml").read_text())
     data["problem"]["constraints"]["deadline"] = "10 ms"
-    f = EXAMPLES / "_tmp_infeasible.yaml"
-    try:
-        f.write_text(yaml.safe_dump(data))
-        res = run("solve", f, "--solver", "brute", "--json")
-    finally:
-        f.unlink()
+    f = tmp_path / "ex" / "infeasible.yaml"
+    f.write_text(yaml.safe_dump(data))
+    res = run("solve", f, "--solver", "brute", "--json")
     assert res.exit_code == 1
     assert json.loads(res.stdout)["status"] == "infeasible"
 

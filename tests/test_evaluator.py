@@ -199,3 +199,54 @@ def test_placement_input_forms() -> None:
         evaluate(inst, {"a": "p"})
     with pytest.raises(ValueError, match="unknown device"):
         evaluate(inst, {**PL, "a": "zz"})
+
+
+def test_comm_not_overlapped_and_send_once() -> None:
+    # x -> a -> {b, c}: a on device A, b on B, c on C; a's output (1000 B) goes to B and C.
+    g = Graph(
+        "f",
+        [ModelInput("x", 100)],
+        [
+            Layer("a", "conv", ("x",), flops=1e9, output_bytes=1000),
+            Layer("b", "conv", ("a",), flops=2e9, output_bytes=10),
+            Layer("c", "conv", ("a",), flops=3e9, output_bytes=10),
+        ],
+    )
+    links = [Link(u, v, 1e3, tx_power_w=2.0) for u in "ABC" for v in "ABC" if u != v]
+    base = [Device("A", 1e9), Device("B", 1e9), Device("C", 1e9)]
+    pl = {"a": "A", "b": "B", "c": "C"}
+    plain = evaluate(Instance("f", g, System(base, links, "A", None)), pl)
+    # overlapped: busy = compute (1, 2, 3 s); links A->B and A->C busy 1000 B / 1000 B/s = 1 s each
+    assert plain.busy_s == pytest.approx({"A": 1.0, "B": 2.0, "C": 3.0})
+    assert plain.period_s == pytest.approx(3.0)
+    # A not overlapped: busy A = 1 s compute + 2 s sending (once per receiving device) = 3 s
+    devs = [Device("A", 1e9, comm_overlap=False), Device("B", 1e9, comm_overlap=False), Device("C", 1e9)]
+    ev = evaluate(Instance("f", g, System(devs, links, "A", None)), pl)
+    # B: 2 s compute + 1 s receiving a; C overlaps: 3 s
+    assert ev.busy_s == pytest.approx({"A": 3.0, "B": 3.0, "C": 3.0})
+    # A also sends once: busy A = 1 + 1 = 2 s; tx energy 2 W * 1 s instead of 2 W * 2 s
+    devs2 = [Device("A", 1e9, comm_overlap=False, send_once=True), Device("B", 1e9), Device("C", 1e9)]
+    ev2 = evaluate(Instance("f", g, System(devs2, links, "A", None)), pl)
+    assert ev2.busy_s["A"] == pytest.approx(2.0)
+    assert ev2.energy_j["A"] == pytest.approx(2.0)
+    assert plain.energy_j["A"] == pytest.approx(4.0)
+    assert ev2.link_busy_s["A->B"] == pytest.approx(1.0)  # links still carry each copy
+    assert ev2.latency_sequential_s == plain.latency_sequential_s  # transfer durations unchanged
+
+
+def test_device_features_load_and_round_trip() -> None:
+    from formulation.loader import instance_to_data, load_instance_data
+
+    data = {
+        "dnnpart": 1,
+        "name": "f",
+        "model": {"layers": [{"id": "a", "op": "conv", "inputs": [], "flops": 1e9, "output_bytes": 10}]},
+        "system": {
+            "devices": [{"id": "A", "compute": "1 GFLOP/s", "comm_overlap": False, "send_once": True}],
+            "source": "A",
+        },
+    }
+    inst = load_instance_data(data)
+    assert inst.system.features == {"comm_not_overlapped", "send_once"}
+    again = load_instance_data(instance_to_data(inst))
+    assert again.system.devices == inst.system.devices

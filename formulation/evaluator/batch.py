@@ -98,6 +98,8 @@ class BatchMetrics:
     """(N, k, k) occupied seconds per link direction ``a -> b``."""
     link_bytes: FloatArray
     """(N, k, k) bytes per link direction."""
+    send_time: FloatArray
+    """(N, k) seconds each device spends sending (each tensor once on ``send_once`` devices)."""
     tx_energy: FloatArray
     """(N, k) radio energy spent sending, ``sum tx_power * occupied``."""
     rx_energy: FloatArray
@@ -116,10 +118,10 @@ class BatchMetrics:
         """N."""
         return int(self.placements.shape[0])
 
-    @cached_property
+    @property
     def sending(self) -> FloatArray:
         """(N, k) seconds each device spends sending."""
-        return self.link_busy.sum(axis=2)
+        return self.send_time
 
     @cached_property
     def receiving(self) -> FloatArray:
@@ -127,9 +129,18 @@ class BatchMetrics:
         return self.link_busy.sum(axis=1)
 
     @cached_property
+    def busy(self) -> FloatArray:
+        """(N, k) busy time per inference: compute, plus sending and receiving where the device's
+        communication does not overlap its compute (``comm_overlap: false``)."""
+        serial = ~self.instance.system.comm_overlap
+        if not serial.any():
+            return self.compute_time
+        return self.compute_time + np.where(serial[None, :], self.sending + self.receiving, 0.0)
+
+    @cached_property
     def period(self) -> FloatArray:
         """(N,) period P: the largest busy time of any device or link direction."""
-        dev = self.compute_time.max(axis=1)
+        dev = self.busy.max(axis=1)
         if self.link_busy.shape[1] == 0:
             return dev
         return np.maximum(dev, self.link_busy.max(axis=(1, 2)))
@@ -236,6 +247,16 @@ def batch_metrics(inst: Instance, P: IntArray, *, parallel: bool | None = None) 
     with np.errstate(invalid="ignore"):
         tx_energy = np.where(s.tx_power[None] > 0, link_busy * s.tx_power[None], 0.0).sum(axis=2)
         rx_energy = np.where(s.rx_power[None] > 0, link_busy * s.rx_power[None], 0.0).sum(axis=1)
+    send_time = link_busy.sum(axis=2)
+    if s.send_once.any():
+        # one transmission per tensor: the longest per-destination time (and its radio energy)
+        occ_max = tt.occupied.max(axis=2)
+        with np.errstate(invalid="ignore"):
+            tx_max = np.where(s.tx_power[tt.producer] > 0, tt.occupied * s.tx_power[tt.producer], 0.0).max(axis=2)
+        for src in np.flatnonzero(s.send_once):
+            mine = tt.producer == src
+            send_time[:, src] = np.where(mine, occ_max, 0.0).sum(axis=1)
+            tx_energy[:, src] = np.where(mine, tx_max, 0.0).sum(axis=1)
     latency_seq = comp.sum(axis=1) + tt.duration.sum(axis=(1, 2))
     cost = (compute_time * s.price[None, :]).sum(axis=1) + (link_bytes * s.link_price[None, :, :]).sum(
         axis=(1, 2)
@@ -253,6 +274,7 @@ def batch_metrics(inst: Instance, P: IntArray, *, parallel: bool | None = None) 
         compute_time=compute_time,
         link_busy=link_busy,
         link_bytes=link_bytes,
+        send_time=send_time,
         tx_energy=tx_energy,
         rx_energy=rx_energy,
         latency_sequential=latency_seq,

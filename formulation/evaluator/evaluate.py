@@ -53,6 +53,8 @@ class Evaluation:
         Both latency modes; the parallel one uses the given schedule, else the list schedule.
     period_s, throughput_per_s : float
         Pipelined period and its inverse.
+    busy_s : dict
+        Busy time per device per inference (compute, plus communication where it does not overlap).
     energy_j : dict
         Energy per device per inference (every device, whatever the scope).
     energy_total_j : float
@@ -69,6 +71,7 @@ class Evaluation:
     period_s: float
     throughput_per_s: float
     compute_time_s: dict[str, float]
+    busy_s: dict[str, float]
     energy_j: dict[str, float]
     energy_total_j: float
     cost_usd: float
@@ -102,6 +105,7 @@ class Evaluation:
             "period_s": self.period_s,
             "throughput_per_s": self.throughput_per_s,
             "compute_time_s": self.compute_time_s,
+            "busy_s": self.busy_s,
             "energy_j": self.energy_j,
             "energy_total_j": self.energy_total_j,
             "cost_usd": self.cost_usd,
@@ -172,6 +176,7 @@ def evaluate(
         period_s=period,
         throughput_per_s=(1.0 / period) if period > 0 else math.inf,
         compute_time_s={d: float(bm.compute_time[0, j]) for j, d in enumerate(dev)},
+        busy_s={d: float(bm.busy[0, j]) for j, d in enumerate(dev)},
         energy_j={d: float(energy[j]) for j, d in enumerate(dev)},
         energy_total_j=float(energy[inst.scope_mask].sum()),
         cost_usd=float(bm.cost[0]),
