@@ -16,7 +16,11 @@ Output rows [a, b) of a layer need input rows [max(0, a*s - p), min(H, (b-1)*s -
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from formulation.evaluator import evaluate
 from formulation.granularity import (
@@ -154,6 +158,65 @@ def test_elementwise_layers_ride_along_and_pools_infer_their_shape() -> None:
     # p3 halves 4x4 to 2x2; band 0 = pool row 0 <- r3/c3 rows [0,2) <- as before: 26496 + 64 + 64 FLOP.
     assert lay["c1-p3#p0"].flops == 26496.0 + 128 * 2 / 4 + 128 * 1 / 2
     assert lay["c1-p3#p0"].output_bytes == 64.0
+
+
+@st.composite
+def random_stack(draw: st.DrawFn) -> Instance:
+    """1-4 window layers (kernel 1-5, stride 1-2, dilation 1-2, padding 0..k//2) on a random image."""
+    h = draw(st.integers(6, 24))
+    w = draw(st.integers(6, 24))
+    c, src, layers = 2, "x", []
+    for i in range(draw(st.integers(1, 4))):
+        k, s, d = draw(st.integers(1, 5)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        p = draw(st.integers(0, k // 2))
+        ho, wo = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+        if ho < 2 or wo < 2:
+            break
+        layers.append(Layer(f"l{i}", "conv2d", (src,), 2.0 * c * ho * wo * k * k, 4.0 * c * ho * wo,
+                            attrs={"kernel": [k, k], "stride": [s, s], "padding": [p, p], "dilation": [d, d],
+                                   "shape_in": [c, h, w], "shape_out": [c, ho, wo]}))
+        src, h, w = f"l{i}", ho, wo
+    if not layers:
+        layers.append(Layer("l0", "relu", ("x",), float(c * h * w), 4.0 * c * h * w, attrs={"shape_in": [c, h, w]}))
+    g = Graph("rand", [ModelInput("x", 4.0 * 2 * layers[0].attrs["shape_in"][1] * layers[0].attrs["shape_in"][2])],
+              layers)
+    return Instance("rand", g, stack_instance().system)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(inst=random_stack(), data=st.data())
+def test_random_stacks_halo_matches_naive_receptive_field(inst: Instance, data: st.DataObject) -> None:
+    chain = list(inst.graph.layer_ids)
+    wins = stack_windows(inst, chain)
+    for w in wins:  # one layer: the interval is the hull of every kernel tap of every output row
+        k, s, d, p, size = w.kernel[0], w.stride[0], w.dilation[0], w.pad[0], w.in_shape[1]
+        a = data.draw(st.integers(0, w.out_shape[1] - 1))
+        b = data.draw(st.integers(a + 1, w.out_shape[1]))
+        taps = [o * s - p + d * j for o in range(a, b) for j in range(k)]
+        inside = [r for r in taps if 0 <= r < size]
+        assert w.input_interval(0, a, b) == ((min(inside), max(inside) + 1) if inside else (0, 0))
+    out_h, out_w = wins[-1].out_shape[1:]
+    rows = data.draw(st.integers(1, min(4, out_h)))
+    cols = data.draw(st.integers(1, min(3, out_w)))
+    t = split_spatial(inst, chain[0], chain[-1], rows=rows, cols=cols)
+    lay = {v.id: v for v in t.instance.graph.layers}
+    parts = [v for n, v in lay.items() if t.provenance.origins[n].kind == "part"]
+    # The parts' outputs tile the last layer's output exactly.
+    assert sum(p.output_bytes for p in parts) == pytest.approx(inst.graph.layers[-1].output_bytes)
+    # At every layer, the parts' intervals cover every row (column) that some kernel tap of the
+    # whole output reaches, computed naively tap by tap from the last layer back.
+    for axis, n_out, bands in ((0, out_h, even_bounds(out_h, rows)), (1, out_w, even_bounds(out_w, cols))):
+        needed = set(range(n_out))
+        hulls = [stack_regions(wins, ((a, b), (0, out_w)) if axis == 0 else ((0, out_h), (a, b)))
+                 for a, b in itertools.pairwise(bands)]
+        for j in range(len(wins), -1, -1):
+            covered = set().union(*(range(*h[j][axis]) for h in hulls))
+            assert needed <= covered
+            if j:
+                w = wins[j - 1]
+                k, s, d, p = w.kernel[axis], w.stride[axis], w.dilation[axis], w.pad[axis]
+                size = w.in_shape[1 + axis]
+                needed = {o * s - p + d * i for o in needed for i in range(k)} & set(range(size))
 
 
 def test_window_parsing_and_errors() -> None:

@@ -126,12 +126,26 @@ class Window:
         return self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
 
     def input_interval(self, axis: int, lo: int, hi: int) -> Interval:
-        """Input rows (axis 0) or columns (axis 1) needed for output ``[lo, hi)`` (half-open)."""
+        """Input rows (axis 0) or columns (axis 1) needed for output ``[lo, hi)`` (half-open).
+
+        The hull of the kernel taps ``o*s - p + d*j`` (``o`` in ``[lo, hi)``, ``j < k``) that fall
+        inside the input: ``[max(0, lo*s - p), min(H, (hi-1)*s - p + d*(k-1) + 1))`` when no
+        dilation gap meets the border, tightened tap by tap otherwise; ``(0, 0)`` when every tap
+        is padding.
+        """
         if hi <= lo:
             return (0, 0)
         k, s, d, p = self.kernel[axis], self.stride[axis], self.dilation[axis], self.pad[axis]
         size = self.in_shape[1 + axis]
-        return (max(0, lo * s - p), min(size, (hi - 1) * s - p + d * (k - 1) + 1))
+        first, last = size, -1
+        for j in range(k):
+            o = max(lo, -((d * j - p) // s))  # smallest o >= lo with o*s - p + d*j >= 0
+            if o < hi:
+                first = min(first, o * s - p + d * j)
+            o = min(hi - 1, (size - 1 + p - d * j) // s)  # largest o < hi with the tap <= size - 1
+            if o >= lo:
+                last = max(last, o * s - p + d * j)
+        return (first, last + 1) if first <= last else (0, 0)
 
     def input_region(self, out: Region) -> Region:
         """Input region needed for an output region."""
@@ -340,8 +354,7 @@ def _unit_nodes(
             p = r * cols + c
             out_region = ((row_bounds[r], row_bounds[r + 1]), (col_bounds[c], col_bounds[c + 1]))
             regions = stack_regions(unit.windows, out_region)
-            if min(_area(x) for x in regions) == 0:
-                raise GranularityError(f"split {split!r}: part {_fmt(out_region)} of {last!r} is empty")
+            # An earlier region may be empty when every kernel tap falls into padding.
             share = [_area(regions[j + 1]) / areas[j] for j in range(len(idx))]
             tag = _tag(r, c, cols, rows)
             info: dict[str, Any] = {
