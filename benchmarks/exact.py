@@ -27,7 +27,7 @@ from formulation import generators as gen
 from formulation.model import Constraints, Graph, Instance, Objective, Problem
 from solvers.additive import additive_costs
 from solvers.flow import BACKENDS, min_cut
-from solvers.mincut import _bits, build_network
+from solvers.mincut import build_network, scale_for
 from solvers.options import SolverError, SolverOptions
 from solvers.registry import get_solver, names, solver_info
 
@@ -75,7 +75,8 @@ def warm_up() -> None:
 def mincut_table(sizes: tuple[int, ...], milp: bool, milp_limit: float, milp_max: int) -> list[Instance]:
     print("\n## mincut: two devices, sequential latency")
     head = f"{'graph':8s} {'layers':>7s} {'flow nodes':>10s} {'arcs':>8s} {'algo s':>7s} {'wall s':>7s} {'status':8s}"
-    print("(MILP s: '=' when the MILP's optimum equals min-cut's)")
+    if milp:
+        print("(MILP s: '=' when the MILP's optimum equals min-cut's)")
     print(head + (f" {'MILP s':>26s} {'MILP/algo':>9s}" if milp else ""))
     built = []
     for gname, make in GRAPHS.items():
@@ -107,10 +108,10 @@ def backend_table(insts: list[Instance]) -> None:
             if backend == "networkx" and inst.n > 10_000:
                 cells.append(f"{'-':>10s}")
                 continue
-            bits = _bits(backend, net.tails.size)
             finite = np.isfinite(net.caps)
             cap_at = float(net.caps[finite].sum()) * (1 + 2.0**-20)
-            ints = np.floor(np.minimum(net.caps, cap_at) * (2.0**bits / cap_at)).astype(np.int64)
+            capped = np.minimum(net.caps, cap_at)
+            ints = np.floor(capped * scale_for(backend, capped, cap_at)).astype(np.int64)
             t0 = time.perf_counter()
             value, _ = min_cut(net.num_nodes, net.tails, net.heads, ints, 0, 1, backend)
             cells.append(f"{time.perf_counter() - t0:10.3f}")

@@ -168,6 +168,9 @@ class DynamicProgramming(Solver):
         order = self._order(inst, options)
         exact = order is None and exactness_problem(seq, bottleneck) is None
         why = static_infeasibility(seq)
+        c = inst.problem.constraints
+        if not why and c.max_devices is not None and c.max_devices < 1:
+            why = "max_devices < 1 leaves no device to run layers"
         if why:
             return RawSolution(Termination.INFEASIBLE if exact else Termination.COMPLETED, message=why)
         devices = np.arange(inst.k, dtype=np.int64) if order is None else order
@@ -175,7 +178,6 @@ class DynamicProgramming(Solver):
         build = time.perf_counter() - t0
         deadline = t0 + options.time_limit_s if options.time_limit_s else math.inf
         comb: Combine = np.maximum if bottleneck else np.add
-        c = inst.problem.constraints
         max_stages = min(c.max_devices, tables.K) if c.max_devices is not None else tables.K
         try:
             if order is None:
