@@ -179,6 +179,8 @@ def _summed_times(inst: Instance, idx: Sequence[int]) -> dict[str, float]:
 
 def _merged_id(members: Sequence[str], taken: set[str], preferred: str | None = None) -> str:
     base = preferred or ("+".join(members) if len(members) <= 3 else f"{members[0]}..{members[-1]}")
+    if base in taken and preferred and len(members) > 1:
+        base = f"{members[0]}..{members[-1]}"
     name, k = base, 2
     while name in taken:
         name, k = f"{base}#{k}", k + 1
@@ -398,7 +400,27 @@ def merge_to_cut_points(x: Instance | Transformed, points: Sequence[str] | None 
     if tail and len(group_exits(t.instance, tail)) == 1:
         segments.append(tail)
     keep = [s for s in segments if all(t.provenance.origins[v].whole for v in s)]
-    return merge_groups(t, keep, op="block", step="merge to cut points", check_convex=False)
+    return merge_groups(t, keep, op="block", names=[_block_name(t, s) for s in keep], step="merge to cut points",
+                        check_convex=False)
+
+
+def _block_name(t: Transformed, nodes: Sequence[str]) -> str | None:
+    """The deepest module path common to a segment's original layers (``layer1.0``), or None.
+
+    Dotted original ids (or ``attrs.module``) name blocks the way the model's code does; segments
+    spanning modules keep the default ``first..last`` name.
+    """
+    orig = t.original.graph
+    layers = [v for n in nodes for v in t.provenance.origins[n].layers]
+    if len(layers) < 2:
+        return None
+    paths = [module_path(orig.layers[orig.layer_index[v]]) for v in layers]
+    common: list[str] = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return ".".join(common) if common else None
 
 
 def group_summary(t: Transformed) -> Mapping[str, Any]:

@@ -10,7 +10,9 @@ dilation ``d``) computes output rows ``[a, b)`` from input rows
 
     ``[max(0, a*s - p), min(H_in, (b-1)*s - p + d*(k-1) + 1))``
 
-(rows outside ``[0, H_in)`` are padding and need no data); columns alike. For a stack of layers
+(rows outside ``[0, H_in)`` are padding and need no data; the interval is the hull of the kernel
+taps inside the input, tightened tap by tap where a dilation gap meets the border); columns
+alike. For a stack of layers
 the region of each layer's output that a part needs is obtained by applying this from the last
 layer back to the first, so a part's FLOP and input include the halo of the whole stack exactly.
 

@@ -95,9 +95,11 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             inst = load(file)
             view = prepare(inst, granularity, split or [])
+        origins = view.provenance.origins
         nodes: dict[str, dict[str, Any]] = {
-            node: {"kind": o.kind, "layers": list(o.layers), **({"detail": o.detail} if o.detail else {})}
-            for node, o in view.provenance.origins.items()
+            node: {"kind": origins[node].kind, "layers": list(origins[node].layers),
+                   **({"detail": origins[node].detail} if origins[node].detail else {})}
+            for node in view.instance.graph.layer_ids
         }
         if out is not None:
             from formulation.loader import instance_to_data
