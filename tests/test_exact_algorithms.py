@@ -334,6 +334,29 @@ def test_parallel_chains_equivalent_to_sequential_are_accepted() -> None:
         solve(diamond_asymmetric().with_problem(Problem(execution="parallel")), "mincut")
 
 
+def test_exact_methods_agree_with_each_other_on_larger_instances() -> None:
+    """Beyond brute's reach, two independent exact methods must give the same optimum."""
+    for seed in range(3):
+        chain = gen.instance(gen.chain(300, seed=seed), gen.system(2, seed=seed), Problem(Objective("latency")))
+        a, b = solve(chain, "shortest-path"), solve(chain, "mincut")
+        assert a.status == b.status == Status.OPTIMAL
+        assert a.objective == pytest.approx(b.objective, rel=1e-9)
+        single = Problem(Objective("energy"), constraints=Constraints(contiguous=True))
+        inst = gen.instance(gen.chain(150, seed=seed), gen.system(2, seed=seed, memory=True), single)
+        c, d = solve(inst, "scan"), solve(inst, "dp")
+        assert c.status == d.status
+        if c.objective is not None:
+            assert c.objective == pytest.approx(d.objective, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_mincut_equals_the_milp_on_a_dag() -> None:
+    inst = gen.instance(gen.resnet_like(300, seed=2), gen.system(2, seed=2), Problem(Objective("energy")))
+    a, b = solve(inst, "mincut"), solve(inst, "highs")
+    assert a.status == b.status == Status.OPTIMAL
+    assert a.objective == pytest.approx(b.objective, rel=1e-6)
+
+
 # --------------------------------------------------------------------------------------------------
 # Random tiny instances against brute
 # --------------------------------------------------------------------------------------------------
