@@ -99,6 +99,7 @@ def test_merge_preserves_metrics(data: st.DataObject) -> None:
     Pc = np.array(data.draw(st.lists(st.integers(0, inst.k - 1), min_size=coarse.n, max_size=coarse.n)))
     pc = coarse.placement_dict(Pc)
     po = t.provenance.expand(pc)
+    assert t.provenance.restrict(po) == pc  # an original placement respecting the merge maps back
     a, b = evaluate(inst, po), evaluate(coarse, pc)
     close = dict(rel=1e-9, abs=1e-12)
     assert b.latency_sequential_s == pytest.approx(a.latency_sequential_s, **close)

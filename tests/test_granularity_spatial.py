@@ -148,6 +148,8 @@ def test_natural_placement_metrics_by_hand() -> None:
     assert ev.memory_bytes == {"a": 3888.0 + 1536.0, "b": 3888.0 + 1664.0}
     view = t.original_placement(pl)
     assert view == {"c1": ["a", "b"], "c2": ["a", "b"], "c3": ["a", "b"]}
+    with pytest.raises(GranularityError, match="split into parts"):
+        t.provenance.expand(pl)
 
 
 def test_elementwise_layers_ride_along_and_pools_infer_their_shape() -> None:

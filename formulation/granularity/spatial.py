@@ -44,7 +44,7 @@ window attrs: they keep the shape of their input.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -496,8 +496,3 @@ def split_spatial(
     parts = (len(rb) - 1) * (len(cb) - 1)
     step = f"spatial split {split} into {parts} parts ({mode})"
     return apply_rewrites(t, [Rewrite(tuple(chain), nodes, {chain[-1]: exit_id})], step)
-
-
-def part_regions(t: Transformed, split: str) -> Mapping[str, Mapping[str, Any]]:
-    """``{part node: info}`` (output and input regions, FLOP share) of one split, for reports."""
-    return {n: dict(o.info) for n, o in t.provenance.origins.items() if o.split == split and o.kind == "part"}
