@@ -46,6 +46,8 @@ def test_ray_batch_equals_local_pool(tmp_path: Path) -> None:
         assert via_ray.n_run == via_pool.n_run == 12
         a = batch.load_results(tmp_path / "ray.db").sort_values("task_key").reset_index(drop=True)
         b = batch.load_results(tmp_path / "pool.db").sort_values("task_key").reset_index(drop=True)
+        failed = [f"{r['solver']}: {r['message']}" for r in a.to_dict("records") if r["outcome"] != "ok"]
+        assert not failed, failed
         assert a[DETERMINISTIC].equals(b[DETERMINISTIC])
         # the rows hold the known optima (solvers/testing.py): chain latency 0.521 s, mobile energy 0.3105 J
         brute = a[(a["instance"] == "chain3") & (a["solver"] == "brute")].set_index("objective_kind")
