@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -48,7 +49,11 @@ def dag_instances(draw: st.DrawFn) -> Instance:
             )
         )
     g = Graph("g", [ModelInput("in0", draw(st.sampled_from([0.0, 1e4, 2e5])))], layers)
-    return Instance("rand", g, base.system, draw(problems(g, base.system)))
+    sys = base.system
+    if draw(st.booleans()):  # the optional device features: serial communication, one send per tensor
+        devs = [replace(d, comm_overlap=draw(st.booleans()), send_once=draw(st.booleans())) for d in sys.devices]
+        sys = System(devs, list(sys.links.values()), sys.source, sys.sink)
+    return Instance("rand", g, sys, draw(problems(g, sys)))
 
 
 @st.composite
