@@ -239,9 +239,11 @@ def optimal_makespan(
     succ_set = [set(x) for x in g.succs]
     npred = [len(g.preds[v]) for v in range(n)]
     remaining = [0.0] * s.k
+    left = [0] * s.k  # needed layers not yet scheduled: a float test on `remaining` sees rounding residue
     for v in range(n):
         if needed[v]:
             remaining[dev[v]] += dur[v]
+            left[dev[v]] += 1
     finish = [0.0] * n
     free = [0.0] * s.k
     best_val = upper
@@ -273,7 +275,7 @@ def optimal_makespan(
             return
         lb = cur
         for d in range(s.k):
-            if remaining[d] > 0:
+            if left[d]:
                 lb = max(lb, free[d] + remaining[d])
         for v in ready:
             lb = max(lb, est(v) + rank[v])
@@ -289,6 +291,7 @@ def optimal_makespan(
             finish[v] = st + dur[v]
             free[d] = finish[v]
             remaining[d] -= dur[v] if needed[v] else 0.0
+            left[d] -= 1 if needed[v] else 0
             new_ready = [x for x in ready if x != v]
             for w in g.succs[v]:
                 npred[w] -= 1
@@ -299,6 +302,7 @@ def optimal_makespan(
             for w in g.succs[v]:
                 npred[w] += 1
             remaining[d] += dur[v] if needed[v] else 0.0
+            left[d] += 1 if needed[v] else 0
             free[d] = old_free
 
     dfs([v for v in range(n) if npred[v] == 0], -1, 0, 0.0)
