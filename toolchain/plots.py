@@ -456,7 +456,7 @@ def plot_performance_profile(
             np.append(rho, rho[-1] if len(rho) else 0),
             where="post",
             color=PALETTE[k % len(PALETTE)],
-            ls=styles[(k // len(PALETTE)) % 4],
+            ls=styles[k % len(styles)],
             lw=1.8,
             label=name,
         )
