@@ -14,6 +14,7 @@ Index conventions shared by every solver:
 
 from __future__ import annotations
 
+import copyreg
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,19 @@ CONSTRAINT_KINDS = (
     "max_devices",
 )
 TIERS = ("end", "edge", "cloud", "other")
+
+
+def _mappingproxy(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(d)
+
+
+def _reduce_mappingproxy(m: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _mappingproxy, (dict(m),)
+
+
+# Model objects hold read-only mapping proxies, which the standard pickler refuses; instances travel
+# to worker processes (batch solving), so pickle rebuilds a proxy from a plain dict.
+copyreg.pickle(MappingProxyType, _reduce_mappingproxy)
 
 
 def _frozen(a: npt.ArrayLike, dtype: Any = np.float64) -> Any:

@@ -49,8 +49,8 @@ class AutoSolver(Solver):
         for name, why in CANDIDATES:
             if name not in registered:
                 continue
-            solver = get_solver(name)
             try:
+                solver = get_solver(name)
                 solver.check(inst, options)
             except Exception as exc:
                 refused.append(f"{name}: {exc}")

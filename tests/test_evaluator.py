@@ -155,9 +155,7 @@ def test_violations_are_explained() -> None:
 
 
 def test_memory_and_missing_link() -> None:
-    g = Graph(
-        "m", [ModelInput("x", 10)], [Layer("a", "conv", ("x",), flops=1, output_bytes=10, param_bytes=100)]
-    )
+    g = Graph("m", [ModelInput("x", 10)], [Layer("a", "conv", ("x",), flops=1, output_bytes=10, param_bytes=100)])
     s = System([Device("a", 1.0, memory_bytes=50), Device("b", 1.0)], [Link("b", "a", 1.0)], "a", "a")
     inst = Instance("m", g, s)
     ev = evaluate(inst, {"a": "a"})
@@ -250,3 +248,14 @@ def test_device_features_load_and_round_trip() -> None:
     assert inst.system.features == {"comm_not_overlapped", "send_once"}
     again = load_instance_data(instance_to_data(inst))
     assert again.system.devices == inst.system.devices
+
+
+def test_instances_pickle() -> None:
+    import pickle
+
+    inst = diamond(
+        Problem(Objective("weighted", {"latency": 1.0, "cost": 2.0}), constraints=Constraints(allowed={"a": ("p",)}))
+    )
+    again = pickle.loads(pickle.dumps(inst))
+    assert evaluate(again, PL).objective == evaluate(inst, PL).objective
+    assert again.graph.layer_index["d"] == 3

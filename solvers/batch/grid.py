@@ -9,31 +9,16 @@ file keeps its rows, and two files with the same content are solved once.
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
 import hashlib
 import json
 import os
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from formulation.model import Instance
 from solvers.options import SolverOptions
-
-
-def _mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
-    return types.MappingProxyType(d)
-
-
-def _reduce_mappingproxy(m: types.MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
-    return _mappingproxy, (dict(m),)
-
-
-# Model objects hold read-only mapping proxies, which the standard pickler refuses; tasks carry
-# their Instance to worker processes, so teach pickle to rebuild a proxy from a plain dict.
-copyreg.pickle(types.MappingProxyType, _reduce_mappingproxy)
 
 
 def _canonical(obj: Any) -> str:
