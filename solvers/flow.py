@@ -7,11 +7,12 @@
     it silently returns a zero flow once a capacity reaches 2**31, so :func:`min_cut` refuses
     capacities above :data:`LIMITS` instead.
 ``networkx``
-    ``networkx.minimum_cut`` (preflow-push), Python integers; 100x slower, kept as a reference.
+    ``networkx.minimum_cut`` (preflow-push), Python integers; hundreds of times slower, a reference.
 
-Measured in ``benchmarks/exact.py``: OR-Tools and SciPy are within 25 % of each other from 1,000 to
-100,000 flow nodes, networkx is about 100 times slower; OR-Tools is the default because its int64
-capacities give the cut twelve significant digits where int32 gives about nine.
+Measured in ``benchmarks/exact.py``: OR-Tools is as fast as SciPy or up to ten times faster from
+1,000 to 100,000 layers, networkx hundreds of times slower; OR-Tools is the default because its
+int64 capacities (up to ``2**52`` per arc in :mod:`solvers.mincut`) give the cut about fifteen
+significant digits where int32 gives about nine.
 """
 
 from __future__ import annotations
