@@ -18,7 +18,7 @@ subject to memory (a stage's parameters plus its peak working set), ``allowed``,
 
 * **free order** (default): any sequence of distinct devices, by a DP over subsets: states
   ``(used set S, last device, layers done)``, ``O(2^K K n^2)`` time and ``O(2^K K n)`` memory,
-  refused above :data:`FREE_ORDER_MAX_WORK` (about ``K = 8`` at 1,000 layers); or
+  refused above :data:`FREE_ORDER_MAX_WORK` (up to ``K = 9`` at 1,000 layers, 14 at 100); or
 * **a given order** (``raw={"order": "file"}`` for the file's device order, or a list of device
   ids): the stages follow that order, skipping devices at will; states ``(last device, layers
   done)``, ``O(K^2 n^2)`` time (times ``max_devices`` when that constraint is active).
