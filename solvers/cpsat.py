@@ -124,6 +124,7 @@ class CpSatSolver(Solver):
         from ortools.sat.python import cp_model
 
         from formulation.cp import apply_hint, build_cp_model, complete_hint, read_solution
+        from formulation.cp.params import apply_safe_parameters
 
         t0 = time.perf_counter()
         limit = options.time_limit_s
@@ -146,6 +147,7 @@ class CpSatSolver(Solver):
         build_time = time.perf_counter() - t0
 
         solver = cp_model.CpSolver()
+        apply_safe_parameters(solver)
         prm = solver.parameters
         workers = options.threads or default_workers()
         seed = options.seed if options.seed is not None else 0
@@ -201,7 +203,9 @@ class CpSatSolver(Solver):
         raw.placement = sol.placement
         raw.schedule = sol.schedule
         raw.solver_objective = sol.objective
-        raw.bound = build.objective.to_float(bound_int) - err
+        # Every metric and weight is non-negative, so 0 is a bound too (it keeps an optimum of 0
+        # at gap 0 despite the scaling error).
+        raw.bound = max(0.0, build.objective.to_float(bound_int) - err)
         extra["model_objective_int"] = sol.objective_int
         return raw
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -221,3 +222,36 @@ def test_equals_brute_sequential(seed: int, objective: str, constraints: frozens
 def test_parallel_latency_equals_brute(seed: int) -> None:
     """Plain parallel latency, no constraints: the core scheduling model."""
     assert_matches_brute(tiny_instance(seed, "parallel", "latency", frozenset()))
+
+
+@derandomized(60)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_equals_brute_on_milp_random_instances(seed: int) -> None:
+    """The MILP's random tiny instances (zero-FLOP layers, empty inputs, NaN-free limits near the
+    achievable range): a second, independent generator."""
+    from solvers.milp.random_instances import random_instance
+
+    inst = random_instance(seed, max_layers=6)
+    if inst.problem.constraints.deadline_s is not None and not math.isfinite(inst.problem.constraints.deadline_s):
+        return
+    assert_matches_brute(inst)
+
+
+@pytest.mark.parametrize(
+    ("seed", "execution", "objective", "constraints", "sizes"),
+    [
+        # An energy budget of exactly 0 J on a device that can stay unused (rounding margins).
+        (1686989950, "sequential", "energy", "allowed,energy_budget,max_devices,private", (8, 3)),
+        # A deadline of exactly 0 s met by a zero-FLOP layer (ticks rounded up, no margin).
+        (482521685, "parallel", "cost", "allowed,contiguous,deadline", (7, 4)),
+        # OR-Tools 9.15 presolve bug (google/or-tools#5293): the optimum was lost before the
+        # workaround of formulation/cp/params.py.
+        (1116446215, "parallel", "cost", "allowed,energy_budget", (6, 3)),
+        # A budget of 0 J on a device whose busy time exceeds L (idle 0): busy rounded down.
+        (2058403472, "parallel", "cost", "contiguous,deadline,energy_budget", (6, 3)),
+    ],
+)
+def test_regressions(seed: int, execution: str, objective: str, constraints: str, sizes: tuple[int, int]) -> None:
+    """Instances on which earlier versions of the model disagreed with brute."""
+    inst = tiny_instance(seed, execution, objective, frozenset(constraints.split(",")), *sizes)
+    assert_matches_brute(inst)

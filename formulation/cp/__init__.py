@@ -7,7 +7,8 @@
 * :mod:`.timing` -- sequential latency, the interval schedule of parallel latency, period, idle;
 * :mod:`.objective` -- metrics, objective, deadline, energy budgets;
 * :mod:`.build` -- :func:`build_cp_model`;
-* :mod:`.solution` -- reading solutions back and completing solution hints.
+* :mod:`.solution` -- reading solutions back and completing solution hints;
+* :mod:`.params` -- CP-SAT parameters every solve uses (a workaround for an OR-Tools 9.15 bug).
 
 OR-Tools is imported by these modules; import this package lazily (the registry does).
 """

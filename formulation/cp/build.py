@@ -141,13 +141,13 @@ def time_caps(inst: Instance, incumbent: float | None) -> tuple[float | None, fl
     terms = {m: w for m, w in p.objective.terms().items() if w}
     lat: float | None = None
     per: float | None = None
-    if p.constraints.deadline_s is not None:
+    if p.constraints.deadline_s is not None and np.isfinite(p.constraints.deadline_s):
         lat = p.constraints.deadline_s * (1 + CAP_SLACK)
     bounds: list[float] = []
     s = inst.system
     for dev, budget in p.constraints.energy_budget_j.items():
         rate = min_power(inst, s.device_index[dev])
-        if rate > 0:
+        if rate > 0 and np.isfinite(budget):
             bounds.append(budget / rate)
     if incumbent is not None and np.isfinite(incumbent):
         if terms.get("latency"):

@@ -22,7 +22,10 @@ from formulation.model import Instance
 
 
 def ticks_form(var: cp_model.IntVar, tables: TimeTables, error_s: float, ub: int) -> FloatForm:
-    """A tick variable (at most ``ub``) in seconds: ``var / ticks_per_s`` with the given model error."""
+    """A tick variable (at most ``ub``) in seconds: ``var / ticks_per_s`` with the given model error.
+
+    For the makespan and the period, which never under-estimate (ticks are rounded up).
+    """
     form = FloatForm(model_error=error_s)
     form.add_terms([var], [1.0 / tables.ticks_per_s], ub=ub)
     return form
@@ -86,6 +89,8 @@ def energy_form(
         form = form.plus(seq_latency, p_idle).plus(busy_form(inst, pv, tables, d), -p_idle)
     elif p_idle and idle is not None:
         form.add_terms([idle.var], [p_idle / tables.ticks_per_s], ub=idle.ub)
+        # L is rounded up and busy time down: the idle time is over-estimated by at most both
+        # errors and never under-estimated (an energy budget needs no margin).
         form.model_error += p_idle * (tables.err_latency_par + tables.err_busy(d))
     return form
 

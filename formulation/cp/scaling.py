@@ -50,9 +50,12 @@ TIME_TICKS_FINE = 1e12
 #: Time horizon in ticks when some per-tick coefficient is arbitrary (digits go to the coefficient).
 TIME_TICKS_COARSE = 1e9
 #: Largest tick value of any variable domain (start times span the worst-case horizon).
-DOMAIN_LIMIT = 1e15
-#: Largest ``sum |integer coef| * ub`` of a scaled form (CP-SAT's overflow check is near 4e18).
-UNITS_LIMIT = 1e17
+DOMAIN_LIMIT = 1e14
+#: Largest ``sum |integer coef| * ub`` of a scaled form. CP-SAT's overflow check is near 4e18, but
+#: its presolve computes in doubles: with OR-Tools 9.15 a budget constraint whose coefficients
+#: summed to ~1.3e16 (above 2**53) was presolved wrongly and a feasible, better placement was lost
+#: (reproduced in tests/test_cpsat_scaling.py). Staying below 2**53 with room for sums avoids it.
+UNITS_LIMIT = 1e15
 #: Target coefficient rounding error of :func:`integerize`, relative to the form's magnitude.
 COEF_RTOL = 1e-10
 #: Digits after the decimal point of a per-second coefficient that :func:`ticks_max_for` deems short.
@@ -78,20 +81,26 @@ def power_of_ten_scale(upper: float, target: float) -> float:
     return float(10.0 ** math.floor(math.log10(target / upper)))
 
 
-def round_to_ticks(seconds: FloatArray | float, ticks_per_s: float) -> tuple[IntArray, FloatArray]:
-    """Round durations to integer ticks.
+def round_to_ticks(seconds: FloatArray | float, ticks_per_s: float, up: bool = True) -> tuple[IntArray, FloatArray]:
+    """Round durations to integer ticks, up (default) or down (up to float noise of 1e-12 relative).
+
+    Rounding durations up makes every path of the model at least as long as the true one, so a
+    makespan or period in ticks never under-estimates the true value (a deadline needs no margin);
+    busy times in the idle term are rounded down, so the idle time is never under-estimated either
+    (an energy budget needs no margin). Zero and "nice" durations stay exact both ways.
 
     Returns
     -------
     ticks : int array
-        ``round(seconds * ticks_per_s)`` (0 where the input is not finite).
+        ``ceil`` (or ``floor``) of ``seconds * ticks_per_s`` (0 where the input is not finite).
     error_s : float array
         ``|ticks / ticks_per_s - seconds|``, the rounding error in seconds (0 where not finite).
     """
     sec = np.asarray(seconds, dtype=np.float64)
     finite = np.isfinite(sec)
     scaled = np.where(finite, sec * ticks_per_s, 0.0)
-    ticks = np.rint(scaled).astype(np.int64)
+    noise = 1e-12 * np.abs(scaled)
+    ticks = (np.ceil(scaled - noise) if up else np.floor(scaled + noise)).astype(np.int64)
     err = np.abs(ticks - scaled) / ticks_per_s
     return ticks, err
 
@@ -131,11 +140,15 @@ class FloatForm:
         Kept in floats, never scaled.
     model_error : float
         Bound on ``|cost-model value - form value|`` over all assignments (from tick rounding).
+    under : float
+        Bound on ``cost-model value - form value`` (how much the form may under-estimate; ticks
+        are rounded up, so a makespan or period never does).
     """
 
     terms: list[tuple[cp_model.IntVar, float, int]] = field(default_factory=list)
     constant: float = 0.0
     model_error: float = 0.0
+    under: float = 0.0
 
     def add_terms(self, variables: Iterable[cp_model.IntVar | bool], coefs: Iterable[float], ub: int = 1) -> None:
         """Append ``coef * var`` terms (zero coefficients are dropped; constant literals go to the
@@ -149,11 +162,13 @@ class FloatForm:
                 self.terms.append((var, float(c), int(ub)))
 
     def plus(self, other: FloatForm, weight: float = 1.0) -> FloatForm:
-        """``self + weight * other`` as a new form (errors add with ``|weight|``)."""
+        """``self + weight * other`` as a new form (errors add with ``|weight|``; a negative weight
+        turns the other form's over-estimate into an under-estimate)."""
         return FloatForm(
             self.terms + [(v, weight * c, ub) for v, c, ub in other.terms if weight * c],
             self.constant + weight * other.constant,
             self.model_error + abs(weight) * other.model_error,
+            self.under + (weight * other.under if weight >= 0 else -weight * other.model_error),
         )
 
     def magnitude(self) -> float:
@@ -269,21 +284,27 @@ def add_upper_bound(model: cp_model.CpModel, form: FloatForm, rhs: float, atol: 
     """Impose ``form <= rhs`` (with the evaluator's tolerance) safely despite rounding.
 
     Coefficients are rounded *up* (:func:`integerize` with ``round_up``), so the integer value
-    over-estimates the form's value; the form's ``model_error`` (tick rounding) is subtracted from
-    the right-hand side: ``integer <= floor(S * (rhs * (1 + FEASIBILITY_RTOL) + atol - constant -
-    model_error))``. The model therefore never admits a placement the evaluator rejects; it may
-    reject placements within the rounding of the limit (documented in ``docs/cpsat.md``). A form
-    without tick variables has no model error, so a limit of exactly 0 or exactly a placement's
-    value stays reachable.
+    over-estimates the form's value; the form's possible under-estimate of the true value
+    (``under``, from tick rounding) is subtracted from the right-hand side:
+    ``integer <= floor(S * (rhs * (1 + FEASIBILITY_RTOL) + atol - constant - under))``. The model
+    therefore never admits a placement the evaluator rejects; it may reject placements within the
+    rounding of the limit (documented in ``docs/cpsat.md``). Latency (sequential, or a parallel
+    makespan of rounded-up ticks) is never under-estimated, so a deadline of exactly 0 or exactly
+    a placement's latency stays reachable, and so does an energy budget in sequential mode.
 
     Returns
     -------
     int
-        The integer right-hand side used.
+        The integer right-hand side used (0 and no constraint when ``rhs`` is +inf or NaN).
     """
+    if not math.isfinite(rhs):
+        # +inf bounds nothing; a NaN limit never compares as violated in the evaluator either.
+        if rhs == -math.inf:
+            model.add_bool_or([False])
+        return 0
     ints = integerize(form, round_up=True)
-    slack = rhs * (1 + FEASIBILITY_RTOL) + atol - form.constant - form.model_error
-    limit = math.floor(slack * ints.scale) if math.isfinite(slack) else 0
+    slack = rhs * (1 + FEASIBILITY_RTOL) + atol - form.constant - form.under
+    limit = math.floor(slack * ints.scale)
     if ints.variables:
         model.add(ints.expr <= limit)
     elif limit < 0:

@@ -22,6 +22,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from formulation.cp.build import CpBuild
+from formulation.cp.params import apply_safe_parameters
 from formulation.evaluator import list_schedule_many, transfer_tables
 from formulation.model import Instance, IntArray
 
@@ -182,6 +183,7 @@ def complete_hint(
         for S, st in zip(build.schedule.starts, starts, strict=True):
             clone.add(clone.get_int_var_from_proto_index(S.index) == st)
     solver = cp_model.CpSolver()
+    apply_safe_parameters(solver)
     solver.parameters.num_workers = 1
     solver.parameters.max_time_in_seconds = time_limit_s
     status = solver.solve(clone)

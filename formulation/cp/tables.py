@@ -88,6 +88,8 @@ class TimeTables:
         Occupied channel time ``bytes / bandwidth`` in ticks and its error.
     occ_s, dur_s : (T, k, k)
         Occupied channel time and transfer time in seconds (floats, for linear forms).
+    comp_lo, occ_lo : (n, k) and (T, k, k)
+        ``t(v, d)`` and occupied times rounded *down* (busy times of the parallel idle term).
     horizon : int
         Upper bound in ticks on every time quantity of the model: the sequential latency of the
         slowest placement, ``sum_v max_d comp + sum_(t,b) max_a dur``. It also bounds every finish
@@ -101,8 +103,8 @@ class TimeTables:
         Error of a device's compute time.
     err_link : (k, k)
         Error of a channel's occupied time.
-    err_send, err_receive : (k,)
-        Error of a device's sending and receiving times.
+    err_busy_lo : (k,)
+        Error of a device's ``compute + sending + receiving`` from the rounded-down tables.
     """
 
     ticks_per_s: float
@@ -114,19 +116,20 @@ class TimeTables:
     occ_err: FloatArray
     occ_s: FloatArray
     dur_s: FloatArray
+    comp_lo: IntArray
+    occ_lo: IntArray
     horizon: int
     err_latency_seq: float
     err_latency_par: float
     err_compute: FloatArray
     err_link: FloatArray
-    err_send: FloatArray
-    err_receive: FloatArray
+    err_busy_lo: FloatArray
 
     def cap(self, seconds: float | None) -> int:
         """An upper bound in ticks on a quantity whose true value is at most ``seconds``.
 
-        ``ceil(seconds * ticks_per_s)`` plus one tick per layer and tensor (rounding may lengthen a
-        longest path by half a tick per item), at most :attr:`horizon`.
+        ``ceil(seconds * ticks_per_s)`` plus one tick per layer and tensor (rounding up may
+        lengthen a longest path by a tick per item), at most :attr:`horizon`.
         """
         if seconds is None or not np.isfinite(seconds):
             return self.horizon
@@ -139,8 +142,8 @@ class TimeTables:
         return float(max(self.err_compute.max(initial=0.0), self.err_link.max(initial=0.0)))
 
     def err_busy(self, d: int) -> float:
-        """Error of ``compute + sending + receiving`` of device ``d``."""
-        return float(self.err_compute[d] + self.err_send[d] + self.err_receive[d])
+        """Error of ``compute + sending + receiving`` of device ``d`` (rounded-down tables)."""
+        return float(self.err_busy_lo[d])
 
 
 def build_time_tables(inst: Instance, masks: Masks, ticks_max: float, span_s: float | None = None) -> TimeTables:
@@ -168,6 +171,9 @@ def build_time_tables(inst: Instance, masks: Masks, ticks_max: float, span_s: fl
     comp, comp_err = round_to_ticks(comp_s, tps)
     dur, dur_err = round_to_ticks(dur_s, tps)
     occ, occ_err = round_to_ticks(occ_s, tps)
+    comp_lo, comp_lo_err = round_to_ticks(comp_s, tps, up=False)
+    occ_lo, occ_lo_err = round_to_ticks(occ_s, tps, up=False)
+    link_lo = occ_lo_err.sum(axis=0)
     horizon = int(comp.max(axis=1, initial=0).sum() + dur.max(axis=1, initial=0).sum())
     # Rounding errors are 0 outside the masks (those entries are exact zeros).
     err_link = occ_err.sum(axis=0)
@@ -181,12 +187,13 @@ def build_time_tables(inst: Instance, masks: Masks, ticks_max: float, span_s: fl
         occ_err=occ_err,
         occ_s=occ_s,
         dur_s=dur_s,
+        comp_lo=comp_lo,
+        occ_lo=occ_lo,
         horizon=horizon,
         err_latency_seq=float(comp_err.max(axis=1, initial=0.0).sum() + dur_err.max(axis=1, initial=0.0).sum()),
         err_latency_par=float(comp_err.max(axis=1, initial=0.0).sum() + dur_err.max(axis=(1, 2), initial=0.0).sum()),
         err_compute=comp_err.sum(axis=0),
         err_link=err_link,
-        err_send=err_link.sum(axis=1),
-        # A tensor reaches d from its one producer: the largest error over senders, not the sum.
-        err_receive=occ_err.max(axis=1, initial=0.0).sum(axis=0),
+        # Sending: a tensor may go to every other device; receiving: it comes from one producer.
+        err_busy_lo=comp_lo_err.sum(axis=0) + link_lo.sum(axis=1) + occ_lo_err.max(axis=1, initial=0.0).sum(axis=0),
     )

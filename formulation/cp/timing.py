@@ -47,9 +47,10 @@ def link_items(pv: PlacementVars, tables: TimeTables, a: int, b: int) -> list[tu
 
 
 def busy_items(pv: PlacementVars, tables: TimeTables, d: int) -> list[tuple[Lit, int]]:
-    """Terms of ``compute + sending + receiving`` of device d (spec section 5, energy)."""
-    items = compute_items(pv, tables, d)
-    items += [(lit, int(tables.occ[t, a, b])) for (t, a, b), lit in pv.send.items() if d in (a, b)]
+    """Terms of ``compute + sending + receiving`` of device d (spec section 5, energy), from the
+    rounded-*down* tables (the idle time it bounds is then never under-estimated)."""
+    items: list[tuple[Lit, int]] = [(lit, int(tables.comp_lo[v, dd])) for (v, dd), lit in pv.x.items() if dd == d]
+    items += [(lit, int(tables.occ_lo[t, a, b])) for (t, a, b), lit in pv.send.items() if d in (a, b)]
     return items
 
 
