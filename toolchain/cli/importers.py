@@ -174,6 +174,37 @@ def import_onnx(
         _emit(model, output, [f"Imported by `dnnpart import onnx {file.name}` (level {level}, shape inference)."])
 
 
+@import_app.command("pipedream")
+def import_pipedream(
+    file: Annotated[Path, typer.Argument(help="PipeDream profile (graph.txt).")],
+    device: Annotated[str, typer.Option(help="Device id of the latency table (the profiled GPU).")] = "profiled",
+    per_sample: Annotated[bool, typer.Option(
+        "--per-sample", help="Divide bytes, FLOPs and times by the batch size (when the file determines it).")] = False,
+    latency_out: Annotated[Path | None, typer.Option(
+        "--latency-out", help="Also write the forward times as a latency table (YAML) for a system file.")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: the file name).")] = None,
+    output: Output = None,
+) -> None:
+    """Import a PipeDream per-layer profile: the model, and its forward times as a latency table."""
+    with user_errors():
+        from toolchain.importers.pipedream import ProfileError, from_pipedream, header_lines
+
+        if not file.is_file():
+            raise FileNotFoundError(2, "no such file", str(file))
+        try:
+            res = from_pipedream(file, device=device, name=name, per_sample=per_sample)
+        except (ProfileError, UnicodeDecodeError) as exc:
+            raise UserError(str(exc)) from None
+        header = header_lines(res, file.name)
+        _emit(res.model, output, header)
+        if latency_out is not None:
+            import yaml
+
+            latency_out.parent.mkdir(parents=True, exist_ok=True)
+            latency_out.write_text("".join(f"# {h}\n" for h in header) + yaml.safe_dump(
+                {"latency": res.latency}, sort_keys=False, default_flow_style=None, width=float("inf")))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``import`` sub-app."""
     app.add_typer(import_app, name="import")
