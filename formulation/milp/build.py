@@ -21,6 +21,7 @@ from formulation.milp.cost import add_cost
 from formulation.milp.energy import add_device_energy, add_energy_total
 from formulation.milp.latency_seq import add_latency_sequential
 from formulation.milp.objective import check_weights, set_objective
+from formulation.milp.pairs import add_pairs
 from formulation.milp.placement import add_placement
 from formulation.milp.schedule import add_schedule
 from formulation.milp.shipping import add_shipping
@@ -38,6 +39,7 @@ def build_milp(
     *,
     objective: Mapping[str, float] | None = None,
     extra_metrics: Iterable[str] = (),
+    pairs: bool = True,
 ) -> MilpContext:
     """Build the MILP of ``inst``.
 
@@ -48,6 +50,10 @@ def build_milp(
         ``{metric: weight}``; default: the problem's objective.
     extra_metrics : iterable of str
         Metric columns to build even if they are not in the objective.
+    pairs : bool
+        Model layer-to-layer transfers with the edge-pair variables of :mod:`formulation.milp.pairs`
+        (stronger LP relaxation, ``|E| k^2`` columns); False keeps only the send-once rows of
+        :mod:`formulation.milp.shipping`.
 
     Returns
     -------
@@ -70,7 +76,10 @@ def build_milp(
     c = inst.problem.constraints
     s = inst.system
     ctx = MilpContext.new(inst)
+    ctx.pair_mode = pairs
     add_placement(ctx)
+    if pairs:
+        add_pairs(ctx)
     add_shipping(ctx)
     energy_devs = set(np.flatnonzero(inst.scope_mask).tolist()) if "energy" in metrics else set()
     energy_devs |= {s.device_index[d] for d in c.energy_budget_j}

@@ -60,6 +60,9 @@ class MilpContext:
         Pairs that have a placement variable.
     transfers : Transfers
         Filled by :mod:`formulation.milp.shipping`.
+    pairs : dict
+        ``(u, v) -> {(a, b): column}`` of the edge-pair variables ``y`` (:mod:`formulation.milp.pairs`);
+        empty when the model is built without them.
     start : (n,) int array or None
         Start-time columns of the parallel schedule model.
     order : dict
@@ -80,6 +83,8 @@ class MilpContext:
     x: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     allowed: BoolArray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     transfers: Transfers = field(default_factory=Transfers.empty)
+    pair_mode: bool = True
+    pairs: dict[tuple[int, int], dict[tuple[int, int], int]] = field(default_factory=dict)
     start: IntArray | None = None
     order: dict[tuple[int, int], int] = field(default_factory=dict)
     metric_cols: dict[str, int] = field(default_factory=dict)

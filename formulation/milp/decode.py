@@ -34,18 +34,24 @@ def placement_of(ctx: MilpContext, values: FloatArray) -> IntArray:
     return P
 
 
-def schedule_of(ctx: MilpContext, P: IntArray, values: FloatArray | None) -> tuple[dict[str, float], IntArray] | None:
+def schedule_of(
+    ctx: MilpContext, P: IntArray, values: FloatArray | None, *, hint: FloatArray | None = None
+) -> tuple[dict[str, float], IntArray] | None:
     """Parallel mode: an exactly feasible schedule keeping the solver's device orders, and its order.
 
     The device orders are the solver's order variables ``o[u, v]`` for layers sharing a device,
     ties broken by its start times (:func:`formulation.milp.schedule.semi_active_starts`). Without
-    start-time columns (the latency was not modelled) or values, layers go in index order.
+    start-time columns (the latency was not modelled) or values, layers go in the order of
+    ``hint`` (start times from elsewhere, e.g. a list schedule), else in index order.
     """
     if not ctx.parallel():
         return None
     g = ctx.inst.graph
     have = ctx.start is not None and values is not None
-    hint = values[ctx.start] if have else np.arange(g.n, dtype=float)  # type: ignore[index]
+    if have:
+        hint = values[ctx.start]  # type: ignore[index]
+    elif hint is None:
+        hint = np.arange(g.n, dtype=float)
     before: list[tuple[int, int]] = []
     if have:
         assert values is not None

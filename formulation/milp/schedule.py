@@ -119,6 +119,15 @@ def add_schedule(ctx: MilpContext) -> int:
                     inp.append((f"{tn},{vn}", [(int(S[v]), 1.0), *terms]))
                 continue
             base = [(int(S[v]), 1.0), (int(S[t]), -1.0), *dur_terms(t, -1.0)]
+            if ctx.pair_mode:
+                # y picks the device pair of the edge: its delay is exact, no big-M needed.
+                delay = [
+                    (col, -s.transfer_time(a, b, float(g.tensor_bytes[t])))
+                    for (a, b), col in ctx.pairs.get((t, v), {}).items()
+                    if a != b
+                ]
+                prec.append((f"{tn},{vn}", base + delay))
+                continue
             prec.append((f"{tn},{vn}", base))
             for b in np.flatnonzero(allowed[v]):
                 ids = into.get((t, int(b)), [])

@@ -55,6 +55,8 @@ def add_shipping(ctx: MilpContext) -> None:
     need: list[tuple[str, list[tuple[int, float]], float]] = []
     src_rows: list[tuple[str, int, int]] = []  # (label, z index, x column)
     only: list[tuple[str, list[int], list[int]]] = []  # (label, z indices, consumer x columns)
+    zpair: list[tuple[str, list[tuple[int, float]]]] = []  # z >= y[t, c, a, b] (pair mode)
+    zonly: list[tuple[str, list[tuple[int, float]]]] = []  # z <= sum_c y[t, c, a, b] (pair mode)
     for t in range(n + g.m):
         consumers = g.consumers[t]
         cand = np.flatnonzero(allowed[t]) if t < n else np.array([s.source_index])
@@ -70,6 +72,25 @@ def add_shipping(ctx: MilpContext) -> None:
                     tr_col.append(int(x[t, a]))
             recv[sink] = False
         tn = ctx.tensor_names[t]
+        if t < n and ctx.pair_mode:
+            for b in np.flatnonzero(recv).tolist():
+                for a in cand.tolist():
+                    if a == b:
+                        continue
+                    ys = [(c, col) for c in consumers if (col := ctx.pairs.get((t, c), {}).get((a, b))) is not None]
+                    if len(ys) == 1:
+                        tr_t.append(t)
+                        tr_a.append(a)
+                        tr_b.append(b)
+                        tr_col.append(ys[0][1])
+                    elif ys:
+                        zk = len(z_key)
+                        z_key.append((t, a, b))
+                        z_labels.append(f"{tn},{ctx.device_names[a]},{ctx.device_names[b]}")
+                        for c, yc in ys:
+                            zpair.append((f"{z_labels[-1]},{ctx.layer_names[c]}", [(-1 - zk, 1.0), (yc, -1.0)]))
+                        zonly.append((z_labels[-1], [(-1 - zk, 1.0), *((yc, -1.0) for _, yc in ys)]))
+            continue
         for b in np.flatnonzero(recv).tolist():
             others = [int(a) for a in cand if a != b]
             if not others:
@@ -104,6 +125,8 @@ def add_shipping(ctx: MilpContext) -> None:
     m.add_term_rows(
         "only", [(lab, [(int(zcols[i]), 1.0) for i in zi] + [(c, -1.0) for c in cs]) for lab, zi, cs in only], -INF, 0.0
     )
+    m.add_term_rows("zpair", [(lab, [(col_of(c), v) for c, v in terms]) for lab, terms in zpair], 0.0, INF)
+    m.add_term_rows("zonly", [(lab, [(col_of(c), v) for c, v in terms]) for lab, terms in zonly], -INF, 0.0)
     for i, (t, a, bb) in enumerate(z_key):
         tr_t.append(t)
         tr_a.append(a)

@@ -128,7 +128,8 @@ def _random_constraints(rng: np.random.Generator, inst: Instance) -> Constraints
     E = bm.energy()
     kw: dict[str, object] = {"memory": bool(rng.random() < 0.8)}
     if rng.random() < 0.3:
-        kw["deadline_s"] = float(rng.uniform(0.5, 1.2) * np.nanmin(np.where(np.isfinite(L), L, np.nan)))
+        finite = L[np.isfinite(L)]
+        kw["deadline_s"] = float(rng.uniform(0.5, 1.2) * (finite.min() if finite.size else 1.0))
     if rng.random() < 0.25:
         d = int(rng.integers(0, s.k))
         kw["energy_budget_j"] = MappingProxyType({s.device_ids[d]: float(rng.uniform(0.3, 1.5) * E[:, d].max())})

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from formulation.evaluator import batch_metrics
+from formulation.evaluator import batch_metrics, evaluate
 from formulation.milp.build import build_milp
 from formulation.milp.context import MilpContext
 from formulation.milp.decode import integer_point, placement_of, schedule_of
@@ -28,7 +28,7 @@ from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
-RAW_KEYS = frozenset({"interface", "auto_warm_start"})
+RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs"})
 
 
 def settings_of(options: SolverOptions) -> RunSettings:
@@ -84,7 +84,7 @@ class MilpSolver(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        ctx = build_milp(inst)
+        ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)))
         if ctx.model.infeasible_reasons:
             return RawSolution(
                 Termination.INFEASIBLE,
@@ -94,39 +94,61 @@ class MilpSolver(Solver):
         backend = self.make_backend(ctx, options)
         build_time = time.perf_counter() - t0
         warm = self._warm_start(inst, options)
-        warm_used = backend.set_warm_start(warm) if warm is not None else False
+        native = backend.set_warm_start(warm) if warm is not None else False
         run = backend.run(settings_of(options))
-        extra = {
+        extra: dict[str, object] = {
             "native_status": run.native_status,
             "solver_gap": run.gap,
-            "warm_start": bool(warm_used),
+            "warm_start": None if warm is None else ("native" if native else "incumbent"),
             **{f"model_{k}": v for k, v in ctx.model.stats().items()},
         }
-        if run.values is None:
-            return RawSolution(
-                run.termination,
-                bound=run.bound,
-                build_time_s=build_time,
-                solve_time_s=run.solve_time_s,
-                log=run.log,
-                extra=extra,
-            )
-        P = placement_of(ctx, run.values)
-        sched = schedule_of(ctx, P, run.values)
-        objective = run.objective
-        if run.termination != Termination.OPTIMAL:
-            objective = backend.fixed_objective(integer_point(ctx, P, sched[1] if sched else None))
+        term, bound, message = run.termination, run.bound, ""
+        P = sched = objective = None
+        if run.values is not None:
+            P = placement_of(ctx, run.values)
+            sched = schedule_of(ctx, P, run.values)
+            objective = run.objective
+            if term != Termination.OPTIMAL:
+                objective = backend.fixed_objective(integer_point(ctx, P, sched[1] if sched else None))
+        if warm is not None and term != Termination.OPTIMAL:
+            kept = self._keep_start(ctx, backend, warm, objective)
+            if kept is not None:
+                P, sched, objective = warm, kept[0], kept[1]
+                extra["kept_warm_start"] = True
+                if term == Termination.INFEASIBLE:  # the start is feasible: the claim was wrong
+                    term, bound = Termination.INTERRUPTED, -math.inf
+                    message = f"the solver reported infeasible ({run.native_status}) but the warm start is feasible"
         return RawSolution(
-            run.termination,
+            term,
             placement=P,
             schedule=sched[0] if sched else None,
             solver_objective=objective,
-            bound=run.bound,
+            bound=bound,
             build_time_s=build_time,
             solve_time_s=run.solve_time_s,
             log=run.log,
+            message=message,
             extra=extra,
         )
+
+    @staticmethod
+    def _keep_start(
+        ctx: MilpContext, backend: MilpBackend, start: IntArray, found: float | None
+    ) -> tuple[tuple[dict[str, float], IntArray] | None, float] | None:
+        """The start's schedule and value when it beats what the solver found (else None).
+
+        The value is the formulation's own (integer columns fixed, LP solved); in parallel mode the
+        start is ordered by the evaluator's list schedule.
+        """
+        hint = None
+        if ctx.parallel():
+            ev = evaluate(ctx.inst, start)
+            hint = np.array([ev.schedule[v] for v in ctx.inst.graph.layer_ids])
+        sched = schedule_of(ctx, start, None, hint=hint)
+        value = backend.fixed_objective(integer_point(ctx, start, sched[1] if sched else None))
+        if value is None or (found is not None and value >= found * (1 - 1e-12)):
+            return None
+        return sched, value
 
     def _warm_start(self, inst: Instance, options: SolverOptions) -> IntArray | None:
         if options.warm_start is not None:
@@ -174,7 +196,3 @@ class HighsSolver(MilpSolver):
         from solvers.milp.highs_direct import HighsDirect
 
         return HighsDirect(ctx)
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
