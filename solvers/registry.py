@@ -31,7 +31,6 @@ _SOLVERS: dict[str, str] = {
     "dp": "solvers.dp:DynamicProgramming",
     "heft": "solvers.heft:Heft",
     "local-search": "solvers.local_search:LocalSearch",
-    "mincut": "solvers.mincut:MinCut",
     "cpsat": "solvers.cpsat:CpSatSolver",
     "highs": "solvers.milp.solver:HighsSolver",
 }
