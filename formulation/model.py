@@ -184,7 +184,8 @@ class Graph:
                     raise ValueError(f"output {o!r} is not a layer")
                 out.append(self.layer_index[o])
         self.outputs: tuple[int, ...] = tuple(dict.fromkeys(out))
-        self.is_output: BoolArray = _frozen([i in set(self.outputs) for i in range(self.n)], bool)
+        out_set = set(self.outputs)
+        self.is_output: BoolArray = _frozen([i in out_set for i in range(self.n)], bool)
         # Bytes a layer reads (distinct input tensors): used by the roofline time and memory peak.
         self.input_bytes_of_layer: FloatArray = _frozen(
             [sum(self.tensor_bytes[t] for t in ins) for ins in self.layer_inputs]

@@ -78,7 +78,9 @@ class _Device:
         return t
 
     def insert(self, start: float, end: float) -> None:
-        i = bisect.bisect_left(self.starts, start)
+        # Order by (start, end) so that a zero-length interval sharing its start with a longer one
+        # comes first and ``ends`` stays sorted, which ``earliest`` relies on.
+        i = bisect.bisect_left(list(zip(self.starts, self.ends, strict=True)), (start, end))
         self.starts.insert(i, start)
         self.ends.insert(i, end)
 

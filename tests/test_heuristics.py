@@ -196,3 +196,24 @@ def test_cheap_lower_bound_is_below_the_optimum(inst: Instance) -> None:
     assert ref.objective is not None
     assert math.isfinite(lb)
     assert lb <= ref.objective * (1 + 1e-9) + 1e-12
+
+
+def test_heft_zero_length_layers_do_not_overlap() -> None:
+    """Zero-FLOP slices sharing a start with real layers must not break the insertion policy."""
+    from formulation.model import Device, Graph, Instance, Layer, ModelInput, Problem, System
+    from solvers.registry import solve as solve_by_name
+
+    g = Graph(
+        "z",
+        [ModelInput("x", 100.0)],
+        [
+            Layer("s0", "slice", ("x",), 0.0, 10.0),
+            Layer("s1", "slice", ("x",), 0.0, 10.0),
+            Layer("a", "conv", ("s0",), 1e9, 10.0),
+            Layer("b", "conv", ("s1",), 1e9, 10.0),
+        ],
+    )
+    inst = Instance("z", g, System([Device("d0", 1e9)], [], "d0", "d0"), Problem(execution="parallel"))
+    res = solve_by_name(inst, "heft")
+    assert res.status.value == "feasible", res.message
+    assert res.objective == 2.0  # a and b, 1 s each, one after the other on the only device
