@@ -195,7 +195,13 @@ class CpSatSolver(Solver):
             extra=extra,
         )
         if name == "MODEL_INVALID":
-            raw.message = f"CP-SAT rejected the model: {build.model.validate()}"
+            why = build.model.validate() or solver.solution_info()
+            raw.message = f"CP-SAT rejected the model or its parameters: {why}"
+            return raw
+        if name == "INFEASIBLE" and incumbent is not None:
+            # The hint is feasible for the evaluator: a proof of infeasibility would be a model bug.
+            raw.termination = Termination.ERROR
+            raw.message = f"CP-SAT proved the model infeasible although the hint ({hint_src}) is feasible"
             return raw
         if not has:
             return raw

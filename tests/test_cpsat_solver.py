@@ -108,3 +108,13 @@ def test_gap_option_stops_early_as_gap_limit() -> None:
     assert res.extra["cp_status"] == "OPTIMAL"
     assert res.termination == Termination.GAP_LIMIT and res.status == Status.FEASIBLE
     assert 0 < res.gap <= 0.5 + 1e-9
+
+
+def test_invalid_parameters_are_an_error_row() -> None:
+    """CP-SAT's MODEL_INVALID (here: two conflicting worker parameters) becomes status error with
+    CP-SAT's reason, never a crash."""
+    opts = SolverOptions(raw={"params": {"num_search_workers": 2}, "hint": "none"})
+    res = get_solver("cpsat").solve(_instance(n=5, k=2), opts)
+    assert res.status == Status.ERROR and res.termination == Termination.ERROR
+    assert res.extra["cp_status"] == "MODEL_INVALID"
+    assert "num_search_workers" in res.message
