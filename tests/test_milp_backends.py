@@ -134,6 +134,8 @@ def test_pyomo_solvers_equal_highs(name: str) -> None:
         ref = HighsSolver().solve(inst)
         res = s.solve(inst)
         assert res.status == ref.status, f"seed {seed}: {res.message}"
+        if name == "pyomo:cbc" and res.has_solution:  # CBC takes the default start natively
+            assert res.extra["warm_start"] in ("native", None)
         if ref.objective is not None:
             assert res.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-12), f"seed {seed}"
             checked += 1
