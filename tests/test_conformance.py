@@ -99,9 +99,7 @@ class _LyingSolver(Solver):
     exact = True
 
     def _solve(self, inst, options):  # type: ignore[no-untyped-def]
-        return RawSolution(
-            Termination.OPTIMAL, placement=np.zeros(inst.n, dtype=np.int64), solver_objective=0.001
-        )
+        return RawSolution(Termination.OPTIMAL, placement=np.zeros(inst.n, dtype=np.int64), solver_objective=0.001)
 
 
 class _InfeasibleSolver(Solver):
@@ -167,3 +165,35 @@ def test_compute_gap() -> None:
     assert compute_gap(0.0, -1e-3) == pytest.approx(1e9)  # a real gap at 0 is huge, not hidden
     assert math.isinf(compute_gap(1.0, -math.inf)) and math.isinf(compute_gap(None, 0.0))
     assert compute_gap(1.0, 1.2) == 0.0  # a bound above the objective is clipped
+
+
+def test_tiny_objectives_are_judged_relatively() -> None:
+    """A backend that reports cost 0 for a placement costing 1e-7 USD is caught, not rounded away."""
+    from formulation.model import Device, Graph, Instance, Layer, ModelInput, Objective, Problem, System
+
+    g = Graph("one", [ModelInput("x", 1.0)], [Layer("a", "conv", ("x",), 1e3, 1.0)])
+    inst = Instance(
+        "one", g, System([Device("c", 1e10, price_usd_per_s=1e-3)], [], "c", None), Problem(Objective("cost"))
+    )
+
+    class Rounder(Solver):
+        name = "rounder"
+        exact = True
+
+        def _solve(self, inst, options):  # type: ignore[no-untyped-def]
+            return RawSolution(
+                Termination.OPTIMAL, placement=np.zeros(1, dtype=np.int64), solver_objective=0.0, bound=0.0
+            )
+
+    res = Rounder().solve(inst)
+    assert res.status == Status.ERROR and "evaluator gives 1e-10" in res.message  # 1e3 / 1e10 s * 1e-3 USD/s
+
+    class Loose(Solver):
+        name = "loose"
+        exact = True
+
+        def _solve(self, inst, options):  # type: ignore[no-untyped-def]
+            return RawSolution(Termination.OPTIMAL, placement=np.zeros(1, dtype=np.int64), bound=0.5e-10)
+
+    res = Loose().solve(inst)
+    assert res.status == Status.FEASIBLE and res.gap == pytest.approx(0.5)
