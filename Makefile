@@ -36,6 +36,9 @@ lint: $(BASE)
 	$(BIN)/ruff check formulation solvers toolchain tests benchmarks paper_reproductions
 	$(BIN)/mypy
 
+reproduce: $(BASE)
+	$(BIN)/python -m paper_reproductions.report
+
 schema: $(BASE)
 	$(BIN)/dnnpart schema --out formulation/instance.schema.json
 

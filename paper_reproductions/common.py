@@ -1,0 +1,276 @@
+"""The reproduction convention: ``expected.json`` in, ``results.json`` out, one verdict per number.
+
+Every ``paper_reproductions/<paper>/run.py`` computes a set of named numbers and hands them to
+:func:`main`, which joins them with the folder's ``expected.json``, decides a verdict for each
+number against the published value and its tolerance, checks each against the value recorded for
+our model (so a change in the cost model, a catalogue or a solver shows up), and writes
+``results.json`` beside ``run.py``. ``paper_reproductions/report.py`` assembles every
+``results.json`` into ``REPORT.md``. The format is documented in ``paper_reproductions/README.md``.
+
+``expected.json``::
+
+    {"paper": "short title", "reference": "full citation",
+     "numbers": {"<id>": {
+         "what": "what the number is", "unit": "x" | "%" | "s" | "" ...,
+         "published": 3.1 | "input",      # the paper's value (a number or a word)
+         "source": "abstract" | "Table 3" | "Fig. 2" | "Sec. 5.1",
+         "tolerance": {"rel": 0.3} | {"abs": 0.1} | {"range": [lo, hi]} | {"equals": true},
+         "why": "differs because ...",     # required when our value misses the tolerance
+         "ours": 13.04, "ours_rtol": 0.01  # our model's recorded value (a regression check)
+     }}}
+
+A number without ``published`` is ours only (shown, never judged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The machine every number here was measured on (times only; model values do not depend on it).
+MACHINE = "2-core x86_64, 24 GiB, Python 3.11"
+
+Value = float | int | str | None
+
+
+@dataclass
+class Table:
+    """A results table: a title, column names, rows of cells, and a note under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"title": self.title, "columns": self.columns, "rows": self.rows, "note": self.note}
+
+
+@dataclass
+class Outcome:
+    """What a run hands to :func:`main`: our numbers, tables, notes, and problems it found itself
+    (e.g. two exact solvers that disagree)."""
+
+    numbers: dict[str, Value]
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_expected(folder: Path) -> dict[str, Any]:
+    """``folder/expected.json``."""
+    data: dict[str, Any] = json.loads((folder / "expected.json").read_text())
+    return data
+
+
+def within(ours: Value, published: Value, tolerance: Mapping[str, Any]) -> bool:
+    """Whether ``ours`` matches ``published`` under ``tolerance`` (see the module docstring)."""
+    if ours is None:
+        return False
+    if "range" in tolerance and not isinstance(ours, str):
+        lo, hi = tolerance["range"]
+        return float(lo) <= float(ours) <= float(hi)
+    if "equals" in tolerance or isinstance(published, str) or isinstance(ours, str):
+        return str(ours) == str(published)
+    o = float(ours)
+    if not math.isfinite(o):
+        return False
+    if published is None:
+        return False
+    p = float(published)
+    if "abs" in tolerance:
+        return abs(o - p) <= float(tolerance["abs"])
+    return abs(o - p) <= float(tolerance.get("rel", 0.0)) * abs(p)
+
+
+def tolerance_text(tolerance: Mapping[str, Any]) -> str:
+    """A tolerance in words: ``±30%``, ``±0.1``, ``in [4, 18]``, ``exact``."""
+    if "range" in tolerance:
+        lo, hi = tolerance["range"]
+        return f"in [{lo:g}, {hi:g}]"
+    if "abs" in tolerance:
+        return f"±{float(tolerance['abs']):g}"
+    if "rel" in tolerance:
+        return f"±{100 * float(tolerance['rel']):g}%"
+    return "exact"
+
+
+def judge(numbers: Mapping[str, Value], expected: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per expected number (verdict, reason) and the problems found.
+
+    Problems: an expected number the run did not produce (unless the run was partial, in which
+    case only produced numbers count: the caller filters), a number whose value left the recorded
+    ``ours`` by more than ``ours_rtol``, and a number missing its tolerance without a ``why``.
+    """
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for key, spec in expected["numbers"].items():
+        if key not in numbers:
+            continue
+        ours = numbers[key]
+        published = spec.get("published")
+        row = {"id": key, "what": spec.get("what", key), "unit": spec.get("unit", ""), "source": spec.get("source", ""),
+               "published": published, "ours": ours}
+        if published is None:
+            row.update(tolerance="", verdict="ours only", why=spec.get("why", ""))
+        else:
+            tol = spec.get("tolerance", {"rel": 0.0})
+            ok = within(ours, published, tol)
+            row.update(tolerance=tolerance_text(tol), verdict="reproduced" if ok else "differs",
+                       why="" if ok else spec.get("why", ""))
+            if not ok and not spec.get("why"):
+                problems.append(f"{key}: ours {ours!r} misses the published {published!r}; expected.json gives no why")
+        recorded = spec.get("ours")
+        if recorded is not None and not _same(ours, recorded, float(spec.get("ours_rtol", 1e-6))):
+            problems.append(f"{key}: ours {ours!r} differs from the recorded {recorded!r} "
+                            f"(rtol {spec.get('ours_rtol', 1e-6)}): update expected.json if the change is intended")
+        rows.append(row)
+    return rows, problems
+
+
+def _same(a: Value, b: Value, rtol: float) -> bool:
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
+        return a == b
+    return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-12)
+
+
+def plain(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats as strings, numpy scalars and tuples as plain types."""
+    if isinstance(x, Mapping):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [plain(v) for v in x]
+    if isinstance(x, bool | str) or x is None:
+        return x
+    if isinstance(x, int):
+        return int(x)
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isfinite(f):
+        return int(f) if type(x).__name__.startswith("int") else f
+    return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+
+
+def results(name: str, outcome: Outcome, expected: Mapping[str, Any], fast: bool, wall_s: float) -> dict[str, Any]:
+    """The ``results.json`` document of a run (JSON-safe)."""
+    rows, problems = judge(outcome.numbers, expected)
+    problems = list(outcome.problems) + problems
+    missing = [k for k in expected["numbers"] if k not in outcome.numbers]
+    if not fast:
+        problems += [f"{k}: expected.json names it but the run did not produce it" for k in missing]
+    return plain({
+        "reproduction": name,
+        "paper": expected.get("paper", name),
+        "reference": expected.get("reference", ""),
+        "date": _dt.date.today().isoformat(),
+        "machine": MACHINE,
+        "fast": fast,
+        "wall_time_s": round(wall_s, 3),
+        "numbers": rows,
+        "tables": [t.to_dict() for t in outcome.tables],
+        "notes": list(outcome.notes),
+        "problems": problems,
+    })
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A cell: numbers to ``digits`` significant digits, ``inf`` as such, None as ``-``."""
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "-"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    def cell(x: Any) -> str:
+        return fmt(x).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def numbers_table(doc: Mapping[str, Any]) -> str:
+    """The verdict table of a results document (Markdown)."""
+    rows = []
+    for r in doc["numbers"]:
+        unit = f" {r['unit']}" if r.get("unit") and r["unit"] not in ("", "word") else ""
+        pub = "-" if r["published"] is None else f"{fmt(r['published'])}{unit}"
+        why = r.get("why") or ""
+        if r["verdict"] == "differs":
+            verdict = f"differs {why}" if why.startswith("because") else f"differs: {why}"
+        elif r["verdict"] == "ours only" and why:
+            verdict = f"ours only ({why})"
+        else:
+            verdict = r["verdict"]
+        rows.append([r["what"], r.get("source", ""), pub, f"{fmt(r['ours'])}{unit}", r.get("tolerance", ""), verdict])
+    return markdown_table(["number", "source", "published", "ours", "tolerance", "verdict"], rows)
+
+
+def render(doc: Mapping[str, Any], level: int = 2) -> str:
+    """A results document as Markdown: the verdicts, then each table and the notes."""
+    h = "#" * level
+    parts = [f"{h} {doc['paper']}", "", doc.get("reference", ""), "",
+             f"Run {doc['date']} on {doc['machine']} in {doc['wall_time_s']:.1f} s"
+             + (" (fast subset)" if doc.get("fast") else "") + ".", "", numbers_table(doc), ""]
+    for t in doc.get("tables", []):
+        parts += [f"{h}# {t['title']}", "", markdown_table(t["columns"], t["rows"]), ""]
+        if t.get("note"):
+            parts += [t["note"], ""]
+    if doc.get("notes"):
+        parts += [f"{h}# Notes", ""] + [f"* {n}" for n in doc["notes"]] + [""]
+    if doc.get("problems"):
+        parts += [f"{h}# Problems", ""] + [f"* {p}" for p in doc["problems"]] + [""]
+    return "\n".join(parts)
+
+
+def main(
+    name: str, folder: Path, run: Callable[[bool], Outcome], argv: Sequence[str] | None = None,
+    description: str = "",
+) -> int:
+    """The command line every reproduction shares.
+
+    ``--fast`` runs the subset the tests run and writes nothing unless ``--out`` is given; a full
+    run writes ``results.json`` beside ``run.py``. Prints the verdicts (``--json``: the document).
+    Returns 1 when there are problems (see :func:`judge`), else 0.
+    """
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--fast", action="store_true", help="the subset the default tests run")
+    ap.add_argument("--out", type=Path, default=None, help="results file (default: results.json beside run.py)")
+    ap.add_argument("--json", action="store_true", help="print the results document as JSON")
+    args = ap.parse_args(argv)
+    expected = load_expected(folder)
+    t0 = time.perf_counter()
+    outcome = run(args.fast)
+    doc = results(name, outcome, expected, args.fast, time.perf_counter() - t0)
+    out = args.out if args.out is not None else (None if args.fast else folder / "results.json")
+    if out is not None:
+        out.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+    print(json.dumps(doc, indent=2, default=str) if args.json else render(doc))
+    return 1 if doc["problems"] else 0
+
+
+def exit_with(code: int) -> None:
+    """``sys.exit`` for ``run.py`` scripts."""
+    sys.exit(code)

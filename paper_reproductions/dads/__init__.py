@@ -1,0 +1,1 @@
+"""Reproduction of DADS (Hu et al., INFOCOM 2019) (see README.md)."""
