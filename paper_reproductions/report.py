@@ -10,7 +10,8 @@ each reproduction's verdicts and tables.
 A reproduction written before the convention (``deepthings_modnn``: ``run.py --json`` prints rows,
 ``expected.json`` holds ``studies`` with published speedup ranges) is read through an adapter.
 
-Options: ``--only NAME`` (repeatable), ``--no-run`` (assemble the existing ``results.json`` files),
+Options: ``--only NAME`` (repeatable: run only these; the others enter the report from their
+existing ``results.json``), ``--no-run`` (run nothing: assemble the existing files),
 ``--fast`` (each reproduction's test subset; the report says so), ``--timeout S`` per reproduction,
 ``--out FILE``.
 """
@@ -53,6 +54,7 @@ def adapt_legacy(name: str, data: Mapping[str, Any], expected: Mapping[str, Any]
     """
     numbers, rows = [], data.get("rows", [])
     for study, exp in expected.get("studies", {}).items():
+        src = str(exp.get("source", ""))
         metric, tol = exp.get("metric", "speedup"), {"rel": exp.get("tolerance", 0.0)}
         for k, pub in zip(exp["devices"], exp["speedup_range"], strict=True):
             hits = [r for r in rows if r.get("study") == study and r.get("scope") == exp.get("scope")
@@ -61,18 +63,28 @@ def adapt_legacy(name: str, data: Mapping[str, Any], expected: Mapping[str, Any]
             ok = within(ours, pub, tol)
             numbers.append({
                 "id": f"{study}.{metric}_{k}", "what": f"{study}: {metric} on {k} devices ({exp.get('scope')}, "
-                f"{exp.get('variant')} split)", "unit": "x", "source": exp.get("source", ""), "published": pub,
+                f"{exp.get('variant')} split)", "unit": "x", "source": src.rsplit("; ", 1)[-1], "published": pub,
                 "ours": ours, "tolerance": tolerance_text(tol), "verdict": "reproduced" if ok else "differs",
                 "why": "" if ok else " ".join(exp.get("known_differences", [])),
             })
     cols = ["study", "scope", "variant", "devices", "split", "speedup", "bound_speedup", "throughput_speedup"]
     table = Table("All configurations (from run.py --json)", cols, [[r.get(c) for c in cols] for r in rows])
     return plain({
-        "reproduction": name, "paper": expected.get("paper", name.replace("_", " / ")),
+        "reproduction": name, "paper": expected.get("paper") or _title(name),
         "reference": "; ".join(s.get("source", "") for s in expected.get("studies", {}).values()),
         "date": _dt.date.today().isoformat(), "machine": MACHINE, "fast": False, "wall_time_s": round(wall_s, 3),
         "numbers": numbers, "tables": [table.to_dict()], "notes": [], "problems": list(data.get("problems", [])),
     })
+
+
+def _title(name: str) -> str:
+    """The first ``# `` heading of the folder's README, else the folder name."""
+    readme = HERE / name / "README.md"
+    if readme.is_file():
+        for line in readme.read_text().splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    return name
 
 
 def run_one(name: str, timeout_s: float, fast: bool) -> tuple[dict[str, Any] | None, str]:
@@ -146,26 +158,28 @@ def build(docs: Mapping[str, dict[str, Any] | None], failures: Mapping[str, str]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run (or collect) the reproductions, write the report; 1 if any failed or reported problems."""
+    """Run (or collect) the reproductions, write the report; 1 if one that ran failed or reported problems."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--only", action="append", default=None, help="reproduction folder name (repeatable)")
+    ap.add_argument("--only", action="append", default=None,
+                    help="run only this reproduction (repeatable); the others come from their results.json")
     ap.add_argument("--no-run", action="store_true", help="assemble the existing results.json files")
     ap.add_argument("--fast", action="store_true", help="each reproduction's test subset")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per reproduction")
     ap.add_argument("--out", type=Path, default=HERE / "REPORT.md")
     args = ap.parse_args(argv)
-    names = args.only or discover()
-    unknown = sorted(set(names) - set(discover()))
+    known = discover()
+    unknown = sorted(set(args.only or []) - set(known))
     if unknown:
-        ap.error(f"no reproduction {unknown}; known: {discover()}")
+        ap.error(f"no reproduction {unknown}; known: {known}")
+    to_run = set() if args.no_run else set(args.only or known)
     docs: dict[str, dict[str, Any] | None] = {}
     failures: dict[str, str] = {}
-    for name in names:
+    for name in known:
         path = HERE / name / "results.json"
-        if args.no_run:
+        if name not in to_run:
             docs[name] = json.loads(path.read_text()) if path.is_file() else None
             if docs[name] is None:
-                failures[name] = "no results.json (run it first)"
+                failures[name] = "no results.json (not run yet)"
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         doc, log = run_one(name, args.timeout, args.fast)
@@ -178,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{doc['wall_time_s']:.1f} s", file=sys.stderr, flush=True)
     args.out.write_text(build(docs, failures, args.fast))
     print(f"wrote {args.out}", file=sys.stderr)
-    bad = failures or any(d and d.get("problems") for d in docs.values())
+    covered = to_run or set(known)  # the exit status speaks for what was run (all, with --no-run)
+    bad = any(n in failures or (docs[n] or {}).get("problems") for n in covered)
     return 1 if bad else 0
 
 
