@@ -357,6 +357,10 @@ def _build_problem(sec: _Section, raw: Any, graph: Graph | None, system: System 
     for j, t in enumerate(c.private):
         if graph is not None and t not in graph.tensor_index:
             sec.unknown(("constraints", "private", j), t, "a model input or layer", graph.tensor_ids)
+    for j, group in enumerate(c.colocate):
+        for i, lay in enumerate(group):
+            if graph is not None and lay not in graph.layer_index:
+                sec.unknown(("constraints", "colocate", j, i), lay, "a layer", graph.layer_ids)
     deadline = None
     if c.deadline is not None:
         deadline = sec.quantity(("constraints", "deadline"), c.deadline, "time", "positive")
@@ -364,13 +368,15 @@ def _build_problem(sec: _Section, raw: Any, graph: Graph | None, system: System 
         d: sec.quantity(("constraints", "energy_budget", d), b, "energy") for d, b in c.energy_budget.items()
     }
     constraints = Constraints(
-        memory=c.memory,
+        memory=c.memory is not False,
         deadline_s=deadline,
         energy_budget_j=MappingProxyType(budget),
         allowed=MappingProxyType({lay: _dedupe(devs) for lay, devs in c.allowed.items()}),
         private=_dedupe(c.private),
         contiguous=c.contiguous,
         max_devices=c.max_devices,
+        colocate=tuple(_dedupe(group) for group in c.colocate),
+        memory_model="params" if c.memory == "params" else "peak",
     )
     scope = None if spec.energy_scope is None else _dedupe(spec.energy_scope)
     return Problem(objective, spec.execution, scope, constraints)
@@ -588,8 +594,10 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
         "allowed": c.allowed or None,
         "private": c.private or None,
         "max_devices": c.max_devices,
+        "colocate": c.colocate or None,
     }
-    constraints: dict[str, Any] = {"memory": c.memory, "contiguous": c.contiguous}
+    memory: bool | str = "params" if c.memory and c.memory_model == "params" else c.memory
+    constraints: dict[str, Any] = {"memory": memory, "contiguous": c.contiguous}
     constraints.update({k: v for k, v in optional.items() if v is not None})
     objective: Any = {"weighted": p.objective.weights} if p.objective.kind == "weighted" else p.objective.kind
     problem: dict[str, Any] = {"objective": objective, "execution": p.execution}

@@ -41,7 +41,14 @@ CONSTRAINT_KINDS = (
     "private",
     "contiguous",
     "max_devices",
+    "colocate",
+    "memory_params",
 )
+"""Constraint kinds as solvers declare them. ``memory_params`` is the memory constraint under the
+weights-only memory model (``constraints.memory: params``); ``memory`` is the spec's
+params-plus-peak model. An instance activates at most one of the two."""
+MEMORY_MODELS = ("peak", "params")
+"""``peak``: params plus the peak working set (spec section 5); ``params``: parameters only."""
 TIERS = ("end", "edge", "cloud", "other")
 
 
@@ -423,6 +430,12 @@ class Constraints:
     private: tuple[str, ...] = ()
     contiguous: bool = False
     max_devices: int | None = None
+    colocate: tuple[tuple[str, ...], ...] = ()
+    """Groups of layers that must run on one device (each group on a single device)."""
+    memory_model: Literal["peak", "params"] = "peak"
+    """What counts against a device's memory: ``peak`` (spec section 5: parameters plus the peak
+    working set) or ``params`` (parameters only, e.g. weights-resident accelerators whose
+    activations stream through host memory)."""
 
 
 @dataclass(frozen=True)
@@ -538,7 +551,7 @@ class Instance:
         c, s = self.problem.constraints, self.system
         act = set()
         if c.memory and np.isfinite(s.memory).any():
-            act.add("memory")
+            act.add("memory_params" if c.memory_model == "params" else "memory")
         if c.deadline_s is not None:
             act.add("deadline")
         if c.energy_budget_j:
@@ -551,7 +564,37 @@ class Instance:
             act.add("contiguous")
         if c.max_devices is not None and c.max_devices < s.k:
             act.add("max_devices")
+        if self.colocate_classes:
+            act.add("colocate")
         return frozenset(act)
+
+    @cached_property
+    def colocate_classes(self) -> tuple[IntArray, ...]:
+        """Layer indices that must share a device, as disjoint classes of two or more layers.
+
+        Overlapping ``colocate`` groups are merged (colocation is transitive); each class is sorted
+        by layer index and the classes by their first layer. Groups of one layer impose nothing.
+        """
+        g = self.graph
+        parent = list(range(g.n))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for group in self.problem.constraints.colocate:
+            idx = [g.layer_index[v] for v in group]
+            for v in idx[1:]:
+                parent[find(v)] = find(idx[0])
+        classes: dict[int, list[int]] = {}
+        for v in range(g.n):
+            classes.setdefault(find(v), []).append(v)
+        out = [np.array(c, dtype=np.int64) for c in classes.values() if len(c) > 1]
+        for arr in out:
+            arr.setflags(write=False)
+        return tuple(sorted(out, key=lambda a: int(a[0])))
 
     def placement_indices(self, placement: Mapping[str, str] | Sequence[int] | npt.NDArray[Any]) -> IntArray:
         """Normalise a placement (``{layer: device}`` or device indices by layer index) to an array.

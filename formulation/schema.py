@@ -20,7 +20,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic.fields import FieldInfo
@@ -125,6 +125,19 @@ ObjectiveValue = Annotated[
     str | dict[str, Any], PlainValidator(_check_objective), WithJsonSchema(_OBJECTIVE_SCHEMA)
 ]
 
+def _check_memory(value: Any) -> bool | str:
+    if isinstance(value, bool) or value == "params":
+        return cast(bool | str, value)
+    raise PydanticCustomError(
+        "memory", "{expected}", {"expected": "true, false, or params (count parameters only)"}
+    )
+
+
+MemoryValue = Annotated[
+    bool | str, PlainValidator(_check_memory), WithJsonSchema({"anyOf": [{"type": "boolean"}, {"const": "params"}]})
+]
+"""``constraints.memory``: a boolean, or ``params`` for the weights-only memory model."""
+
 Id = Annotated[str, Field(min_length=1)]
 """An identifier (model input, layer or device)."""
 NonEmptyIds = Annotated[list[Id], Field(min_length=1)]
@@ -220,7 +233,11 @@ class SystemSpec(_Strict):
 class ConstraintsSpec(_Strict):
     """Constraints (spec section 4)."""
 
-    memory: bool = Field(True, description="enforce device memory")
+    memory: MemoryValue = Field(
+        True,
+        description="enforce device memory: true (params plus peak working set), false, or params "
+        "(parameters only)",
+    )
     deadline: QuantityValue | None = _q("time", "latency <= deadline (> 0)", None)
     energy_budget: dict[str, QuantityValue] = Field(
         default_factory=dict,
@@ -233,6 +250,9 @@ class ConstraintsSpec(_Strict):
     private: list[Id] = Field(default_factory=list, description="tensors allowed only on trusted devices")
     contiguous: bool = Field(False, description="each device's layer set must be convex in the DAG")
     max_devices: int | None = Field(None, ge=1, description="at most this many devices execute layers")
+    colocate: list[NonEmptyIds] = Field(
+        default_factory=list, description="groups of layers that must run on one device [[layer, ...], ...]"
+    )
 
 
 class ProblemSpec(_Strict):

@@ -59,7 +59,8 @@ def sequential_equivalent(inst: Instance) -> bool:
 def memory_cannot_bind(inst: Instance) -> bool:
     """No placement can exceed any device's memory, so the memory constraint changes nothing.
 
-    A device's memory need (its layers' parameters plus their largest working set) only grows
+    A device's memory need (its layers' parameters plus their largest working set, or the
+    parameters alone under ``memory: params``) only grows
     with its set of layers, so it is largest when the device runs every layer allowed on it; if
     even that fits, memory never binds. Realistic instances often satisfy this (a phone holds the
     whole model), which lets the methods that cannot model memory solve them exactly.
@@ -68,6 +69,8 @@ def memory_cannot_bind(inst: Instance) -> bool:
     if not c.memory:
         return True
     peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+    if c.memory_model == "params":
+        peak = 0.0 * peak
     for d in range(s.k):
         on = inst.placement_mask[:, d]
         if float(g.param_bytes[on].sum()) + float(peak[on].max(initial=0.0)) > float(s.memory[d]):

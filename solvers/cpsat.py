@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from formulation.model import Instance, IntArray
+from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
@@ -72,7 +72,9 @@ class CpSatSolver(Solver):
 
     name = "cpsat"
     exact = True
-    capabilities = Capabilities(note="weighted objectives need non-negative weights")
+    capabilities = Capabilities(
+        features=frozenset(DEVICE_FEATURES), note="weighted objectives need non-negative weights"
+    )
     supported_options = frozenset({"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"})
     description = "exact CP-SAT model (OR-Tools); interval scheduling for parallel latency"
 

@@ -13,8 +13,12 @@ distinct device, minimising
 * an additive objective (sequential latency, energy in sequential mode, cost, weighted sums of
   these with weights >= 0; parallel latency where it equals the sequential one),
 
-subject to memory (a stage's parameters plus its peak working set), ``allowed``, ``private`` and
-``max_devices`` (number of stages). Devices are used in
+subject to memory (a stage's parameters plus its peak working set, or its parameters only under
+``memory: params``), ``allowed``, ``private``, ``max_devices`` (number of stages) and ``colocate``
+(no stage boundary inside a class). The optional device features (``comm_overlap: false``,
+``send_once``) are refused: a device's busy time would then include sending its stage's output,
+whose time depends on the *next* stage's device, so a stage's value is no longer known when the DP
+closes it (the state would have to carry the partial busy time, a continuous quantity). Devices are used in
 
 * **free order** (default): any sequence of distinct devices, by a DP over subsets: states
   ``(used set S, last device, layers done)``, ``O(2^K K n^2)`` time and ``O(2^K K n)`` memory,
@@ -107,7 +111,9 @@ class DynamicProgramming(Solver):
     capabilities = Capabilities(
         metrics=frozenset({*ADDITIVE_METRICS, "throughput"}),
         executions=frozenset({"sequential"}),
-        constraints=frozenset({"memory", "allowed", "private", "contiguous", "max_devices"}),
+        constraints=frozenset(
+            {"memory", "memory_params", "allowed", "private", "contiguous", "max_devices", "colocate"}
+        ),
         note="exact on chains with contiguous stages in free order; else a heuristic on request (raw)",
     )
     supported_options = EXACT_OPTIONS | {"raw"}

@@ -1,9 +1,12 @@
 """Stage and boundary tables of the pipeline DP (:mod:`solvers.dp`).
 
 A *stage* is an interval ``[i, j)`` of layers (in the topological order) on one device, every
-device holding at most one stage. The DP needs, for every start ``i``, the value of a stage on
-each device for every end ``j`` (:meth:`StageTables.stage`), and for every boundary ``i`` between
-stages the cost of handing over from device ``p`` to device ``d`` (:meth:`StageTables.boundary`).
+device holding at most one stage. A stage never ends inside a colocation class (between its first
+and last layer in the topological order), so each class lies in one stage; its memory is its
+parameters plus its peak working set (parameters only under ``memory: params``). The DP needs,
+for every start ``i``, the value of a stage on each device for every end ``j``
+(:meth:`StageTables.stage`), and for every boundary ``i`` between stages the cost of handing over
+from device ``p`` to device ``d`` (:meth:`StageTables.boundary`).
 
 Two objectives:
 
@@ -75,8 +78,14 @@ class StageTables:
             node = np.where(forbidden, 0.0, node[:, dev])
             self.cum_node = np.concatenate([zero, np.cumsum(node, axis=0)])
         self.cum_params = np.concatenate([[0.0], np.cumsum(g.param_bytes)])
-        self.peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
         c = inst.problem.constraints
+        self.peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+        if c.memory_model == "params":
+            self.peak = np.zeros(n)
+        # A stage may not end inside a colocation class: the class would span two stages.
+        self.no_cut = np.zeros(n + 1, dtype=bool)
+        for cls in inst.colocate_classes:
+            self.no_cut[int(cls.min()) + 1 : int(cls.max()) + 1] = True
         self.memory = s.memory[dev] if c.memory else np.full(self.K, math.inf)
         out_b = np.where(g.is_output, g.output_bytes, 0.0) if sink is not None else np.zeros(n)
         self.cum_out = np.concatenate([[0.0], np.cumsum(out_b)])
@@ -138,7 +147,7 @@ class StageTables:
         """``(K, n - i)``: value of the stage ``[i, j)`` on each device for ``j = i+1 .. n`` (inf if infeasible)."""
         n = self.n
         j = np.arange(i + 1, n + 1)
-        ok = j[None, :] <= self.next_bad[i][:, None]
+        ok = (j[None, :] <= self.next_bad[i][:, None]) & ~self.no_cut[j][None, :]
         need = (self.cum_params[i + 1 :] - self.cum_params[i]) + np.maximum.accumulate(self.peak[i:])
         ok &= need[None, :] <= self.memory[:, None] * (1 + 1e-9)
         inputs = np.zeros((n - i, self.K))

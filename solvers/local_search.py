@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from formulation.evaluator import batch_metrics
-from formulation.model import Instance, IntArray
+from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.additive import static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
-from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 RAW_KEYS = frozenset({"max_steps", "restarts", "segment_samples", "max_segment"})
@@ -65,6 +65,8 @@ class LocalSearch(Solver):
 
     name = "local-search"
     exact = False
+    # Candidates are judged by the evaluator: every constraint and device feature is handled.
+    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
     supported_options = frozenset({"time_limit_s", "seed", "warm_start", "raw"})
     description = "local search by single-layer and segment moves, any objective (heuristic)"
 

@@ -163,6 +163,7 @@ class Capabilities:
             "graph": "chain" if self.chain_only else "dag",
             "max_devices": self.max_devices,
             "max_layers": self.max_layers,
+            "features": sorted(self.features),
         }
 
 

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from formulation.evaluator import batch_metrics
-from formulation.model import Instance, IntArray
+from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.additive import EXACT_OPTIONS
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
@@ -66,6 +66,8 @@ class Scan(Solver):
     capabilities = Capabilities(
         chain_only=True,
         max_devices=2,
+        # Every candidate is judged by the evaluator, so every constraint and device feature is exact.
+        features=frozenset(DEVICE_FEATURES),
         note="exact when every feasible placement has one switch at most (contiguous, or max_devices 1)",
     )
     supported_options = EXACT_OPTIONS | {"raw"}

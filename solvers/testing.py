@@ -221,6 +221,26 @@ CASES: list[Case] = [
         "0.02 J sending a + 0.0005 J receiving c + 0.5 W * (1.341 - 1 - 0.021) s idle = 2.1805 J",
     ),
     Case(
+        "chain-weighted-colocate",
+        _chain_case(
+            Problem(
+                Objective("weighted", {"latency": 1.0, "cost": 5.0}), constraints=Constraints(colocate=(("a", "c"),))
+            )
+        ),
+        3.026,
+        "a and c on one device leaves mmm 4, ccc 0.521 + 5 * 0.501 = 3.026, mcm 2.29 + 5 * 0.27 = "
+        "3.64, cmc 2.411 + 5 * 0.371 = 4.266 (tables above); the free optimum mcc (2.946) splits them",
+    ),
+    Case(
+        "chain-throughput-memory-params",
+        _chain_case(
+            Problem(Objective("throughput"), constraints=Constraints(memory_model="params")), cloud_memory=5.02e6
+        ),
+        0.4,
+        "weights only: ccc holds 1 + 3 + 1 = 5 MB <= 5.02 MB on c, period max(c 0.4 s, x over m->c "
+        "0.1 s, c back 0.001 s) = 0.4 s (params + peak would need 5 MB + 120 kB and leave 1 s)",
+    ),
+    Case(
         "diamond-parallel-latency",
         _diamond_case(PAR),
         3.201,

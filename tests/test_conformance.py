@@ -88,6 +88,8 @@ def test_cases_cover_every_objective_mode_and_constraint() -> None:
         "private",
         "contiguous",
         "max_devices",
+        "colocate",
+        "memory_params",
     }
     assert any(c.optimum is None for c in CASES)
 

@@ -229,13 +229,13 @@ def build_cp_model(inst: Instance, ticks_max: float | None = None, incumbent: fl
         lat_cap = tables.cap(lat_cap_s)
         schedule = add_parallel_schedule(model, inst, pv, masks, tables, lat_cap)
         metrics["latency"] = ticks_form(schedule.latency, tables, tables.err_latency_par, lat_cap)
-        idle = [add_idle(model, pv, tables, d, schedule.latency, lat_cap) for d in idle_devs]
+        idle = [add_idle(model, inst, pv, tables, d, schedule.latency, lat_cap) for d in idle_devs]
     if "throughput" in terms:
         per_cap = tables.cap(per_cap_s)
         period = add_period(model, inst, pv, tables, per_cap)
         metrics["throughput"] = ticks_form(period.var, tables, tables.err_period, per_cap)
     idle_of = {i.device: i for i in idle}
-    energy = {d: energy_form(inst, pv, tables, d, idle_of.get(d), seq_latency) for d in _energy_devices(inst)}
+    energy = {d: energy_form(model, inst, pv, tables, d, idle_of.get(d), seq_latency) for d in _energy_devices(inst)}
     if "energy" in terms:
         total = FloatForm()
         for d in range(inst.k):

@@ -82,7 +82,8 @@ def add_contiguity(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, m
 def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> ByteUnit | None:
     """``sum_v params[v] x[v, d] + peak[d] <= memory[d]`` with ``peak[d] >= work[v] x[v, d]``.
 
-    ``work[v] = workspace + output + input bytes`` (spec section 5, memory). The peak is a max over
+    ``work[v] = workspace + output + input bytes`` (spec section 5, memory; 0 under the
+    weights-only model ``memory: params``). The peak is a max over
     the device's layers, modelled by one integer per device bounded below by each present layer;
     the capacity constraint itself is that of the placement IP of Tarnawski et al. (NeurIPS 2020),
     extended by the peak term of the spec. Bytes are
@@ -93,10 +94,12 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
     ByteUnit or None
         The unit used, or None when no memory constraint can bind.
     """
-    if "memory" not in inst.active_constraints:
+    if not {"memory", "memory_params"} & inst.active_constraints:
         return None
     g, s = inst.graph, inst.system
     work = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+    if inst.problem.constraints.memory_model == "params":
+        work = 0.0 * work
     unit = ByteUnit.choose(float(g.param_bytes.sum() + work.max(initial=0.0)))
     for d in range(inst.k):
         layers = [v for v in range(g.n) if (v, d) in pv.x]

@@ -16,6 +16,7 @@ from ortools.sat.python import cp_model
 
 from formulation.cp.placement import PlacementVars
 from formulation.cp.scaling import FloatForm, IntegerForm, add_upper_bound, integerize
+from formulation.cp.sending import recv_items, send_items
 from formulation.cp.tables import TimeTables
 from formulation.cp.timing import Idle
 from formulation.model import Instance
@@ -45,19 +46,24 @@ def sequential_latency_form(inst: Instance, pv: PlacementVars, tables: TimeTable
     return form
 
 
-def busy_form(inst: Instance, pv: PlacementVars, tables: TimeTables, d: int) -> FloatForm:
-    """``compute[d] + sending[d] + receiving[d]`` in seconds (occupied channel times)."""
+def busy_form(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, tables: TimeTables, d: int) -> FloatForm:
+    """``compute[d] + sending[d] + receiving[d]`` in seconds (occupied channel times; each tensor sent
+    once on a ``send_once`` device)."""
     form = FloatForm()
     for (v, dd), lit in pv.x.items():
         if dd == d:
             form.add_terms([lit], [inst.time[v, d]])
-    for (t, a, b), sent in pv.send.items():
-        if d in (a, b):
-            form.add_terms([sent], [tables.occ_s[t, a, b]])
+
+    def occ(t: int, a: int, b: int) -> float:
+        return float(tables.occ_s[t, a, b])
+
+    for comm, c in send_items(model, inst, pv, d, occ) + recv_items(pv, d, occ):
+        form.add_terms([comm], [c])
     return form
 
 
 def energy_form(
+    model: cp_model.CpModel,
     inst: Instance,
     pv: PlacementVars,
     tables: TimeTables,
@@ -68,6 +74,7 @@ def energy_form(
     """Energy of device d (J per inference), spec section 5.
 
     ``E[d] = p_active[d] sum_v t(v, d) x[v, d] + sum_(t,b) tx[d, b] occ[t, d, b] send[t, d, b]
+    (each tensor once, at its largest value, on a send_once device)
     + sum_(t,a) rx[a, d] occ[t, a, d] send[t, a, d] + p_idle[d] max(0, L - busy[d])``: the
     active/idle and radio split of Neurosurgeon's energy model (Kang et al., ASPLOS 2017) with the
     spec's idle time. In sequential mode ``L`` is the sum of every computation and transfer, which
@@ -79,14 +86,17 @@ def energy_form(
     form = FloatForm()
     lits = [(lit, v) for (v, dd), lit in pv.x.items() if dd == d]
     form.add_terms([lit for lit, _ in lits], [s.power_active[d] * inst.time[v, d] for _, v in lits])
-    for (t, a, b), lit in pv.send.items():
-        if a == d and s.tx_power[a, b]:
-            form.add_terms([lit], [s.tx_power[a, b] * tables.occ_s[t, a, b]])
-        if b == d and s.rx_power[a, b]:
-            form.add_terms([lit], [s.rx_power[a, b] * tables.occ_s[t, a, b]])
+    def tx(t: int, a: int, b: int) -> float:
+        return float(s.tx_power[a, b] * tables.occ_s[t, a, b])
+
+    def rx(t: int, a: int, b: int) -> float:
+        return float(s.rx_power[a, b] * tables.occ_s[t, a, b])
+
+    for comm, c in send_items(model, inst, pv, d, tx) + recv_items(pv, d, rx):
+        form.add_terms([comm], [c])
     p_idle = float(s.power_idle[d])
     if p_idle and seq_latency is not None:
-        form = form.plus(seq_latency, p_idle).plus(busy_form(inst, pv, tables, d), -p_idle)
+        form = form.plus(seq_latency, p_idle).plus(busy_form(model, inst, pv, tables, d), -p_idle)
     elif p_idle and idle is not None:
         form.add_terms([idle.var], [p_idle / tables.ticks_per_s], ub=idle.ub)
         # L is rounded up and busy time down: the idle time is over-estimated by at most both

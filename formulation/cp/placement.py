@@ -16,7 +16,7 @@ one-sided definition would let the solver invent transfers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
@@ -55,6 +55,8 @@ class PlacementVars:
     send: dict[tuple[int, int, int], Lit]
     n: int
     source: int
+    ors: dict[tuple[int, ...], Lit] = field(default_factory=dict)
+    """OR literals over sets of shipping literals (``send_once`` sending, :mod:`formulation.cp.sending`)."""
 
     def producer(self, t: int, a: int) -> Lit:
         """Literal "tensor t is produced on a" (model inputs live on the source)."""
@@ -86,7 +88,8 @@ def add_placement(model: cp_model.CpModel, inst: Instance, masks: Masks) -> Plac
     * ``need[t, b] = OR_{c consumes t} x[c, b]`` (``= 1`` for model outputs on the sink);
     * ``send[t, a, b] = x[t, a] AND need[t, b]`` for ``a != b`` with a channel ``a -> b``;
     * ``x[t, a] + need[t, b] <= 1`` when there is no channel ``a -> b`` (missing links forbid
-      placements; there is no routing in v1).
+      placements; there is no routing in v1);
+    * ``x[v, d] = x[c, d]`` for the members ``v`` of each colocation class and its first layer ``c``.
     """
     g, s = inst.graph, inst.system
     n, k = g.n, s.k
@@ -98,6 +101,14 @@ def add_placement(model: cp_model.CpModel, inst: Instance, masks: Masks) -> Plac
                 x[v, d] = model.new_bool_var(f"x[{g.layer_ids[v]},{s.device_ids[d]}]")
                 row.append(x[v, d])
         model.add_exactly_one(row)
+    for cls in inst.colocate_classes:
+        # Colour-class equalities of the placement IP of Tarnawski et al. (NeurIPS 2020); the
+        # members' rows of ``masks.place`` are equal (see build_masks), so both literals exist.
+        first = int(cls[0])
+        for v in cls[1:].tolist():
+            for d in range(k):
+                if masks.place[first, d]:
+                    model.add(x[v, d] == x[first, d])
     pv = PlacementVars(x, {}, {}, n, s.source_index)
     sink = s.sink_index
     for t in range(n + g.m):

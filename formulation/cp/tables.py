@@ -33,7 +33,7 @@ class Masks:
     ----------
     place : (n, k) bool
         Layer v may run on d: ``allowed`` and ``private`` (``inst.placement_mask``) and a finite
-        ``t(v, d)``.
+        ``t(v, d)``, for every member of v's colocation class.
     produce : (T, k) bool
         Tensor t may be produced on a (the layer's ``place`` row; the source for model inputs).
     receive : (T, k) bool
@@ -56,6 +56,9 @@ def build_masks(inst: Instance) -> Masks:
     g, s = inst.graph, inst.system
     n, k, T = g.n, s.k, g.n + g.m
     place = inst.placement_mask & np.isfinite(inst.time)
+    for cls in inst.colocate_classes:
+        # A colocation class runs on one device: only on devices every member may use.
+        place[cls] &= place[cls].all(axis=0)
     produce = np.zeros((T, k), dtype=bool)
     produce[:n] = place
     produce[n:, s.source_index] = True
@@ -124,6 +127,10 @@ class TimeTables:
     err_compute: FloatArray
     err_link: FloatArray
     err_busy_lo: FloatArray
+    err_comm: FloatArray
+    """(k,) error of ``sending + receiving`` of a device from the rounded-up tables."""
+    serial: BoolArray
+    """(k,) devices whose communication does not overlap compute (``comm_overlap: false``)."""
 
     def cap(self, seconds: float | None) -> int:
         """An upper bound in ticks on a quantity whose true value is at most ``seconds``.
@@ -138,8 +145,10 @@ class TimeTables:
 
     @property
     def err_period(self) -> float:
-        """Error of the period ``max(compute, channel busy)``: the largest single error."""
-        return float(max(self.err_compute.max(initial=0.0), self.err_link.max(initial=0.0)))
+        """Error of the period ``max(busy, channel busy)``: the largest single error (a device's busy
+        time is its compute, plus its sending and receiving where they do not overlap it)."""
+        busy = self.err_compute + np.where(self.serial, self.err_comm, 0.0)
+        return float(max(busy.max(initial=0.0), self.err_link.max(initial=0.0)))
 
     def err_busy(self, d: int) -> float:
         """Error of ``compute + sending + receiving`` of device ``d`` (rounded-down tables)."""
@@ -196,4 +205,7 @@ def build_time_tables(inst: Instance, masks: Masks, ticks_max: float, span_s: fl
         err_link=err_link,
         # Sending: a tensor may go to every other device; receiving: it comes from one producer.
         err_busy_lo=comp_lo_err.sum(axis=0) + link_lo.sum(axis=1) + occ_lo_err.max(axis=1, initial=0.0).sum(axis=0),
+        # Sending once (send_once) takes a max of rounded values: its error is at most the sum's.
+        err_comm=err_link.sum(axis=1) + occ_err.max(axis=1, initial=0.0).sum(axis=0),
+        serial=~s.comm_overlap,
     )

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from formulation.cp.placement import Lit, PlacementVars
+from formulation.cp.sending import recv_items, send_items
 from formulation.cp.tables import Masks, TimeTables
-from formulation.model import Instance
+from formulation.model import Instance, IntArray
 
 
 def weighted(items: Iterable[tuple[Lit, int]]) -> cp_model.LinearExpr:
@@ -46,12 +47,26 @@ def link_items(pv: PlacementVars, tables: TimeTables, a: int, b: int) -> list[tu
     return [(lit, int(tables.occ[t, aa, bb])) for (t, aa, bb), lit in pv.send.items() if (aa, bb) == (a, b)]
 
 
-def busy_items(pv: PlacementVars, tables: TimeTables, d: int) -> list[tuple[Lit, int]]:
+def comm_items(
+    model: cp_model.CpModel, inst: Instance, pv: PlacementVars, occ: IntArray, d: int
+) -> list[tuple[Lit, int]]:
+    """Terms of ``sending + receiving`` of device d in ticks of ``occ`` (each tensor sent once on a
+    ``send_once`` device, :mod:`formulation.cp.sending`)."""
+
+    def w(t: int, a: int, b: int) -> float:
+        return float(occ[t, a, b])
+
+    items = send_items(model, inst, pv, d, w) + recv_items(pv, d, w)
+    return [(lit, int(c)) for lit, c in items]
+
+
+def busy_items(
+    model: cp_model.CpModel, inst: Instance, pv: PlacementVars, tables: TimeTables, d: int
+) -> list[tuple[Lit, int]]:
     """Terms of ``compute + sending + receiving`` of device d (spec section 5, energy), from the
     rounded-*down* tables (the idle time it bounds is then never under-estimated)."""
     items: list[tuple[Lit, int]] = [(lit, int(tables.comp_lo[v, dd])) for (v, dd), lit in pv.x.items() if dd == d]
-    items += [(lit, int(tables.occ_lo[t, a, b])) for (t, a, b), lit in pv.send.items() if d in (a, b)]
-    return items
+    return items + comm_items(model, inst, pv, tables.occ_lo, d)
 
 
 @dataclass(frozen=True)
@@ -152,16 +167,21 @@ class Period:
 
 
 def add_period(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, tables: TimeTables, cap: int) -> Period:
-    """``P >= compute[d]`` for every device and ``P >= busy[a -> b]`` for every channel; ``P <= cap``.
+    """``P >= busy[d]`` for every device and ``P >= busy[a -> b]`` for every channel; ``P <= cap``.
 
     The pipelined period (spec section 5, throughput): the min-max (bottleneck) objective of
     pipeline partitioning, as in PipeDream (Narayanan et al., SOSP 2019) and Tarnawski et al.
-    (NeurIPS 2020).
+    (NeurIPS 2020). A device's busy time is its compute, plus its sending and receiving when its
+    communication does not overlap compute (``comm_overlap: false``, the accelerator load of
+    Tarnawski et al.), all from the rounded-up tables so the period is never under-estimated.
     """
     P = model.new_int_var(0, cap, "period")
     parts = []
     for d in range(inst.k):
-        parts.append(weighted(compute_items(pv, tables, d)))
+        items = compute_items(pv, tables, d)
+        if not inst.system.comm_overlap[d]:
+            items += comm_items(model, inst, pv, tables.occ, d)
+        parts.append(weighted(items))
     channels = sorted({(a, b) for (_t, a, b) in pv.send})
     for a, b in channels:
         parts.append(weighted(link_items(pv, tables, a, b)))
@@ -181,7 +201,13 @@ class Idle:
 
 
 def add_idle(
-    model: cp_model.CpModel, pv: PlacementVars, tables: TimeTables, d: int, latency: cp_model.IntVar, ub: int
+    model: cp_model.CpModel,
+    inst: Instance,
+    pv: PlacementVars,
+    tables: TimeTables,
+    d: int,
+    latency: cp_model.IntVar,
+    ub: int,
 ) -> Idle:
     """``idle[d] >= L - compute[d] - sending[d] - receiving[d]`` and ``idle[d] >= 0`` (parallel mode).
 
@@ -191,7 +217,7 @@ def add_idle(
     from below is exact because idle power is non-negative and idle time only appears with
     non-negative weight in the objective and on the left of energy budgets (``<=``).
     """
-    busy = weighted(busy_items(pv, tables, d))
+    busy = weighted(busy_items(model, inst, pv, tables, d))
     var = model.new_int_var(0, ub, f"idle[{d}]")
     model.add(var >= latency - busy)
     return Idle(d, ub, var, busy)

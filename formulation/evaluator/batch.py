@@ -109,7 +109,8 @@ class BatchMetrics:
     """(N,) makespan of the deterministic list schedule (see :mod:`.schedule`)."""
     cost: FloatArray
     memory: FloatArray
-    """(N, k) params plus peak working set per device (0 on idle devices)."""
+    """(N, k) memory per device under the instance's memory model: params plus peak working set
+    (``peak``, the spec's), or params only (``params``); 0 on idle devices."""
     static_violations: dict[str, BoolArray]
     """Violations that do not depend on the schedule, by constraint kind, each (N,) bool."""
 
@@ -262,9 +263,12 @@ def batch_metrics(inst: Instance, P: IntArray, *, parallel: bool | None = None) 
         axis=(1, 2)
     )
     params = np.einsum("v,nvk->nk", g.param_bytes, onehot)
-    peak_v = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
-    peak = np.where(onehot, peak_v[None, :, None], 0.0).max(axis=1) if g.n else np.zeros((N, k))
-    memory = params + peak
+    if inst.problem.constraints.memory_model == "params":
+        memory = params
+    else:
+        peak_v = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+        peak = np.where(onehot, peak_v[None, :, None], 0.0).max(axis=1) if g.n else np.zeros((N, k))
+        memory = params + peak
     do_par = True if parallel is None else parallel
     lat_par = list_schedule_many(inst, P, comp, tt)[1] if do_par else np.full(N, np.nan)
     static = _static_violations(inst, P, onehot, memory, tt)
@@ -304,6 +308,11 @@ def _static_violations(
         out["contiguous"] = np.asarray(~convex_sets(inst, onehot).all(axis=1))
     if c.max_devices is not None:
         out["max_devices"] = np.asarray(onehot.any(axis=1).sum(axis=1) > c.max_devices)
+    if inst.colocate_classes:
+        split = np.zeros(P.shape[0], dtype=bool)
+        for cls in inst.colocate_classes:
+            split |= (P[:, cls] != P[:, cls[:1]]).any(axis=1)
+        out["colocate"] = split
     return out
 
 

@@ -263,6 +263,13 @@ def _explain(inst: Instance, P: npt.NDArray[np.int64], kind: str, bm: Any, L: An
         return [
             "the layers of some device do not form a convex set of the DAG (a path leaves and re-enters it)"
         ]
+    if kind == "colocate":
+        return [
+            f"layers {[lay[v] for v in cls]} must run on one device; they run on "
+            f"{sorted({dev[int(P[v])] for v in cls})}"
+            for cls in inst.colocate_classes
+            if len({int(P[v]) for v in cls}) > 1
+        ]
     if kind == "max_devices":
         used = sorted({dev[int(d)] for d in P})
         return [f"{len(used)} devices execute layers ({used}); at most {c.max_devices} allowed"]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from formulation.milp.constraints.budgets import add_deadline, add_energy_budgets
+from formulation.milp.constraints.colocate import add_colocation
 from formulation.milp.constraints.contiguous import add_contiguity
 from formulation.milp.constraints.max_devices import add_max_devices
 from formulation.milp.constraints.memory import add_memory
@@ -104,5 +105,6 @@ def build_milp(
     if c.contiguous:
         add_contiguity(ctx)
     add_max_devices(ctx)
+    add_colocation(ctx)
     set_objective(ctx, weights)
     return ctx

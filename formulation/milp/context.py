@@ -90,6 +90,9 @@ class MilpContext:
     metric_cols: dict[str, int] = field(default_factory=dict)
     energy_cols: dict[int, int] = field(default_factory=dict)
     horizon_s: float = 0.0
+    send_once_terms: dict[tuple[str, int], list[tuple[int, float]]] = field(default_factory=dict)
+    """``(kind, device) -> terms`` of the sending time / radio energy of a ``send_once`` device
+    (:mod:`formulation.milp.sending`), built once."""
 
     @classmethod
     def new(cls, inst: Instance) -> MilpContext:

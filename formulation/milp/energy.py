@@ -27,6 +27,10 @@ which is exact wherever ``E[d]`` is pushed down: in the objective with a non-neg
 A device with zero idle power needs no ``I[d]``. Negative weights are refused by the solver
 (:mod:`solvers.milp`), since they would make the max inexact.
 
+On ``send_once`` devices ``send[d]`` and the tx term count each tensor once, at its largest
+per-destination value (:mod:`formulation.milp.sending`); the argument above still holds, since
+the sequential latency contains every transfer's duration.
+
 The column ``energy`` (row ``energy_total``) is ``sum_{d in energy_scope} E[d]``.
 """
 
@@ -35,11 +39,16 @@ from __future__ import annotations
 import numpy as np
 
 from formulation.milp.context import MilpContext
+from formulation.milp.sending import recv_terms, rx_terms, send_terms, tx_terms
 
 
 def add_device_energy(ctx: MilpContext, devices: list[int]) -> dict[int, int]:
-    """Add ``E[d]`` (and ``I[d]`` in parallel mode) for ``devices``; return ``d -> E column``."""
-    inst, m, tr = ctx.inst, ctx.model, ctx.transfers
+    """Add ``E[d]`` (and ``I[d]`` in parallel mode) for ``devices``; return ``d -> E column``.
+
+    Sending time and radio energy come from :mod:`formulation.milp.sending`, which counts each
+    tensor once on ``send_once`` devices.
+    """
+    inst, m = ctx.inst, ctx.model
     s = inst.system
     devices = sorted(set(devices) - set(ctx.energy_cols))
     if not devices:
@@ -51,27 +60,18 @@ def add_device_energy(ctx: MilpContext, devices: list[int]) -> dict[int, int]:
     for e_col, d in zip(E.tolist(), devices, strict=True):
         idle = float(s.power_idle[d])
         cols, vals = ctx.compute_terms(d)
-        out = np.flatnonzero(tr.src == d)
-        inn = np.flatnonzero(tr.dst == d)
-        tx = s.tx_power[d, tr.dst[out]] * tr.occupied_s[out]
-        rx = s.rx_power[tr.src[inn], d] * tr.occupied_s[inn]
+        comp = list(zip(cols.tolist(), vals.tolist(), strict=True))
+        busy = comp + send_terms(ctx, d) + recv_terms(ctx, d)
+        radio = tx_terms(ctx, d) + rx_terms(ctx, d)
+        active = float(s.power_active[d])
         terms = [(e_col, 1.0)]
-        if parallel or idle == 0.0:
-            terms += list(zip(cols.tolist(), (-float(s.power_active[d]) * vals).tolist(), strict=True))
-            terms += list(zip(tr.col[out].tolist(), (-tx).tolist(), strict=True))
-            terms += list(zip(tr.col[inn].tolist(), (-rx).tolist(), strict=True))
-            if idle > 0.0:
-                idle_devs.append(d)
-                busy = [*zip(cols.tolist(), vals.tolist(), strict=True)]
-                busy += list(zip(tr.col[out].tolist(), tr.occupied_s[out].tolist(), strict=True))
-                busy += list(zip(tr.col[inn].tolist(), tr.occupied_s[inn].tolist(), strict=True))
-                idle_rows.append((ctx.device_names[d], busy))
-        else:
+        terms += [(c, -active * v) for c, v in comp] + [(c, -v) for c, v in radio]
+        if idle > 0.0 and parallel:
+            idle_devs.append(d)
+            idle_rows.append((ctx.device_names[d], busy))
+        elif idle > 0.0:
             assert L is not None, "sequential energy with idle power needs the latency column"
-            act = float(s.power_active[d]) - idle
-            terms += list(zip(cols.tolist(), (-act * vals).tolist(), strict=True))
-            terms += list(zip(tr.col[out].tolist(), (-(tx - idle * tr.occupied_s[out])).tolist(), strict=True))
-            terms += list(zip(tr.col[inn].tolist(), (-(rx - idle * tr.occupied_s[inn])).tolist(), strict=True))
+            terms += [(c, idle * v) for c, v in busy]
             terms.append((L, -idle))
         defs.append((ctx.device_names[d], terms))
     if idle_devs:

@@ -21,7 +21,7 @@ from formulation.milp.build import build_milp
 from formulation.milp.context import MilpContext
 from formulation.milp.decode import integer_point, placement_of, schedule_of
 from formulation.milp.objective import NegativeWeight, check_weights
-from formulation.model import Instance, IntArray
+from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.base import RawSolution, Solver
 from solvers.milp.backend import MilpBackend, RunSettings
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
@@ -55,7 +55,10 @@ class MilpSolver(Solver):
     """Shared flow of the MILP backends; subclasses choose the backend."""
 
     exact = True
-    capabilities = Capabilities(note="every objective, both latency modes, every constraint")
+    capabilities = Capabilities(
+        features=frozenset(DEVICE_FEATURES),
+        note="every objective, both latency modes, every constraint and device feature",
+    )
     supported_options: ClassVar[frozenset[str]] = frozenset(
         {"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"}
     )

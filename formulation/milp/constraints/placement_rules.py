@@ -14,8 +14,11 @@ it by not creating the column at all, which is exact and shrinks the model.
   only if ``d -> sink`` exists. (Links between two layers' devices are handled by the shipping
   rows of :mod:`formulation.milp.shipping`, since both ends are variables.)
 * **memory**, pre-filter: a layer whose own ``param_bytes + workspace + output + input bytes``
-  exceeds ``memory(d)`` cannot run on ``d`` (the full constraint is in
+  (``param_bytes`` alone under ``memory: params``), or the parameters of its colocation class,
+  exceed ``memory(d)`` cannot run on ``d`` (the full constraint is in
   :mod:`formulation.milp.constraints.memory`).
+* **colocate**: the layers of a class run on one device, so each may only use the devices every
+  member may use (the equalities themselves are in :mod:`formulation.milp.constraints.colocate`).
 
 The pairs come from the spec's cost model directly; the reduction of ``private`` to placement
 restrictions is the one documented on :class:`formulation.model.Instance`.
@@ -65,9 +68,14 @@ def placement_rules(inst: Instance) -> tuple[BoolArray, list[str]]:
         for o in g.outputs:
             mask[o] &= s.has_link[:, sink] | (np.arange(s.k) == sink)
     if c.memory:
-        need = g.param_bytes + peak_bytes(inst)
+        need = g.param_bytes + (peak_bytes(inst) if c.memory_model == "peak" else 0.0)
+        for cls in inst.colocate_classes:
+            # A colocated class shares one device, which holds at least all of its parameters.
+            need[cls] = np.maximum(need[cls], g.param_bytes[cls].sum())
         # The evaluator's own tolerance: this comparison is exact, no solver tolerance is involved.
         mask &= need[:, None] <= s.memory[None, :] * (1 + REL_TOL)
+    for cls in inst.colocate_classes:
+        mask[cls] &= mask[cls].all(axis=0)
     for v in np.flatnonzero(~mask.any(axis=1)).tolist():
         reasons.append(f"layer {g.layer_ids[v]!r} has no device left after allowed/private/link/memory rules")
     return mask, reasons

@@ -1,0 +1,50 @@
+"""Random tiny instances with the optional model features: communication not overlapped with compute,
+send-once devices, colocation classes and the weights-only memory model.
+
+Built on :func:`solvers.milp.random_instances.random_instance` (every objective, both latency modes,
+every spec constraint), then each device draws ``comm_overlap`` / ``send_once``, and the problem draws
+colocation groups and ``memory_model``, so that exact solvers can be compared with ``brute`` on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from formulation.model import Instance, Problem, System
+from solvers.milp.random_instances import random_instance
+
+
+def with_features(inst: Instance, seed: int, *, chain_safe: bool = False) -> Instance:
+    """``inst`` with random device features, colocation groups and memory model (deterministic in ``seed``).
+
+    ``chain_safe`` draws colocation groups of consecutive layers only (as a chain DP can honour them).
+    """
+    rng = np.random.default_rng(seed + 7919)
+    s = inst.system
+    devices = [
+        replace(d, comm_overlap=bool(rng.random() < 0.4), send_once=bool(rng.random() < 0.5)) for d in s.devices
+    ]
+    if all(d.comm_overlap for d in devices):
+        i = int(rng.integers(len(devices)))
+        devices[i] = replace(devices[i], comm_overlap=False)
+    system = System(devices, list(s.links.values()), s.source, s.sink)
+    g = inst.graph
+    groups: list[tuple[str, ...]] = []
+    if g.n >= 2 and rng.random() < 0.5:
+        if chain_safe:
+            i = int(rng.integers(0, g.n - 1))
+            groups.append((g.layer_ids[i], g.layer_ids[i + 1]))
+        else:
+            size = int(rng.integers(2, min(3, g.n) + 1))
+            groups.append(tuple(rng.choice(g.layer_ids, size=size, replace=False).tolist()))
+    p = inst.problem
+    c = replace(p.constraints, colocate=tuple(groups), memory_model="params" if rng.random() < 0.5 else "peak")
+    problem = Problem(p.objective, p.execution, p.energy_scope, c)
+    return Instance(inst.name, g, system, problem, latency_table=inst.latency_table)
+
+
+def feature_instance(seed: int, **kw: object) -> Instance:
+    """A random tiny instance of :func:`random_instance` with :func:`with_features` applied."""
+    return with_features(random_instance(seed, **kw), seed)  # type: ignore[arg-type]
