@@ -12,10 +12,9 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 (default 0; with more than one worker CP-SAT is not deterministic even with a fixed seed),
 ``warm_start`` (a placement used as the solution hint). ``raw`` keys:
 
-* ``hint``: ``"auto"`` (default: ``heft`` then ``local-search`` for parallel latency, the other
-  way round otherwise, when registered; else the best simple placement), ``"none"``, or a solver
-  name;
-* ``hint_time_s``: time for the hint heuristic (default: 10% of the limit, at most 10 s; 2 s
+* ``hint``: ``"auto"`` (default: the best of ``heft``, ``local-search`` (when registered) and the
+  simple placements of :func:`simple_placement`), ``"none"``, or a solver name;
+* ``hint_time_s``: time for each hint heuristic (default: 10% of the limit, at most 10 s; 2 s
   without a limit);
 * ``ticks_max``: time horizon in ticks (default: :func:`formulation.cp.scaling.ticks_max_for`);
 * ``params``: CP-SAT parameters by name (``SatParameters``), applied last.
@@ -27,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -131,8 +131,8 @@ class CpSatSolver(Solver):
         t0 = time.perf_counter()
         limit = options.time_limit_s
         log: list[str] = []
-        hint_P, hint_sched, hint_src = _hint_placement(inst, options)
-        incumbent, order = _incumbent(inst, hint_P, hint_sched)
+        hint = _hint(inst, options)
+        hint_P, order, incumbent, hint_src = hint.placement, hint.order, hint.incumbent, hint.source
         ticks_max = options.raw.get("ticks_max")
         build = build_cp_model(inst, float(ticks_max) if ticks_max is not None else None, incumbent)
         hint_kind = "none"
@@ -226,40 +226,49 @@ def _hint_time(options: SolverOptions) -> float:
     return min(10.0, 0.1 * options.time_limit_s)
 
 
-def _hint_placement(inst: Instance, options: SolverOptions) -> tuple[IntArray | None, dict[str, float] | None, str]:
-    """The hint placement, its schedule (if the heuristic gave one), and where it came from."""
+@dataclass(frozen=True)
+class Hint:
+    """A solution hint: placement, layer order of its schedule, evaluator objective, origin."""
+
+    placement: IntArray | None
+    order: list[int] | None
+    incumbent: float | None
+    source: str
+
+
+def _hint(inst: Instance, options: SolverOptions) -> Hint:
+    """The best hint among ``warm_start``, the registered heuristics and the simple placements.
+
+    ``raw.hint = "auto"`` runs ``heft`` and ``local-search`` (when registered; each within
+    :func:`_hint_time`) and :func:`simple_placement`, and keeps the best feasible one by the
+    evaluator's objective (HEFT's greedy choices can be far worse than one device when transfers
+    are slow, local search usually better): a better hint both starts CP-SAT higher and caps the
+    time span tighter.
+    """
     if options.warm_start is not None:
-        return inst.placement_indices(options.warm_start), None, "warm_start"
+        return _judged(inst, inst.placement_indices(options.warm_start), None, "warm_start")
     mode = str(options.raw.get("hint", "auto"))
     if mode == "none":
-        return None, None, "none"
+        return Hint(None, None, None, "none")
     from solvers.registry import get_solver, names
     from solvers.result import Status
 
-    if mode == "auto":
-        order = ["heft", "local-search"] if inst.problem.execution == "parallel" else ["local-search", "heft"]
-    else:
-        order = [mode]
-    registered = set(names())
-    for name in order:
-        if name not in registered:
-            continue
+    heuristics = ["heft", "local-search"] if mode == "auto" else [mode]
+    found = []
+    for name in (h for h in heuristics if h in set(names())):
         try:
-            opts = SolverOptions(time_limit_s=_hint_time(options), seed=options.seed)
-            res = get_solver(name).solve(inst, opts)
+            res = get_solver(name).solve(inst, SolverOptions(time_limit_s=_hint_time(options), seed=options.seed))
         except Exception:  # a heuristic that cannot take the instance just gives no hint
             continue
         if res.status in (Status.OPTIMAL, Status.FEASIBLE) and res.placement:
-            return inst.placement_indices(res.placement), dict(res.schedule) or None, name
-    return simple_placement(inst), None, "simple placement"
+            found.append(_judged(inst, inst.placement_indices(res.placement), dict(res.schedule) or None, name))
+    if mode == "auto" or not found:
+        found.append(_judged(inst, simple_placement(inst), None, "simple placement"))
+    return min(found, key=lambda h: math.inf if h.incumbent is None else h.incumbent)
 
 
-def _incumbent(
-    inst: Instance, P: IntArray | None, schedule: dict[str, float] | None
-) -> tuple[float | None, list[int] | None]:
-    """The evaluator's objective of the hint (None when infeasible) and its layer order by start."""
-    if P is None:
-        return None, None
+def _judged(inst: Instance, P: IntArray, schedule: dict[str, float] | None, source: str) -> Hint:
+    """A hint with the evaluator's objective (None when infeasible) and its layer order by start."""
     from formulation.evaluator import evaluate
 
     parallel = inst.problem.execution == "parallel"
@@ -268,7 +277,7 @@ def _incumbent(
         ev = evaluate(inst, P)
     dur = inst.time[np.arange(inst.n), P]
     order = sorted(range(inst.n), key=lambda v: (ev.schedule[inst.graph.layer_ids[v]], float(dur[v]), v))
-    return (ev.objective if ev.feasible else None), (order if parallel else None)
+    return Hint(P, order if parallel else None, ev.objective if ev.feasible else None, source)
 
 
 def simple_placement(inst: Instance) -> IntArray:
