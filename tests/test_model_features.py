@@ -37,8 +37,8 @@ from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, names, solve
 from solvers.result import Status
 from tests.feature_instances import feature_instance, with_features
-from tests.test_exact_algorithms import chains
 from tests.strategies import systems
+from tests.test_exact_algorithms import chains
 
 SEEDS = st.integers(min_value=0, max_value=10**9)
 ALL = frozenset(CONSTRAINT_KINDS)
@@ -112,7 +112,8 @@ def test_loader_reads_and_writes_both_extensions() -> None:
     assert back.problem.constraints.memory_model == "params"
     assert back.problem.constraints.colocate == (("a", "b"),)
     data["problem"]["constraints"]["colocate"] = [["a", "zz"]]
-    with pytest.raises(InstanceError, match=r"problem\.constraints\.colocate\[0\]\[1\]: got 'zz'; expected the id of a layer"):
+    where = r"problem\.constraints\.colocate\[0\]\[1\]: got 'zz'; expected the id of a layer"
+    with pytest.raises(InstanceError, match=where):
         load_instance_data(data)
     data["problem"]["constraints"].update(colocate=[["a", "b"]], memory="weights")
     with pytest.raises(InstanceError, match=r"constraints\.memory: got 'weights'; expected true, false, or params"):
@@ -261,7 +262,8 @@ def pipeline_instances(draw: st.DrawFn) -> Instance:
     consecutive layers and either memory model (the DP's exact domain)."""
     g = draw(chains())
     s = draw(systems(max_devices=3))
-    s = System([replace(d, comm_overlap=True, send_once=False) for d in s.devices], list(s.links.values()), s.source, s.sink)
+    plain = [replace(d, comm_overlap=True, send_once=False) for d in s.devices]
+    s = System(plain, list(s.links.values()), s.source, s.sink)
     obj = draw(st.sampled_from([Objective("throughput"), Objective("latency"), Objective("cost")]))
     c = Constraints(memory=draw(st.booleans()), contiguous=True)
     inst = Instance("dp", g, s, Problem(obj, "sequential", None, c))

@@ -30,6 +30,7 @@ _COMMAND_MODULES = [
     "toolchain.cli.importers",
     "toolchain.cli.toolchain",
     "toolchain.cli.granularity",
+    "toolchain.cli.msr",
 ]
 
 for _name in _COMMAND_MODULES:
