@@ -105,6 +105,11 @@ def round_to_ticks(seconds: FloatArray | float, ticks_per_s: float, up: bool = T
     return ticks, err
 
 
+def ticks_at_least(seconds: float, ticks_per_s: float) -> int:
+    """``ceil(seconds * ticks_per_s)``: a tick count not below ``seconds``."""
+    return math.ceil(seconds * ticks_per_s)
+
+
 @dataclass(frozen=True)
 class ByteUnit:
     """Bytes counted in units of ``unit`` bytes (a power of two), demands up, capacities down."""

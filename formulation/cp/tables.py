@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formulation.cp.scaling import DOMAIN_LIMIT, power_of_ten_scale, round_to_ticks
+from formulation.cp.scaling import DOMAIN_LIMIT, power_of_ten_scale, round_to_ticks, ticks_at_least
 from formulation.model import BoolArray, FloatArray, Instance, IntArray
 
 
@@ -141,7 +141,7 @@ class TimeTables:
         if seconds is None or not np.isfinite(seconds):
             return self.horizon
         slack = self.comp.shape[0] + self.dur.shape[0] + 1
-        return int(min(self.horizon, np.ceil(seconds * self.ticks_per_s) + slack))
+        return min(self.horizon, ticks_at_least(seconds, self.ticks_per_s) + slack)
 
     @property
     def err_period(self) -> float:
