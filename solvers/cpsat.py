@@ -17,7 +17,9 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 * ``hint_time_s``: time for each hint heuristic (default: 10% of the limit, at most 10 s; 2 s
   without a limit);
 * ``ticks_max``: time horizon in ticks (default: :func:`formulation.cp.scaling.ticks_max_for`);
-* ``params``: CP-SAT parameters by name (``SatParameters``), applied last.
+* ``params``: CP-SAT parameters by name (``SatParameters``), applied last;
+* ``symmetry``: break the symmetry between interchangeable devices (default false, see
+  :func:`formulation.cp.constraints.add_symmetry_breaking`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
-RAW_KEYS = frozenset({"hint", "hint_time_s", "ticks_max", "params"})
+RAW_KEYS = frozenset({"hint", "hint_time_s", "ticks_max", "params", "symmetry"})
 #: Status names of ``cp_model.CpSolverStatus`` and the termination each maps to (see map_status).
 STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN")
 
@@ -133,8 +135,16 @@ class CpSatSolver(Solver):
         log: list[str] = []
         hint = _hint(inst, options)
         hint_P, order, incumbent, hint_src = hint.placement, hint.order, hint.incumbent, hint.source
+        # Off by default: CP-SAT detects the symmetry of interchangeable devices itself, and the
+        # explicit rule slowed its proofs on the MSR workloads (docs/msr.md).
+        symmetry = bool(options.raw.get("symmetry", False))
+        if hint_P is not None and symmetry:
+            # The symmetry-breaking constraints admit one relabelling of each placement (same value).
+            from formulation.symmetry import canonical_placement
+
+            hint_P = canonical_placement(inst, hint_P)
         ticks_max = options.raw.get("ticks_max")
-        build = build_cp_model(inst, float(ticks_max) if ticks_max is not None else None, incumbent)
+        build = build_cp_model(inst, float(ticks_max) if ticks_max is not None else None, incumbent, symmetry)
         hint_kind = "none"
         if hint_P is not None:
             full = complete_hint(build, hint_P, order, time_limit_s=_hint_time(options))

@@ -9,10 +9,11 @@ colocation groups and ``memory_model``, so that exact solvers can be compared wi
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 
 import numpy as np
 
-from formulation.model import Instance, Problem, System
+from formulation.model import Instance, Link, Problem, System
 from solvers.milp.random_instances import random_instance
 
 
@@ -48,3 +49,27 @@ def with_features(inst: Instance, seed: int, *, chain_safe: bool = False) -> Ins
 def feature_instance(seed: int, **kw: object) -> Instance:
     """A random tiny instance of :func:`random_instance` with :func:`with_features` applied."""
     return with_features(random_instance(seed, **kw), seed)  # type: ignore[arg-type]
+
+
+def with_identical_devices(inst: Instance, seed: int) -> Instance:
+    """``inst`` with every device but the first replaced by copies of the second (same figures, same
+    channels to the first and between each other), so that they are interchangeable, unless the
+    problem names one of them (allowed lists, budgets) or the latency table does."""
+    rng = np.random.default_rng(seed + 104729)
+    s = inst.system
+    if s.k < 2:
+        return inst
+    template = s.devices[1]
+    copies = [replace(template, id=s.device_ids[j]) for j in range(1, s.k)]
+    first = s.device_ids[0]
+    bw = float(rng.choice([1e6, 1e7, 1e8]))
+    links = []
+    for c in copies:
+        links += [Link(first, c.id, bw, 0.001), Link(c.id, first, bw, 0.001)]
+    between = float(rng.choice([1e6, 1e7]))
+    for i, a in enumerate(copies):
+        for b in copies[i + 1 :]:
+            links += [Link(a.id, b.id, between), Link(b.id, a.id, between)]
+    sink = s.sink if s.sink in (None, first) else None
+    system = System([s.devices[0], *copies], links, first, sink)
+    return Instance(inst.name, inst.graph, system, inst.problem, latency_table=MappingProxyType({}))

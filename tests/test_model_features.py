@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 from types import MappingProxyType
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -287,3 +288,43 @@ def test_dp_refuses_the_device_features() -> None:
     serial = System([replace(d, comm_overlap=False) for d in s.devices], list(s.links.values()), s.source, s.sink)
     with pytest.raises(UnsupportedProblem, match=r"device features \['comm_not_overlapped'\]"):
         get_solver("dp").check(Instance("x", inst.graph, serial, inst.problem), SolverOptions())
+
+
+# --------------------------------------------------------------------------------------------------
+# Interchangeable devices: symmetry breaking keeps every optimum
+# --------------------------------------------------------------------------------------------------
+
+
+def test_interchangeable_classes_and_canonical_placements() -> None:
+    """Three identical accelerators and a source CPU: the CPU is never in a class (it holds the
+    inputs); the canonical relabelling orders the accelerators by the first layer they run."""
+    from formulation.symmetry import canonical_placement, interchangeable_classes
+
+    g = Graph("g", [ModelInput("in", 1e3)], [Layer(f"L{i}", "op", (f"L{i-1}",) if i else ("in",), 1e9, 1e3)
+                                             for i in range(5)])
+    devs = [Device("cpu", 1e9)] + [Device(f"a{i}", 2e9, memory_bytes=1e9) for i in range(3)]
+    links = [Link(a.id, b.id, 1e6) for a in devs for b in devs if a.id != b.id]
+    inst = Instance("g", g, System(devs, links, "cpu", None), Problem(Objective("throughput")))
+    assert interchangeable_classes(inst) == [[1, 2, 3]]
+    P = np.array([3, 3, 0, 1, 3])
+    Q = canonical_placement(inst, P)
+    assert Q.tolist() == [1, 1, 0, 2, 1]
+    assert evaluate(inst, Q).period_s == pytest.approx(evaluate(inst, P).period_s)
+    # A different channel to one accelerator breaks its symmetry with the others.
+    odd = [Link(a.id, b.id, 2e6 if "a2" in (a.id, b.id) else 1e6) for a in devs for b in devs if a.id != b.id]
+    inst2 = Instance("g", g, System(devs, odd, "cpu", None), Problem(Objective("throughput")))
+    assert interchangeable_classes(inst2) == [[1, 2]]
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(seed=SEEDS, period=st.booleans())
+def test_symmetry_breaking_keeps_the_optimum(seed: int, period: bool) -> None:
+    """MILP and CP-SAT with symmetry breaking against brute, on instances whose devices but the
+    first are interchangeable (up to 4 devices, every objective and constraint)."""
+    from tests.feature_instances import with_identical_devices
+
+    inst = with_identical_devices(feature_instance(seed, max_layers=5, max_devices=4), seed)
+    if period:
+        inst = _throughput(inst)
+    _agree("highs", inst, SolverOptions(raw={"symmetry": True}))
+    _agree("cpsat", inst, SolverOptions(time_limit_s=30, seed=0, raw={"symmetry": True}))

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
-from formulation.cp.constraints import add_contiguity, add_max_devices, add_memory, add_private_static
+from formulation.cp.constraints import (
+    add_contiguity,
+    add_max_devices,
+    add_memory,
+    add_private_static,
+    add_symmetry_breaking,
+)
 from formulation.cp.objective import (
     add_deadline,
     add_energy_budgets,
@@ -181,7 +187,9 @@ def min_power(inst: Instance, d: int) -> float:
     return max(0.0, min(rates))
 
 
-def build_cp_model(inst: Instance, ticks_max: float | None = None, incumbent: float | None = None) -> CpBuild:
+def build_cp_model(
+    inst: Instance, ticks_max: float | None = None, incumbent: float | None = None, symmetry: bool = False
+) -> CpBuild:
     """Build the CP-SAT model of ``inst``.
 
     Parameters
@@ -193,6 +201,9 @@ def build_cp_model(inst: Instance, ticks_max: float | None = None, incumbent: fl
     incumbent : float, optional
         The objective of a known feasible solution (e.g. the solution hint), in objective units.
         Solutions worse than it are cut off (:func:`time_caps`), which sharpens the time scale.
+    symmetry : bool
+        Break the symmetry between interchangeable devices (:func:`add_symmetry_breaking`); hints
+        must then be canonical (:func:`formulation.symmetry.canonical_placement`).
 
     Raises
     ------
@@ -217,6 +228,8 @@ def build_cp_model(inst: Instance, ticks_max: float | None = None, incumbent: fl
     add_max_devices(model, inst, pv)
     add_contiguity(model, inst, pv, masks)
     bytes_unit = add_memory(model, inst, pv)
+    if symmetry:
+        add_symmetry_breaking(model, inst, pv)
 
     schedule = period = None
     idle: list[Idle] = []

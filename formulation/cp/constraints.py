@@ -8,10 +8,12 @@ the latency and live in :mod:`formulation.cp.objective`.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from ortools.sat.python import cp_model
 
-from formulation.cp.placement import PlacementVars
+from formulation.cp.placement import Lit, PlacementVars
 from formulation.cp.scaling import ByteUnit
 from formulation.cp.tables import Masks
 from formulation.evaluator.batch import _private_static_violation
@@ -117,3 +119,51 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
         lits = [pv.x[v, d] for v in layers]
         model.add(cp_model.LinearExpr.weighted_sum(lits, params) + peak <= cap)
     return unit
+
+
+def add_symmetry_breaking(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> list[list[int]]:
+    """Interchangeable devices are used in the order of the first layer they run (representative rule).
+
+    For each class ``d_1, ..., d_m`` (:func:`formulation.symmetry.interchangeable_classes`) and
+    ``seen[v, d] = OR_{u <= v} x[u, d]`` (defined in both directions)::
+
+        x[v, d_j] => seen[v - 1, d_{j-1}]          for every layer v >= 1 and j >= 2
+        not x[0, d_j]                              for j >= 2
+
+    the vertex-ordering rule of Méndez-Díaz and Zabala (Discrete Applied Mathematics 154(5), 2006)
+    as implications. Every placement has exactly one relabelling that meets it
+    (:func:`formulation.symmetry.canonical_placement`); hints are canonicalised before use.
+    """
+    from formulation.symmetry import interchangeable_classes
+
+    classes = interchangeable_classes(inst)
+    for cls in classes:
+        for prev_dev, d in itertools.pairwise(cls):
+            seen = _seen_before(model, inst, pv, prev_dev)
+            for v in range(inst.n):
+                if (v, d) not in pv.x:
+                    continue
+                earlier = seen[v - 1] if v else False
+                if isinstance(earlier, bool):
+                    if not earlier:
+                        model.add(pv.x[v, d] == 0)
+                else:
+                    model.add_implication(pv.x[v, d], earlier)
+    return classes
+
+
+def _seen_before(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, d: int) -> list[Lit]:
+    """``seen[v] = OR_{u <= v} x[u, d]`` for ``v < n - 1``, exact in both directions."""
+    seen: list[Lit] = []
+    for v in range(inst.n - 1):
+        lit: Lit = pv.x.get((v, d), False)
+        parts = [p for p in ((seen[-1] if seen else False), lit) if not isinstance(p, bool)]
+        if len(parts) <= 1:
+            seen.append(parts[0] if parts else False)
+            continue
+        cur = model.new_bool_var(f"seen[{inst.graph.layer_ids[v]},{inst.system.device_ids[d]}]")
+        for part in parts:
+            model.add_implication(part, cur)
+        model.add_bool_or([*parts, cur.Not()])
+        seen.append(cur)
+    return seen

@@ -17,6 +17,7 @@ from formulation.milp.constraints.colocate import add_colocation
 from formulation.milp.constraints.contiguous import add_contiguity
 from formulation.milp.constraints.max_devices import add_max_devices
 from formulation.milp.constraints.memory import add_memory
+from formulation.milp.constraints.symmetry import add_symmetry_breaking
 from formulation.milp.context import MilpContext
 from formulation.milp.cost import add_cost
 from formulation.milp.energy import add_device_energy, add_energy_total
@@ -41,6 +42,7 @@ def build_milp(
     objective: Mapping[str, float] | None = None,
     extra_metrics: Iterable[str] = (),
     pairs: bool = True,
+    symmetry: bool = False,
 ) -> MilpContext:
     """Build the MILP of ``inst``.
 
@@ -55,6 +57,10 @@ def build_milp(
         Model layer-to-layer transfers with the edge-pair variables of :mod:`formulation.milp.pairs`
         (stronger LP relaxation, ``|E| k^2`` columns); False keeps only the send-once rows of
         :mod:`formulation.milp.shipping`.
+    symmetry : bool
+        Break the symmetry between interchangeable devices
+        (:mod:`formulation.milp.constraints.symmetry`); solutions and warm starts must then be in
+        canonical form (:func:`formulation.symmetry.canonical_placement`).
 
     Returns
     -------
@@ -106,5 +112,7 @@ def build_milp(
         add_contiguity(ctx)
     add_max_devices(ctx)
     add_colocation(ctx)
+    if symmetry:
+        add_symmetry_breaking(ctx)
     set_objective(ctx, weights)
     return ctx

@@ -22,13 +22,14 @@ from formulation.milp.context import MilpContext
 from formulation.milp.decode import integer_point, placement_of, schedule_of
 from formulation.milp.objective import NegativeWeight, check_weights
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
+from formulation.symmetry import canonical_placement
 from solvers.base import RawSolution, Solver
 from solvers.milp.backend import MilpBackend, RunSettings
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
-RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs"})
+RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry"})
 
 
 def settings_of(options: SolverOptions) -> RunSettings:
@@ -87,7 +88,10 @@ class MilpSolver(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)))
+        # Off by default: HiGHS detects the symmetry of interchangeable devices itself (orbitopes),
+        # and on the MSR workloads it proved optima faster without the explicit rows.
+        symmetry = bool(options.raw.get("symmetry", False))
+        ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)), symmetry=symmetry)
         if ctx.model.infeasible_reasons:
             return RawSolution(
                 Termination.INFEASIBLE,
@@ -97,6 +101,9 @@ class MilpSolver(Solver):
         backend = self.make_backend(ctx, options)
         build_time = time.perf_counter() - t0
         warm = self._warm_start(inst, options)
+        if warm is not None and symmetry:
+            # The symmetry-breaking rows admit one relabelling of each placement (same value).
+            warm = canonical_placement(inst, warm)
         native = backend.set_warm_start(warm) if warm is not None else False
         run = backend.run(settings_of(options))
         extra: dict[str, object] = {
