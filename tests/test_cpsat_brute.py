@@ -255,3 +255,11 @@ def test_regressions(seed: int, execution: str, objective: str, constraints: str
     """Instances on which earlier versions of the model disagreed with brute."""
     inst = tiny_instance(seed, execution, objective, frozenset(constraints.split(",")), *sizes)
     assert_matches_brute(inst)
+
+
+def test_regression_energy_budget_far_above_a_tiny_energy() -> None:
+    """An energy budget ~1e13 times the device's largest possible energy once overflowed the
+    64-bit right-hand side of the scaled row (MILP generator, seed 2200)."""
+    from solvers.milp.random_instances import random_instance
+
+    assert_matches_brute(random_instance(2200, max_layers=7))

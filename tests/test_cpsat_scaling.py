@@ -146,3 +146,18 @@ def test_upper_bound_subtracts_the_underestimate() -> None:
     limit = add_upper_bound(model, form, 5.0)
     assert limit / integerize(form, round_up=True).scale == pytest.approx(4.9, rel=1e-9)
     assert not _feasible_with(form, model, xs, [5])
+
+
+def test_upper_bound_of_a_tiny_form_against_a_large_limit() -> None:
+    """1e-12 x (x <= 5) against 1e6: the scale (~1e26) puts the limit beyond 64 bits; the row is
+    redundant (the form is at most 5e-12) and must be dropped, not overflow. Against -1 it is
+    infeasible."""
+    model = cp_model.CpModel()
+    form, xs = _form(model, [1e-12], [5])
+    add_upper_bound(model, form, 1e6)
+    assert not model.proto.constraints
+    assert _feasible_with(form, model, xs, [5])
+    model = cp_model.CpModel()
+    form, xs = _form(model, [1e-12], [5])
+    add_upper_bound(model, form, -1.0)
+    assert not _feasible_with(form, model, xs, [0])

@@ -196,6 +196,8 @@ class IntegerForm:
     error : float
         Worst-case ``|true value - value()|`` in float units: the form's model error plus
         ``sum |coef - round(coef * scale) / scale| * ub`` over its terms.
+    ubs : tuple of int
+        Upper bounds of the variables (all variables are non-negative).
     """
 
     variables: tuple[cp_model.IntVar, ...]
@@ -203,6 +205,13 @@ class IntegerForm:
     scale: float
     constant: float
     error: float
+    ubs: tuple[int, ...] = ()
+
+    def integer_range(self) -> tuple[int, int]:
+        """Smallest and largest value :attr:`expr` can take (variables in ``[0, ub]``)."""
+        lo = sum(c * ub for c, ub in zip(self.coefs, self.ubs, strict=True) if c < 0)
+        hi = sum(c * ub for c, ub in zip(self.coefs, self.ubs, strict=True) if c > 0)
+        return lo, hi
 
     @property
     def expr(self) -> cp_model.LinearExpr:
@@ -268,6 +277,7 @@ def integerize(
         scale,
         form.constant,
         form.model_error + rounding,
+        tuple(int(m[2]) for m, k in zip(items, keep, strict=True) if k),
     )
 
 
@@ -310,8 +320,10 @@ def add_upper_bound(model: cp_model.CpModel, form: FloatForm, rhs: float, atol: 
     ints = integerize(form, round_up=True)
     slack = rhs * (1 + FEASIBILITY_RTOL) + atol - form.constant - form.under
     limit = math.floor(slack * ints.scale)
-    if ints.variables:
-        model.add(ints.expr <= limit)
-    elif limit < 0:
+    # A small form against a large limit can put the limit beyond 64 bits: decide such rows here.
+    lo, hi = ints.integer_range()
+    if limit < lo:
         model.add_bool_or([False])
+    elif limit < hi:
+        model.add(ints.expr <= limit)
     return int(limit)
