@@ -86,6 +86,7 @@ def energy_form(
     form = FloatForm()
     lits = [(lit, v) for (v, dd), lit in pv.x.items() if dd == d]
     form.add_terms([lit for lit, _ in lits], [s.power_active[d] * inst.time[v, d] for _, v in lits])
+
     def tx(t: int, a: int, b: int) -> float:
         return float(s.tx_power[a, b] * tables.occ_s[t, a, b])
 
