@@ -117,9 +117,11 @@ class MilpSolver(Solver):
         if run.values is not None:
             P = placement_of(ctx, run.values)
             sched = schedule_of(ctx, P, run.values)
-            objective = run.objective
-            if term != Termination.OPTIMAL:
-                objective = backend.fixed_objective(integer_point(ctx, P, sched[1] if sched else None))
+            # The formulation's own value of the rounded placement (integers fixed, LP re-solved):
+            # free of the integrality slack HiGHS may leave in its reported objective.
+            objective = backend.fixed_objective(integer_point(ctx, P, sched[1] if sched else None))
+            if objective is None:
+                objective = run.objective
         if warm is not None and term != Termination.OPTIMAL:
             kept = self._keep_start(ctx, backend, warm, objective)
             if kept is not None:
