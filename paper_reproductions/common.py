@@ -178,10 +178,24 @@ def results(name: str, outcome: Outcome, expected: Mapping[str, Any], fast: bool
         "fast": fast,
         "wall_time_s": round(wall_s, 3),
         "numbers": rows,
+        "values": dict(outcome.numbers),
+        "run_problems": list(outcome.problems),
         "tables": [t.to_dict() for t in outcome.tables],
         "notes": list(outcome.notes),
         "problems": problems,
     })
+
+
+def rejudge(doc: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    """A results document judged again, from its stored ``values`` and ``run_problems``, against
+    ``expected`` (the run's date, time, tables and notes are kept)."""
+    if "values" not in doc:
+        raise ValueError("this results.json stores no values (written before they were kept): run it again")
+    outcome = Outcome(dict(doc["values"]), [Table(**t) for t in doc.get("tables", [])], list(doc.get("notes", [])),
+                      list(doc.get("run_problems", [])))
+    new = results(str(doc["reproduction"]), outcome, expected, bool(doc.get("fast")), float(doc["wall_time_s"]))
+    new["date"] = doc["date"]
+    return new
 
 
 def fmt(x: Any, digits: int = 4) -> str:
@@ -259,10 +273,17 @@ def main(
     ap.add_argument("--fast", action="store_true", help="the subset the default tests run")
     ap.add_argument("--out", type=Path, default=None, help="results file (default: results.json beside run.py)")
     ap.add_argument("--json", action="store_true", help="print the results document as JSON")
+    ap.add_argument("--rejudge", action="store_true",
+                    help="run nothing: judge the values of the existing results.json against expected.json again")
     args = ap.parse_args(argv)
-    expected = load_expected(folder)
+    if args.rejudge:
+        doc = rejudge(json.loads((folder / "results.json").read_text()), load_expected(folder))
+        (folder / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+        print(json.dumps(doc, indent=2, default=str) if args.json else render(doc))
+        return 1 if doc["problems"] else 0
     t0 = time.perf_counter()
     outcome = run(args.fast)
+    expected = load_expected(folder)  # read after a run that may take an hour, so the latest is judged against
     doc = results(name, outcome, expected, args.fast, time.perf_counter() - t0)
     out = args.out if args.out is not None else (None if args.fast else folder / "results.json")
     if out is not None:

@@ -12,7 +12,13 @@ device independently:
   run on the source, an edge whose two layers share no allowed device, an output that may not run
   on the sink), each at its fastest link; and the total of the fastest times over the number of
   devices that may execute layers (a device runs one layer at a time);
-* period: the larger of the slowest layer at its fastest and the load bound above;
+* period: the larger of the slowest layer at its fastest, the load bound above, and the heaviest
+  ``colocate`` class: its layers share one device, so that device computes at least the class's
+  total time on the device allowed for all of them where that total is least; on a device whose
+  communication does not overlap its compute (``comm_overlap: false``) the class also pays, for
+  each outside predecessor, its compute there or the receipt of its tensor, and for each tensor
+  of the class read outside, its sending or the compute of its outside readers (each outside
+  layer counted once), the cheaper of each (:func:`_neighbourhood_load`);
 * energy in parallel mode: active power times the fastest-energy time of each layer (the radio and
   idle terms are ``>= 0``);
 * cost: each layer at its cheapest allowed device (transfer prices are ``>= 0``);
@@ -79,11 +85,57 @@ def parallel_latency_lower_bound(inst: Instance) -> float:
     return max(cp, float(tmin.sum()) / _devices_usable(inst))
 
 
+def _neighbourhood_load(inst: Instance) -> float:
+    """The largest, over units (``colocate`` classes and single layers), of the least busy time of
+    the device holding the unit (see the module docstring).
+
+    Each outside layer enters at most once, as its compute (it shares the device) or as one
+    transfer (the tensor it sends in, or the class tensor it forces out), so the terms never count
+    the same work twice: a valid bound for every placement.
+    """
+    g, s = inst.graph, inst.system
+    mask, time = inst.placement_mask, inst.time
+    others = ~np.eye(s.k, dtype=bool) & s.has_link
+
+    def fastest(nbytes: float, links: np.ndarray, lat: np.ndarray, bw: np.ndarray) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dur = np.where(links, lat + nbytes / bw, math.inf)
+        return float(dur.min(initial=math.inf))
+
+    in_class = set().union(*(set(map(int, c)) for c in inst.colocate_classes)) if inst.colocate_classes else set()
+    units = [np.asarray(c) for c in inst.colocate_classes] + [np.array([v]) for v in range(g.n) if v not in in_class]
+    best = 0.0
+    for unit in units:
+        members = set(map(int, unit))
+        ins = sorted({u for c in members for u in g.preds[c]} - members)
+        values = []
+        for d in np.flatnonzero(mask[unit].all(axis=0)):
+            val = float(time[unit, d].sum())
+            if not s.comm_overlap[d]:
+                into = (others[:, d], s.link_latency[:, d], s.bandwidth[:, d])
+                for u in ins:
+                    here = time[u, d] if mask[u, d] else math.inf
+                    val += min(here, fastest(float(g.tensor_bytes[u]), *into))
+                seen = set(ins)
+                for c in sorted(members):
+                    readers = [w for w in g.succs[c] if w not in members]
+                    if not readers:
+                        continue
+                    own = [w for w in readers if w not in seen]
+                    seen.update(own)
+                    send = fastest(float(g.tensor_bytes[c]), others[d], s.link_latency[d], s.bandwidth[d])
+                    here = sum(float(time[w, d]) if mask[w, d] else math.inf for w in own)
+                    val += min(send, here)
+            values.append(val)
+        best = max(best, min(values, default=0.0))
+    return best
+
+
 def metric_lower_bound(inst: Instance, metric: str) -> float:
     """A lower bound on one metric (``throughput`` is the period) over every feasible placement."""
     tmin = _min_allowed(inst, inst.time)
     if metric == "throughput":
-        return max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst))
+        return max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst), _neighbourhood_load(inst))
     if metric == "cost":
         return float(_min_allowed(inst, inst.time * inst.system.price[None, :]).sum())
     if metric == "latency" and inst.problem.execution == "parallel":

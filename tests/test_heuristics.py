@@ -198,6 +198,48 @@ def test_cheap_lower_bound_is_below_the_optimum(inst: Instance) -> None:
     assert lb <= ref.objective * (1 + 1e-9) + 1e-12
 
 
+def test_period_bound_counts_the_heaviest_colocation_class() -> None:
+    """Period of the diamond: slowest layer 2 s, total 5.1 s / 2 devices = 2.55 s; with b and c
+    colocated one device computes both, 2 + 2 = 4 s, on either device (both 1 GFLOP/s). The bound is
+    tight: b and c on q (4 s), a and d on p (1.1 s), links busy 0.2 and 0.2 s (overlapped)."""
+    period = Problem(objective=Objective("throughput"), execution="parallel")
+    free = diamond().with_problem(period)
+    assert cheap_lower_bound(free) == pytest.approx(2.55, rel=1e-12)
+    tied = free.with_problem(Problem(objective=Objective("throughput"), execution="parallel",
+                                     constraints=Constraints(colocate=(("b", "c"),))))
+    assert cheap_lower_bound(tied) == pytest.approx(4.0, rel=1e-12)
+    assert solve(tied, "brute").objective == pytest.approx(4.0, rel=1e-9)
+
+
+def test_period_bound_adds_unavoidable_communication_of_a_serial_device() -> None:
+    """Both devices with ``comm_overlap: false``, b and c colocated. The class computes 4 s; it
+    receives a's output (0.1 s) or computes a (1 s): 0.1; b's output goes to d, sent (0.1 s) or d
+    computed there (0.1 s): 0.1; c's reader d is already counted: 0. Bound 4.2 s. Brute: b, c, d
+    on q compute 4.1 s, receive a once (0.1 s) and send d's output to the sink p (0.001 s): 4.201 s."""
+    from dataclasses import replace
+
+    inst = diamond()
+    s = inst.system
+    serial = System([replace(d, comm_overlap=False) for d in s.devices], list(s.links.values()), s.source, s.sink)
+    tied = Instance("serial", inst.graph, serial, Problem(objective=Objective("throughput"), execution="parallel",
+                                                          constraints=Constraints(colocate=(("b", "c"),))))
+    assert cheap_lower_bound(tied) == pytest.approx(4.2, rel=1e-12)
+    assert solve(tied, "brute").objective == pytest.approx(4.201, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_cheap_lower_bound_is_below_the_optimum_with_features(seed: int) -> None:
+    """Colocation classes, send-once and non-overlapped devices: still below brute's optimum."""
+    from tests.feature_instances import feature_instance
+
+    inst = feature_instance(seed)
+    ref = solve(inst, "brute")
+    if ref.status != Status.OPTIMAL:
+        return
+    assert ref.objective is not None
+    assert cheap_lower_bound(inst) <= ref.objective * (1 + 1e-9) + 1e-12
+
+
 def test_heft_zero_length_layers_do_not_overlap() -> None:
     """Zero-FLOP slices sharing a start with real layers must not break the insertion policy."""
     from formulation.model import Device, Graph, Instance, Layer, ModelInput, Problem, System

@@ -13,8 +13,8 @@ no CPU, and contiguous stages:
 
 * best solution found and best proven lower bound over two engines (CP-SAT and the MILP with HiGHS,
   each under :data:`TIME_LIMIT_S`, both started from the best partition found for the previous k),
-  and the combinatorial bound ``max(largest operator, total work / k)``
-  (:func:`solvers.bounds.cheap_lower_bound`);
+  and the cheap bound of :func:`solvers.bounds.cheap_lower_bound` (total work / k; the heaviest
+  operator or colocation class with the communication it cannot avoid);
 * per k, the geometric means of bound / best over the four graphs, set against the paper's k = 16
   figures.
 
@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from paper_reproductions.common import Outcome, Table, exit_with, main
-from paper_reproductions.tarnawski2020.workloads import best_of, cross_check, msr_instance, run_engine, workload_path
+from paper_reproductions.tarnawski2020.workloads import (
+    best_of,
+    cross_check,
+    msr_instance,
+    quotient_is_acyclic,
+    run_engine,
+    workload_path,
+)
 from solvers.bounds import cheap_lower_bound
 
 HERE = Path(__file__).resolve().parent
@@ -75,13 +82,15 @@ def run(fast: bool) -> Outcome:
                 continue
             lb = max(comb, bound or 0.0)
             key = f"{name}.k{k}"
+            proven = any(r.proven for r in runs)
             numbers[f"{key}.best_ms"] = best
             numbers[f"{key}.lower_bound_ms"] = lb
-            numbers[f"{key}.gap"] = (best - lb) / best
+            # A proven optimum has gap 0 by compute_gap's rule; the raw difference is float noise there.
+            numbers[f"{key}.gap"] = 0.0 if proven else max(0.0, (best - lb) / best)
             ratio_mip[k].append(lb / best)
             ratio_comb[k].append(comb / best)
-            rows.append([name, inst.n, k, best, lb, (best - lb) / best, comb / best, lb / best,
-                         *(r.cell() for r in runs)])
+            rows.append([name, inst.n, k, best, lb, numbers[f"{key}.gap"], comb / best, lb / best,
+                         *(r.cell() for r in runs), quotient_is_acyclic(inst, start) if start else None])
     means = []
     for k in stages:
         gm, gc = geomean(ratio_mip[k]), geomean(ratio_comb[k])
@@ -90,12 +99,14 @@ def run(fast: bool) -> Outcome:
         means.append([k, len(ratio_mip[k]), gc, gm])
     tables = [
         Table("Best solution and best lower bound, MSR operator graphs, k identical stages (contiguous)",
-              ["graph", "operators", "k", "best (ms)", "best bound (ms)", "gap", "combinatorial / best",
-               "bound / best", *ENGINES],
+              ["graph", "operators", "k", "best (ms)", "best bound (ms)", "gap", "cheap bound / best",
+               "bound / best", *ENGINES, "pipeline order"],
               rows, f"Each engine under a {limit:g} s limit on 2 shared cores. Best bound: the larger of the engines' "
-              "proven bounds and the combinatorial bound max(largest operator, total work / k)."),
+              "proven bounds and the cheap bound (total work / k; the heaviest operator or colocation class with the "
+              "communication it cannot avoid). 'pipeline order': the best partition's stages can be ordered so that "
+              "every edge goes forward."),
         Table("Geometric means over the graphs (Archer et al. report 0.4598 and 0.9452 at k = 16 on their graphs)",
-              ["k", "graphs", "combinatorial / best", "best bound / best"], means),
+              ["k", "graphs", "cheap bound / best", "best bound / best"], means),
     ]
     notes = [
         "Archer et al.'s 369 production graphs (and the 1000 REGAL graphs) are not available here; the MSR operator "
