@@ -18,7 +18,8 @@ device independently:
   communication does not overlap its compute (``comm_overlap: false``) the class also pays, for
   each outside predecessor, its compute there or the receipt of its tensor, and for each tensor
   of the class read outside, its sending or the compute of its outside readers (each outside
-  layer counted once), the cheaper of each (:func:`_neighbourhood_load`);
+  layer counted once), the cheaper of each (:func:`_neighbourhood_load`); and, stronger, the least
+  load of any set of layers around each unit, by minimum cuts (:mod:`solvers.unit_load`);
 * energy in parallel mode: active power times the fastest-energy time of each layer (the radio and
   idle terms are ``>= 0``);
 * cost: each layer at its cheapest allowed device (transfer prices are ``>= 0``);
@@ -34,6 +35,7 @@ import numpy as np
 
 from formulation.model import FloatArray, Instance, Objective
 from solvers.additive import additive_costs, equivalent_view, not_additive_reason, static_infeasibility
+from solvers.unit_load import unit_load_bound
 
 
 def _min_allowed(inst: Instance, values: FloatArray) -> FloatArray:
@@ -97,9 +99,10 @@ def _neighbourhood_load(inst: Instance) -> float:
     mask, time = inst.placement_mask, inst.time
     others = ~np.eye(s.k, dtype=bool) & s.has_link
 
-    def fastest(nbytes: float, links: np.ndarray, lat: np.ndarray, bw: np.ndarray) -> float:
+    def fastest(nbytes: float, links: np.ndarray, bw: np.ndarray) -> float:
+        # Occupancy only: link latency is no part of a device's busy time (docs/cost-model.md).
         with np.errstate(divide="ignore", invalid="ignore"):
-            dur = np.where(links, lat + nbytes / bw, math.inf)
+            dur = np.where(links, nbytes / bw, math.inf)
         return float(dur.min(initial=math.inf))
 
     in_class = set().union(*(set(map(int, c)) for c in inst.colocate_classes)) if inst.colocate_classes else set()
@@ -112,7 +115,7 @@ def _neighbourhood_load(inst: Instance) -> float:
         for d in np.flatnonzero(mask[unit].all(axis=0)):
             val = float(time[unit, d].sum())
             if not s.comm_overlap[d]:
-                into = (others[:, d], s.link_latency[:, d], s.bandwidth[:, d])
+                into = (others[:, d], s.bandwidth[:, d])
                 for u in ins:
                     here = time[u, d] if mask[u, d] else math.inf
                     val += min(here, fastest(float(g.tensor_bytes[u]), *into))
@@ -123,7 +126,7 @@ def _neighbourhood_load(inst: Instance) -> float:
                         continue
                     own = [w for w in readers if w not in seen]
                     seen.update(own)
-                    send = fastest(float(g.tensor_bytes[c]), others[d], s.link_latency[d], s.bandwidth[d])
+                    send = fastest(float(g.tensor_bytes[c]), others[d], s.bandwidth[d])
                     here = sum(float(time[w, d]) if mask[w, d] else math.inf for w in own)
                     val += min(send, here)
             values.append(val)
@@ -135,7 +138,8 @@ def metric_lower_bound(inst: Instance, metric: str) -> float:
     """A lower bound on one metric (``throughput`` is the period) over every feasible placement."""
     tmin = _min_allowed(inst, inst.time)
     if metric == "throughput":
-        return max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst), _neighbourhood_load(inst))
+        simple = max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst), _neighbourhood_load(inst))
+        return unit_load_bound(inst, floor=simple)
     if metric == "cost":
         return float(_min_allowed(inst, inst.time * inst.system.price[None, :]).sum())
     if metric == "latency" and inst.problem.execution == "parallel":
