@@ -10,8 +10,9 @@ overlap its compute (``comm_overlap: false``, the MSR accelerators of Tarnawski 
 with ``send(u)``, ``recv(u)`` the least occupancy (``bytes / bandwidth``) of ``u``'s tensor on a
 channel out of, into ``d`` (a lower bound of what the evaluator charges: once per tensor on
 ``send_once`` devices, once per receiving device). Hence the period is at least, for every unit
-``C``, ``min_d min_{S ⊇ C, S allowed on d} load(S)``. Memory, colocation of the other layers and
-the other devices are relaxed away, so the value is valid for every feasible placement.
+``C``, ``min_d min_{S ⊇ C, S allowed on d} load(S)``, over sets ``S`` that hold each ``colocate``
+class whole or not at all. Memory and the other devices are relaxed away, so the value is valid
+for every feasible placement.
 
 The inner minimum is a minimum s-t cut (a selection problem as in Picard, "Maximal closure of a
 graph and applications to combinatorial problems", Management Science 1976, with the directed
@@ -20,7 +21,8 @@ is ``S``; layer ``v -> sink`` with capacity ``t(v, d)`` (infinite when ``v`` may
 ``source -> c`` infinite for ``c`` in ``C``; per tensor ``u`` an auxiliary node ``a_u`` with ``u ->
 a_u`` of capacity ``send(u)`` and ``a_u -> r`` infinite for each reader ``r`` (cut exactly when ``u
 in S`` and a reader is not), and ``b_u`` with ``r -> b_u`` infinite and ``b_u -> u`` of capacity
-``recv(u)`` (cut exactly when a reader is in ``S`` and ``u`` is not).
+``recv(u)`` (cut exactly when a reader is in ``S`` and ``u`` is not); infinite edges around each
+colocation class keep it on one side.
 
 Units are taken in decreasing order of ``load(C)`` (an upper bound on their value), and the scan
 stops once that falls to the best value found: the bound is exact for the relaxation, and on most
@@ -95,6 +97,11 @@ def _cut_graph(inst: Instance, d: int, send: FloatArray, recv: FloatArray) -> nx
             for r in readers:
                 _add(net, r, ("b", u))
             _add(net, ("b", u), u, float(recv[u]))
+    for cls in inst.colocate_classes:
+        # A colocation class joins S whole: infinite edges both ways around the class.
+        ring = [int(v) for v in cls]
+        for a, b in zip(ring, ring[1:] + ring[:1], strict=True):
+            _add(net, a, b)
     return net
 
 

@@ -84,3 +84,16 @@ def test_archer_fast() -> None:
 def test_full_runs_have_no_problems(module: ModuleType) -> None:
     doc, _ = _doc(module, fast=False)
     assert doc["problems"] == []
+
+
+def test_cut_bound_closes_resnet50_at_16_stages() -> None:
+    """ResNet-50 operator graph, 16 identical stages: the minimum-cut period bound (with colocation
+    classes kept whole) reaches the artifact DP's pipeline solution, 124.34884977404485 ms, so that
+    solution is optimal; without the classes kept whole the bound is 66.3 ms."""
+    from solvers.bounds import cheap_lower_bound
+
+    inst = msr_instance(workload_path("throughput", "OperatorGraphs", "resnet50_inference"), contiguous=True,
+                        fpgas=16, cpus=0)
+    bound_ms = 1e3 * cheap_lower_bound(inst)
+    assert bound_ms == pytest.approx(124.34884977404485, rel=1e-9)
+    assert bound_ms <= 124.34884977404485

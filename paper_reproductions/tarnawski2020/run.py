@@ -35,6 +35,7 @@ from paper_reproductions.tarnawski2020.workloads import (
     run_engine,
     workload_path,
 )
+from solvers.result import compute_gap
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("bert24", "gnmt", "resnet50", "inceptionv3")
@@ -84,7 +85,7 @@ def run(fast: bool) -> Outcome:
             numbers[f"{name}.{mode}.max_load_ms"] = best
         if bound is not None:
             bounds[(name, contiguous)] = bound
-        gap = None if best is None or bound is None else max(0.0, (best - bound) / best)
+        gap = None if best is None or bound is None else compute_gap(best / 1e3, bound / 1e3)
         numbers[f"{name}.{mode}.gap"] = 0.0 if proven else gap
         numbers[f"{name}.{mode}.engines_proving_optimum"] = len(proven)
         for r in runs:
