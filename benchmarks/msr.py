@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import glob
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # paper_reproductions is not installed
 
 from formulation.evaluator import batch_metrics
 from formulation.loader import load_instance_data
