@@ -277,7 +277,13 @@ def main(
                     help="run nothing: judge the values of the existing results.json against expected.json again")
     args = ap.parse_args(argv)
     if args.rejudge:
-        doc = rejudge(json.loads((folder / "results.json").read_text()), load_expected(folder))
+        path = folder / "results.json"
+        try:
+            doc = rejudge(json.loads(path.read_text()), load_expected(folder))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"{path}: cannot judge it again: {exc!s} (expected a results.json written by a full run)",
+                  file=sys.stderr)
+            return 2
         (folder / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
         print(json.dumps(doc, indent=2, default=str) if args.json else render(doc))
         return 1 if doc["problems"] else 0

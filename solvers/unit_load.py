@@ -133,13 +133,13 @@ def unit_load_bound(inst: Instance, floor: float = 0.0) -> float:
     in_class = {int(v) for c in inst.colocate_classes for v in c}
     units = [set(map(int, c)) for c in inst.colocate_classes] + [{v} for v in range(g.n) if v not in in_class]
     # Devices with the same figures give the same cuts: one representative each.
-    reps: dict[bytes, int] = {}
+    seen: set[bytes] = set()
     terms: dict[int, tuple[FloatArray, FloatArray]] = {}
     for d in range(s.k):
         send, recv = _device_terms(inst, d)
         key = b"".join(a.tobytes() for a in (inst.time[:, d], mask[:, d], send, recv)) + bytes([int(s.comm_overlap[d])])
-        if key not in reps:
-            reps[key] = d
+        if key not in seen:
+            seen.add(key)
             terms[d] = (send, recv)
     devices = list(terms)
     candidates = []

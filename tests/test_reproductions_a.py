@@ -97,3 +97,12 @@ def test_cut_bound_closes_resnet50_at_16_stages() -> None:
     bound_ms = 1e3 * cheap_lower_bound(inst)
     assert bound_ms == pytest.approx(124.34884977404485, rel=1e-9)
     assert bound_ms <= 124.34884977404485
+
+
+def test_rejudge_without_results_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--rejudge`` on a folder with no results.json: a one-line error naming the file, exit 2."""
+    (tmp_path / "expected.json").write_text('{"paper": "p", "numbers": {}}')
+    code = common.main("x", tmp_path, lambda fast: common.Outcome({}), ["--rejudge"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "results.json") in err and "cannot judge it again" in err
