@@ -48,7 +48,7 @@ CONSTRAINT_KINDS = (
 weights-only memory model (``constraints.memory: params``); ``memory`` is the spec's
 params-plus-peak model. An instance activates at most one of the two."""
 MEMORY_MODELS = ("peak", "params")
-"""``peak``: params plus the peak working set (spec section 5); ``params``: parameters only."""
+"""``peak``: params plus the peak working set (docs/instance-format.md §5.9); ``params``: parameters only."""
 TIERS = ("end", "edge", "cloud", "other")
 
 
@@ -421,7 +421,7 @@ class Objective:
 
 @dataclass(frozen=True)
 class Constraints:
-    """Constraint set of section 4 of the spec (device and layer names, SI values)."""
+    """Constraint set of docs/instance-format.md §4.4 (device and layer names, SI values)."""
 
     memory: bool = True
     deadline_s: float | None = None
@@ -433,7 +433,7 @@ class Constraints:
     colocate: tuple[tuple[str, ...], ...] = ()
     """Groups of layers that must run on one device (each group on a single device)."""
     memory_model: Literal["peak", "params"] = "peak"
-    """What counts against a device's memory: ``peak`` (spec section 5: parameters plus the peak
+    """What counts against a device's memory: ``peak`` (docs/instance-format.md §5.9: parameters plus the peak
     working set) or ``params`` (parameters only, e.g. weights-resident accelerators whose
     activations stream through host memory)."""
 
@@ -484,7 +484,7 @@ class Instance:
 
     @cached_property
     def time(self) -> FloatArray:
-        """``time[v, d]`` = t(v, d) of spec section 5 (latency table, else compute or roofline)."""
+        """``time[v, d]`` = t(v, d) of docs/instance-format.md §5.1 (latency table, else compute or roofline)."""
         g, s = self.graph, self.system
         t = g.flops[:, None] / s.compute[None, :]
         moved = g.param_bytes + g.output_bytes + g.input_bytes_of_layer

@@ -173,7 +173,7 @@ class LayerSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """The DNN graph (spec section 2)."""
+    """The DNN graph (docs/instance-format.md §2)."""
 
     name: str | None = Field(None, description="model name (default: the instance name)")
     inputs: list[ModelInputSpec] = Field(default_factory=list, description="model input tensors")
@@ -184,7 +184,7 @@ class ModelSpec(_Strict):
 
 
 class DeviceSpec(_Strict):
-    """A device (spec section 3)."""
+    """A device (docs/instance-format.md §3.1)."""
 
     id: Id = Field(description="device id")
     tier: Literal["end", "edge", "cloud", "other"] = Field("other", description="end | edge | cloud | other")
@@ -204,7 +204,7 @@ class DeviceSpec(_Strict):
 
 
 class LinkSpec(_Strict):
-    """A network link (spec section 3); both directions unless ``bidirectional: false``."""
+    """A network link (docs/instance-format.md §3.2); both directions unless ``bidirectional: false``."""
 
     from_: Id = Field(alias="from", description="sending device")
     to: Id = Field(description="receiving device")
@@ -217,7 +217,7 @@ class LinkSpec(_Strict):
 
 
 class SystemSpec(_Strict):
-    """Devices and links (spec section 3)."""
+    """Devices and links (docs/instance-format.md §3)."""
 
     devices: list[DeviceSpec] = Field(min_length=1, description="the devices, in a fixed order")
     links: list[LinkSpec] = Field(default_factory=list, description="network links")
@@ -231,7 +231,7 @@ class SystemSpec(_Strict):
 
 
 class ConstraintsSpec(_Strict):
-    """Constraints (spec section 4)."""
+    """Constraints (docs/instance-format.md §4.4)."""
 
     memory: MemoryValue = Field(
         True,
@@ -256,7 +256,7 @@ class ConstraintsSpec(_Strict):
 
 
 class ProblemSpec(_Strict):
-    """Objective, execution mode, energy scope and constraints (spec section 4)."""
+    """Objective, execution mode, energy scope and constraints (docs/instance-format.md §4)."""
 
     objective: ObjectiveValue = "latency"
     execution: Literal["sequential", "parallel"] = Field(

@@ -1,10 +1,10 @@
 """The objective as a sum over layers and transfers, for the polynomial exact methods.
 
-In SEQUENTIAL mode every metric of spec section 5 except the period is a sum of a term per layer
+In SEQUENTIAL mode every metric of docs/instance-format.md §5 except the period is a sum of a term per layer
 (on its device) and a term per transfer (a tensor sent once from its producer's device ``a`` to a
 device ``b`` that needs it). This is the cost model assumed by Neurosurgeon (Kang et al., ASPLOS
 2017), JointDNN (Eshratifar et al., IEEE TMC 2019) and DADS (Hu et al., INFOCOM 2019); this
-module derives the two terms from spec section 5 so that ``shortest-path``, ``mincut`` and ``dp``
+module derives the two terms from docs/instance-format.md §5 so that ``shortest-path``, ``mincut`` and ``dp``
 share one derivation. Tests compare it with the evaluator on random placements.
 
 Derivation, with ``t(v, d)`` the layer time, ``occ = n / bw(a, b)`` and ``dur = lat(a, b) + occ``:

@@ -3,7 +3,7 @@
 Source: Topcuoglu, Hariri and Wu, "Performance-Effective and Low-Complexity Task Scheduling for
 Heterogeneous Computing", IEEE Transactions on Parallel and Distributed Systems 13(3), 2002.
 
-Cost model assumed: spec section 5, parallel latency. Each device runs one layer at a time;
+Cost model assumed: docs/instance-format.md §5.4, parallel latency. Each device runs one layer at a time;
 transfers run concurrently with everything (no link contention), a tensor arriving at
 ``finish + latency + bytes / bandwidth`` on a device that needs it, once per device; model inputs
 are on the source at time 0; the latency ends when every model output has reached the sink.

@@ -11,7 +11,7 @@ from formulation.evaluator import Evaluation
 
 
 class Status(str, Enum):
-    """Solution status (spec section 6): what we hold, independent of why the solver stopped."""
+    """Solution status (docs/instance-format.md §6.2): what we hold, independent of why the solver stopped."""
 
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"
@@ -122,7 +122,7 @@ class Result:
         return self.status in (Status.OPTIMAL, Status.FEASIBLE)
 
     def to_dict(self, *, with_log: bool = False) -> dict[str, Any]:
-        """JSON-ready dict with the keys of spec section 6 (and more)."""
+        """JSON-ready dict with the keys of docs/instance-format.md §6.1 (and more)."""
 
         def num(x: float | None) -> float | str | None:
             if x is None:

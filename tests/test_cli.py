@@ -1,4 +1,4 @@
-"""The command line: exit codes, JSON output per spec section 6, clean errors for bad input."""
+"""The command line: exit codes, JSON output per docs/instance-format.md §6, clean errors for bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-computed values for every formula of spec section 5 (the arithmetic is in each test)."""
+"""Hand-computed values for every formula of docs/instance-format.md §5 (the arithmetic is in each test)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ def plot_partition(
     Model inputs are grey squares (they live on the source); when the system has a sink, a sink
     node shows the outputs returned to it. Edges between devices are drawn dashed in red and
     labelled with the bytes sent; each tensor is labelled once per receiving device, as it is
-    sent once (spec section 5).
+    sent once (docs/instance-format.md §5.2).
 
     Parameters
     ----------
@@ -220,7 +220,7 @@ def plot_gantt(inst: Instance, ev: Evaluation, *, title: str | None = None, path
 
     Layers are bars from their start (``ev.schedule``) for ``t(v, d)``; each transfer is a hatched
     bar over its occupied time ``bytes / bandwidth`` followed by a thin line for the link latency up
-    to its arrival. Transfers on one link may overlap (spec section 5: they proceed concurrently),
+    to its arrival. Transfers on one link may overlap (docs/instance-format.md §5.4: they proceed concurrently),
     so a link row splits into lanes. The makespan (parallel latency) is a vertical line.
 
     Parameters

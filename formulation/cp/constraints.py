@@ -1,4 +1,4 @@
-"""Placement constraints of spec section 4 that do not depend on time: memory, contiguity,
+"""Placement constraints (docs/instance-format.md §4.4) that do not depend on time: memory, contiguity,
 max_devices, and the static part of ``private``.
 
 ``allowed`` and the per-layer part of ``private`` are enforced by construction (no variable exists
@@ -22,7 +22,7 @@ from formulation.model import Instance
 
 def add_private_static(model: cp_model.CpModel, inst: Instance) -> None:
     """A private model input on an untrusted source, or a private output bound for an untrusted sink,
-    makes every placement infeasible (spec section 4, ``private``): add the empty clause."""
+    makes every placement infeasible (docs/instance-format.md §5.10, ``private``): add the empty clause."""
     if inst.problem.constraints.private and _private_static_violation(inst):
         model.add_bool_or([False])
 
@@ -84,7 +84,7 @@ def add_contiguity(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, m
 def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> ByteUnit | None:
     """``sum_v params[v] x[v, d] + peak[d] <= memory[d]`` with ``peak[d] >= work[v] x[v, d]``.
 
-    ``work[v] = workspace + output + input bytes`` (spec section 5, memory; 0 under the
+    ``work[v] = workspace + output + input bytes`` (docs/instance-format.md §5.9; 0 under the
     weights-only model ``memory: params``). The peak is a max over
     the device's layers, modelled by one integer per device bounded below by each present layer;
     the capacity constraint itself is that of the placement IP of Tarnawski et al. (NeurIPS 2020),

@@ -1,4 +1,4 @@
-"""The metrics of spec section 5 as float linear forms, the objective, deadline and energy budgets.
+"""The metrics of docs/instance-format.md §5 as float linear forms, the objective, deadline and energy budgets.
 
 Metrics are :class:`formulation.cp.scaling.FloatForm` objects in base units (s, J, USD) over the
 placement/shipping literals and, where a schedule or a max is involved, tick variables (parallel
@@ -71,7 +71,7 @@ def energy_form(
     idle: Idle | None,
     seq_latency: FloatForm | None,
 ) -> FloatForm:
-    """Energy of device d (J per inference), spec section 5.
+    """Energy of device d (J per inference), docs/instance-format.md §5.6.
 
     ``E[d] = p_active[d] sum_v t(v, d) x[v, d] + sum_(t,b) tx[d, b] occ[t, d, b] send[t, d, b]
     (each tensor once, at its largest value, on a send_once device)
@@ -107,7 +107,7 @@ def energy_form(
 
 
 def cost_form(inst: Instance, pv: PlacementVars) -> FloatForm:
-    """``sum price[d] t(v, d) x[v, d] + sum price[a, b] bytes[t] send[t, a, b]`` (USD, spec section 5)."""
+    """``sum price[d] t(v, d) x[v, d] + sum price[a, b] bytes[t] send[t, a, b]`` (USD, docs/instance-format.md §5.7)."""
     s, g = inst.system, inst.graph
     form = FloatForm()
     for (v, d), lit in pv.x.items():
@@ -118,7 +118,7 @@ def cost_form(inst: Instance, pv: PlacementVars) -> FloatForm:
 
 
 def objective_form(inst: Instance, metrics: Mapping[str, FloatForm]) -> FloatForm:
-    """``sum_metric weight * metric`` (spec section 5, weighted; a plain objective has weight 1)."""
+    """``sum_metric weight * metric`` (docs/instance-format.md §5.8; a plain objective has weight 1)."""
     total = FloatForm()
     for name, w in inst.problem.objective.terms().items():
         if w:
@@ -134,7 +134,7 @@ def add_objective(model: cp_model.CpModel, form: FloatForm) -> IntegerForm:
 
 
 def add_deadline(model: cp_model.CpModel, inst: Instance, latency: FloatForm) -> None:
-    """``L <= deadline`` (spec section 4), imposed with the rounding margin of
+    """``L <= deadline`` (docs/instance-format.md §4.4), imposed with the rounding margin of
     :func:`formulation.cp.scaling.add_upper_bound`."""
     deadline = inst.problem.constraints.deadline_s
     if deadline is not None:
@@ -142,7 +142,7 @@ def add_deadline(model: cp_model.CpModel, inst: Instance, latency: FloatForm) ->
 
 
 def add_energy_budgets(model: cp_model.CpModel, inst: Instance, energy: Mapping[int, FloatForm]) -> None:
-    """``E[d] <= budget[d]`` for every budgeted device (spec section 4, whether or not d is in
+    """``E[d] <= budget[d]`` for every budgeted device (docs/instance-format.md §4.4, whether or not d is in
     ``energy_scope``), with the rounding margin and the evaluator's absolute tolerance."""
     s = inst.system
     for dev, budget in inst.problem.constraints.energy_budget_j.items():

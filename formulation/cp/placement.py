@@ -1,4 +1,4 @@
-"""Placement booleans and tensor shipping for CP-SAT (spec section 5, "sent once per device").
+"""Placement booleans and tensor shipping for CP-SAT (docs/instance-format.md §5.2, "sent once per device").
 
 Variables (``T = n + m`` tensors, ``k`` devices):
 
@@ -81,7 +81,7 @@ def _and(model: cp_model.CpModel, a: Lit, b: Lit, name: str) -> Lit:
 def add_placement(model: cp_model.CpModel, inst: Instance, masks: Masks) -> PlacementVars:
     """Placement, shipping and link constraints.
 
-    Constraints (DADS, Hu et al., IEEE INFOCOM 2019, for placement and shipping; spec section 5):
+    Constraints (DADS, Hu et al., IEEE INFOCOM 2019, for placement and shipping; docs/instance-format.md §5.2):
 
     * ``sum_d x[v, d] = 1`` for every layer (``x[v, d]`` exists only where ``allowed``/``private``
       permit d, so both constraints of the spec hold by construction);

@@ -1,7 +1,7 @@
 """Static tables of the CP-SAT model: which placements and transfers can occur, and their ticks.
 
 Everything here is numpy over the instance; no CP-SAT variable is created. The tables follow the
-cost model of spec section 5 (``formulation/evaluator/batch.py`` is the reference):
+cost model of docs/instance-format.md §5 (``formulation/evaluator/batch.py`` is the reference):
 
 * tensor ``t`` (layer output ``t < n`` or model input ``n + j``) is *produced* on the device of its
   layer, or on the source for model inputs;

@@ -63,7 +63,7 @@ def comm_items(
 def busy_items(
     model: cp_model.CpModel, inst: Instance, pv: PlacementVars, tables: TimeTables, d: int
 ) -> list[tuple[Lit, int]]:
-    """Terms of ``compute + sending + receiving`` of device d (spec section 5, energy), from the
+    """Terms of ``compute + sending + receiving`` of device d (docs/instance-format.md §5.6), from the
     rounded-*down* tables (the idle time it bounds is then never under-estimated)."""
     items: list[tuple[Lit, int]] = [(lit, int(tables.comp_lo[v, dd])) for (v, dd), lit in pv.x.items() if dd == d]
     return items + comm_items(model, inst, pv, tables.occ_lo, d)
@@ -96,7 +96,7 @@ def add_parallel_schedule(
       ``S[v] >= E[u] + dur[u, a, b]``; a model input read on ``b != source`` gives
       ``S[v] >= dur[input, source, b]`` (communication delays as in the scheduling-with-
       communication-delays ILPs of Venugopalan and Sinnen, IEEE TPDS 2015). Transfers never wait
-      for a channel: they are concurrent (spec section 5), and the delay of a tensor read by
+      for a channel: they are concurrent (docs/instance-format.md §5.4), and the delay of a tensor read by
       several layers on b is the same single transfer;
     * ``L >= E[o]`` for every model output o, and ``L >= E[o] + dur[o, a, sink]`` when
       ``x[o, a]`` with ``a != sink``;
@@ -169,7 +169,7 @@ class Period:
 def add_period(model: cp_model.CpModel, inst: Instance, pv: PlacementVars, tables: TimeTables, cap: int) -> Period:
     """``P >= busy[d]`` for every device and ``P >= busy[a -> b]`` for every channel; ``P <= cap``.
 
-    The pipelined period (spec section 5, throughput): the min-max (bottleneck) objective of
+    The pipelined period (docs/instance-format.md §5.5): the min-max (bottleneck) objective of
     pipeline partitioning, as in PipeDream (Narayanan et al., SOSP 2019) and Tarnawski et al.
     (NeurIPS 2020). A device's busy time is its compute, plus its sending and receiving when its
     communication does not overlap compute (``comm_overlap: false``, the accelerator load of
@@ -211,7 +211,7 @@ def add_idle(
 ) -> Idle:
     """``idle[d] >= L - compute[d] - sending[d] - receiving[d]`` and ``idle[d] >= 0`` (parallel mode).
 
-    The idle term ``max(0, L - busy)`` of the energy model (spec section 5; the idle/active split of
+    The idle term ``max(0, L - busy)`` of the energy model (docs/instance-format.md §5.6; the idle/active split of
     Neurosurgeon's mobile energy, Kang et al., ASPLOS 2017). In parallel mode a device's busy time
     can exceed ``L`` (its transfers overlap each other and its compute), hence the max. Bounding
     from below is exact because idle power is non-negative and idle time only appears with

@@ -1,4 +1,4 @@
-"""The evaluator: the single implementation of the cost model (spec section 5).
+"""The evaluator: the single implementation of the cost model (docs/instance-format.md §5).
 
 Every solver's placement is re-evaluated here; reported objectives are the evaluator's values.
 """

@@ -1,4 +1,4 @@
-"""The cost model of spec section 5, vectorised over many placements at once.
+"""The cost model of docs/instance-format.md §5, vectorised over many placements at once.
 
 This module is the one implementation of the cost model: :func:`formulation.evaluator.evaluate`
 (one placement, with readable reports) and the ``brute`` solver (hundreds of thousands of
@@ -48,7 +48,7 @@ class TransferTables:
 
 
 def transfer_tables(inst: Instance, P: IntArray) -> TransferTables:
-    """Tensor shipping of spec section 5: each tensor is sent once to each device that needs it.
+    """Tensor shipping (docs/instance-format.md §5.2): each tensor is sent once to each device that needs it.
 
     A tensor produced on ``a`` is needed on ``b != a`` if a layer on ``b`` consumes it, or it is a
     model output and ``b`` is the sink.
@@ -83,7 +83,7 @@ def transfer_tables(inst: Instance, P: IntArray) -> TransferTables:
 
 @dataclass(frozen=True)
 class BatchMetrics:
-    """Every metric of spec section 5 for N placements (SI units).
+    """Every metric of docs/instance-format.md §5 for N placements (SI units).
 
     Attributes mirror :class:`formulation.evaluator.Evaluation`; arrays have a leading axis N.
     Metrics that depend on the latency ``L`` (energy, objective, deadline) are methods taking ``L``
@@ -153,7 +153,7 @@ class BatchMetrics:
         return self.latency_sequential
 
     def energy(self, L: FloatArray | None = None) -> FloatArray:
-        """(N, k) energy per device per inference, spec section 5.
+        """(N, k) energy per device per inference, docs/instance-format.md §5.6.
 
         ``active * compute + tx + rx + idle * max(0, L - compute - sending - receiving)``.
         """

@@ -1,4 +1,4 @@
-"""Evaluate one placement: every metric of spec section 5 and every violation, in words."""
+"""Evaluate one placement: every metric of docs/instance-format.md §5 and every violation, in words."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class Evaluation:
         }[name]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready metrics (base units, as in spec section 6)."""
+        """JSON-ready metrics (base units, docs/instance-format.md §6.3)."""
         return {
             "latency_s": self.latency_s,
             "latency_sequential_s": self.latency_sequential_s,

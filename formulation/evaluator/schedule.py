@@ -1,6 +1,6 @@
 """Parallel-latency schedules: the default list schedule, schedule checking, and the optimal schedule.
 
-Semantics (spec section 5, *latency, parallel*): each device runs one layer at a time without
+Semantics (docs/instance-format.md §5.4): each device runs one layer at a time without
 preemption; transfers run concurrently with compute and with each other; a layer starts when every
 input tensor is on its device; a tensor produced on ``a`` arrives on ``b != a`` at
 ``finish + latency(a, b) + bytes / bandwidth(a, b)`` (model inputs are produced on the source at

@@ -1,4 +1,4 @@
-"""Monetary cost per inference (spec section 5)::
+"""Monetary cost per inference (docs/instance-format.md §5.7)::
 
     cost = sum_{v, d} price(d) t(v, d) x[v, d] + sum_{(t, a, b)} price(a, b) bytes(t) z[t, a, b]
 

@@ -1,4 +1,4 @@
-"""Energy per inference, including the idle term tied to the latency (spec section 5).
+"""Energy per inference, including the idle term tied to the latency (docs/instance-format.md §5.6).
 
 For device ``d``, with ``comp[d] = sum_v t(v, d) x[v, d]`` and the occupied times
 ``send[d] = sum_{(t, d, b)} occ z`` and ``recv[d] = sum_{(t, a, d)} occ z``::

@@ -1,4 +1,4 @@
-"""Sequential latency (spec section 5): every layer and transfer runs one after another.
+"""Sequential latency (docs/instance-format.md §5.3): every layer and transfer runs one after another.
 
 As in Neurosurgeon (Kang et al., ASPLOS 2017) and DADS (Hu et al., INFOCOM 2019), the latency is
 the sum of the layers' compute times and of the transfers' times; with transfers counted once per

@@ -1,4 +1,4 @@
-"""The objective: a weighted sum of metric columns (spec section 5, *weighted*)::
+"""The objective: a weighted sum of metric columns (docs/instance-format.md §5.8)::
 
     minimise  sum_m w[m] metric[m]     m in {latency, throughput (the period), energy, cost}
 

@@ -1,4 +1,4 @@
-"""Parallel latency as a disjunctive scheduling model (spec section 5, *latency, parallel*).
+"""Parallel latency as a disjunctive scheduling model (docs/instance-format.md §5.4).
 
 The model is the classic disjunctive formulation of Manne ("On the job-shop scheduling problem",
 Operations Research 8(2), 1960) with start-time variables and big-M order variables, extended with

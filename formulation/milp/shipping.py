@@ -1,12 +1,12 @@
-"""Shipping variables: each tensor is sent once to each device that needs it (spec section 5).
+"""Shipping variables: each tensor is sent once to each device that needs it (docs/instance-format.md §5.2).
 
 A tensor ``t`` produced on device ``a`` (layer ``t``'s device, or the source for a model input) is
 needed on ``b != a`` when some consumer of ``t`` runs on ``b``, or ``t`` is a model output and ``b``
 is the sink; it is then sent once over ``a -> b`` whatever the number of consumers on ``b``.
 Counting transfers per receiving device rather than per edge is what makes the cost of a tensor
 read by several layers on one device right; the "send once" variables are also much stronger than
-per-edge-per-pair products (see ECOSYSTEM notes and Tarnawski et al., NeurIPS 2020, who model
-communication per tensor and destination in the same way).
+per-edge-per-pair products (Tarnawski et al., NeurIPS 2020, model communication per tensor and
+destination in the same way).
 
 Variables, for each tensor ``t``, receiving device ``b`` and candidate producer device ``a != b``
 with a link ``a -> b``: ``z[t, a, b] in [0, 1]`` (continuous; integral whenever ``x`` is), 1 when
@@ -18,7 +18,7 @@ with a link ``a -> b``: ``z[t, a, b] in [0, 1]`` (continuous; integral whenever 
 
 For a model input, ``p`` is the source: ``x[p, b] = 0`` for ``b != source`` and the ``src`` rows
 vanish. When no candidate ``a`` has a link to ``b``, the sum is empty and ``need`` reads
-``x[c, b] <= x[p, b]`` (no implicit routing, spec section 3).
+``x[c, b] <= x[p, b]`` (no implicit routing, docs/instance-format.md §3.2).
 
 The three families make ``z`` exact in both directions (``z = x[p, a] * OR_c x[c, b]``): the
 ``only`` rows matter because in parallel mode the idle-energy term rewards send time, so a

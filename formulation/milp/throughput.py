@@ -1,4 +1,4 @@
-"""Throughput: the pipelining period as a min-max (bottleneck) objective (spec section 5).
+"""Throughput: the pipelining period as a min-max (bottleneck) objective (docs/instance-format.md §5.5).
 
 For a stream of inferences the period is the largest busy time per inference of any device or any
 link direction (the bottleneck formulation of pipeline-parallel placement, e.g. PipeDream,

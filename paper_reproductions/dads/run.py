@@ -194,7 +194,7 @@ def run(fast: bool) -> Outcome:
     notes = [
         "Edge device: the catalogue Raspberry Pi 3B (5.8 GFLOP/s effective, 2.5 GB/s); cloud: V100. The paper's "
         "prototype hardware and its measured per-layer times are not used; our times come from the roofline "
-        "model of spec section 5 with catalogue figures.",
+        "model of docs/instance-format.md §5.1 with catalogue figures.",
         "DSL is exact (minimum cut certified against the evaluator); the chain cut enumerates every prefix of the "
         "topological order and keeps the evaluator's best, as Neurosurgeon does on a DAG.",
     ]

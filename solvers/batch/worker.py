@@ -205,7 +205,7 @@ def result_row(task: Task, res: Result, outcome: str) -> dict[str, Any]:
 def failure_row(task: Task, outcome: str, message: str) -> dict[str, Any]:
     """The row of a task that produced no Result (error before solving, timeout, crash, memory).
 
-    ``status`` follows spec section 6: a timeout is ``time_limit_no_solution`` (termination
+    ``status`` follows docs/instance-format.md §6.2: a timeout is ``time_limit_no_solution`` (termination
     ``time_limit``); every other failure is ``error``. ``outcome`` says which failure it was.
     """
     timeout = outcome == "timeout"

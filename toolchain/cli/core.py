@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--option", "-o", help="Raw backend option KEY=VALUE.")
         ] = None,
         as_json: Annotated[
-            bool, typer.Option("--json", help="Print the result as JSON (spec section 6).")
+            bool, typer.Option("--json", help="Print the result as JSON (docs/instance-format.md §6).")
         ] = False,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result here.")] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,

@@ -1,4 +1,4 @@
-"""Deadline and energy budgets (spec section 4): bounds on metric columns.
+"""Deadline and energy budgets (docs/instance-format.md §4.4): bounds on metric columns.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Contiguity: each device's layer set is convex in the DAG (spec section 4, ``contiguous``).
+"""Contiguity: each device's layer set is convex in the DAG (docs/instance-format.md §4.4, ``contiguous``).
 
 A set ``S`` of layers is convex when no path leaves ``S`` and re-enters it. Following the
 contiguity constraints of Tarnawski, Phanishayee, Devanur, Mahajan and Nina Paravecino ("Efficient

@@ -1,4 +1,4 @@
-"""At most ``K`` devices execute layers (spec section 4, ``max_devices``).
+"""At most ``K`` devices execute layers (docs/instance-format.md §4.4, ``max_devices``).
 
 With a usage indicator ``u[d] in {0, 1}`` per device (the facility-opening variables of the
 capacitated facility location MILP, Balinski, Naval Research Logistics Quarterly 12(2), 1965)::

@@ -1,4 +1,4 @@
-"""Device memory (spec section 5): parameters of the device's layers plus its peak working set.
+"""Device memory (docs/instance-format.md §5.9): parameters of the device's layers plus its peak working set.
 
 For device ``d`` with capacity ``mem(d)``, ``peak(v) = workspace(v) + output(v) + input bytes(v)``::
 

@@ -3,13 +3,13 @@
 Each rule is an inequality ``x[v, d] = 0`` for the pairs it forbids; the placement builder imposes
 it by not creating the column at all, which is exact and shrinks the model.
 
-* **allowed** (spec section 4): ``x[v, d] = 0`` for every device ``d`` not listed for layer ``v``.
+* **allowed** (docs/instance-format.md §4.4): ``x[v, d] = 0`` for every device ``d`` not listed for layer ``v``.
 * **private**: a private tensor exists on its producer's device and on every device it is sent
   to, i.e. on the devices of all its consumers, so ``x[v, d] = 0`` for untrusted ``d`` whenever
   ``v`` produces or reads a private tensor (:attr:`formulation.model.Instance.private_mask`). A
   private model input on an untrusted source, or a private output that must reach an untrusted
   sink, makes every placement infeasible.
-* **links** (spec section 3, no implicit routing): a layer reading a model input may run on
+* **links** (docs/instance-format.md §3.2, no implicit routing): a layer reading a model input may run on
   ``d != source`` only if the link ``source -> d`` exists; a model output may run on ``d != sink``
   only if ``d -> sink`` exists. (Links between two layers' devices are handled by the shipping
   rows of :mod:`formulation.milp.shipping`, since both ends are variables.)
@@ -33,7 +33,7 @@ from formulation.model import BoolArray, Instance
 
 
 def peak_bytes(inst: Instance) -> np.ndarray:
-    """Per-layer working set ``workspace + output + input bytes`` (spec section 5, memory)."""
+    """Per-layer working set ``workspace + output + input bytes`` (docs/instance-format.md §5.9)."""
     g = inst.graph
     return np.asarray(g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer, dtype=float)
 
