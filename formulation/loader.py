@@ -374,6 +374,7 @@ def _build_problem(sec: _Section, raw: Any, graph: Graph | None, system: System 
         allowed=MappingProxyType({lay: _dedupe(devs) for lay, devs in c.allowed.items()}),
         private=_dedupe(c.private),
         contiguous=c.contiguous,
+        pipeline=c.pipeline,
         max_devices=c.max_devices,
         colocate=tuple(_dedupe(group) for group in c.colocate),
         memory_model="params" if c.memory == "params" else "peak",
@@ -598,6 +599,8 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
     }
     memory: bool | str = "params" if c.memory and c.memory_model == "params" else c.memory
     constraints: dict[str, Any] = {"memory": memory, "contiguous": c.contiguous}
+    if c.pipeline:
+        constraints["pipeline"] = True
     constraints.update({k: v for k, v in optional.items() if v is not None})
     objective: Any = {"weighted": p.objective.weights} if p.objective.kind == "weighted" else p.objective.kind
     problem: dict[str, Any] = {"objective": objective, "execution": p.execution}

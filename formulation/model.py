@@ -43,6 +43,7 @@ CONSTRAINT_KINDS = (
     "max_devices",
     "colocate",
     "memory_params",
+    "pipeline",
 )
 """Constraint kinds as solvers declare them. ``memory_params`` is the memory constraint under the
 weights-only memory model (``constraints.memory: params``); ``memory`` is the spec's
@@ -432,6 +433,9 @@ class Constraints:
     max_devices: int | None = None
     colocate: tuple[tuple[str, ...], ...] = ()
     """Groups of layers that must run on one device (each group on a single device)."""
+    pipeline: bool = False
+    """The devices' layer sets are the stages of a pipeline: the devices can be ordered so that every
+    edge between two devices goes forward (``formulation.evaluator.pipeline_order``)."""
     memory_model: Literal["peak", "params"] = "peak"
     """What counts against a device's memory: ``peak`` (docs/instance-format.md §5.9: parameters plus the peak
     working set) or ``params`` (parameters only, e.g. weights-resident accelerators whose
@@ -562,6 +566,8 @@ class Instance:
             act.add("private")
         if c.contiguous:
             act.add("contiguous")
+        if c.pipeline and s.k > 1:
+            act.add("pipeline")
         if c.max_devices is not None and c.max_devices < s.k:
             act.add("max_devices")
         if self.colocate_classes:

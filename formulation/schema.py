@@ -249,6 +249,11 @@ class ConstraintsSpec(_Strict):
     )
     private: list[Id] = Field(default_factory=list, description="tensors allowed only on trusted devices")
     contiguous: bool = Field(False, description="each device's layer set must be convex in the DAG")
+    pipeline: bool = Field(
+        False,
+        description="the devices' layer sets are pipeline stages: the devices can be ordered so that every "
+        "edge between two devices goes forward",
+    )
     max_devices: int | None = Field(None, ge=1, description="at most this many devices execute layers")
     colocate: list[NonEmptyIds] = Field(
         default_factory=list, description="groups of layers that must run on one device [[layer, ...], ...]"

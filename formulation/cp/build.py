@@ -36,6 +36,7 @@ from formulation.cp.objective import (
     sequential_latency_form,
     ticks_form,
 )
+from formulation.cp.pipeline import add_pipeline
 from formulation.cp.placement import PlacementVars, add_placement
 from formulation.cp.scaling import ByteUnit, FloatForm, IntegerForm, ticks_max_for
 from formulation.cp.tables import Masks, TimeTables, build_masks, build_time_tables
@@ -227,6 +228,7 @@ def build_cp_model(
     add_private_static(model, inst)
     add_max_devices(model, inst, pv)
     add_contiguity(model, inst, pv, masks)
+    add_pipeline(model, inst, pv)
     bytes_unit = add_memory(model, inst, pv)
     if symmetry:
         add_symmetry_breaking(model, inst, pv)

@@ -5,6 +5,7 @@ Every solver's placement is re-evaluated here; reported objectives are the evalu
 
 from formulation.evaluator.batch import REL_TOL, BatchMetrics, batch_metrics, convex_sets, transfer_tables
 from formulation.evaluator.evaluate import Evaluation, Transfer, Violation, evaluate
+from formulation.evaluator.pipeline import pipeline_order, pipeline_sets
 from formulation.evaluator.schedule import (
     ScheduleSearchLimit,
     check_schedule,
@@ -29,5 +30,7 @@ __all__ = [
     "makespan_lower_bound_many",
     "makespan_of",
     "optimal_makespan",
+    "pipeline_order",
+    "pipeline_sets",
     "transfer_tables",
 ]

@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from formulation.evaluator.pipeline import pipeline_sets
 from formulation.evaluator.schedule import list_schedule_many
 from formulation.model import BoolArray, FloatArray, Instance, IntArray
 
@@ -306,6 +307,8 @@ def _static_violations(
         )
     if c.contiguous:
         out["contiguous"] = np.asarray(~convex_sets(inst, onehot).all(axis=1))
+    if c.pipeline:
+        out["pipeline"] = np.asarray(~pipeline_sets(inst, P))
     if c.max_devices is not None:
         out["max_devices"] = np.asarray(onehot.any(axis=1).sum(axis=1) > c.max_devices)
     if inst.colocate_classes:

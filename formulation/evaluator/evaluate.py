@@ -263,6 +263,11 @@ def _explain(inst: Instance, P: npt.NDArray[np.int64], kind: str, bm: Any, L: An
         return [
             "the layers of some device do not form a convex set of the DAG (a path leaves and re-enters it)"
         ]
+    if kind == "pipeline":
+        return [
+            "the devices cannot be ordered so that every edge between two devices goes forward "
+            "(the quotient graph of the placement has a cycle)"
+        ]
     if kind == "colocate":
         return [
             f"layers {[lay[v] for v in cls]} must run on one device; they run on "

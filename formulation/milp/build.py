@@ -17,6 +17,7 @@ from formulation.milp.constraints.colocate import add_colocation
 from formulation.milp.constraints.contiguous import add_contiguity
 from formulation.milp.constraints.max_devices import add_max_devices
 from formulation.milp.constraints.memory import add_memory
+from formulation.milp.constraints.pipeline import add_pipeline
 from formulation.milp.constraints.symmetry import add_symmetry_breaking
 from formulation.milp.context import MilpContext
 from formulation.milp.cost import add_cost
@@ -110,6 +111,8 @@ def build_milp(
     add_energy_budgets(ctx)
     if c.contiguous:
         add_contiguity(ctx)
+    if c.pipeline:
+        add_pipeline(ctx)
     add_max_devices(ctx)
     add_colocation(ctx)
     if symmetry:
