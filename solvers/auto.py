@@ -6,12 +6,14 @@ capabilities cover the instance is used, and the Result records which one and wh
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 
 from formulation.model import Instance
 from solvers.base import RawSolution, Solver
 from solvers.options import SolverOptions, UnsupportedProblem
-from solvers.result import Result
+from solvers.result import Result, Status, Termination
 
 #: (solver name, why it is preferred) in order of preference: polynomial special cases first,
 #: then the general exact engines, then enumeration for tiny cases.
@@ -63,18 +65,14 @@ class AutoSolver(Solver):
     supported_options = frozenset({"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"})
     description = "picks the fastest exact method whose capabilities match the problem"
 
-    def choose(self, inst: Instance, options: SolverOptions) -> tuple[Solver, str]:
-        """The solver to use and the reason.
-
-        Raises
-        ------
-        UnsupportedProblem
-            When no registered exact solver covers the instance.
-        """
+    def applicable(self, inst: Instance, options: SolverOptions) -> tuple[list[tuple[Solver, str]], list[str]]:
+        """Every registered exact solver that covers ``inst``, in preference order, with the reason;
+        and the refusals (``"name: why"``) of the others."""
         from solvers.registry import get_solver, names
 
         registered = set(names())
-        refused = []
+        refused: list[str] = []
+        out: list[tuple[Solver, str]] = []
         for name, why in candidates(inst):
             if name not in registered:
                 continue
@@ -84,8 +82,23 @@ class AutoSolver(Solver):
             except Exception as exc:
                 refused.append(f"{name}: {exc}")
                 continue
-            return solver, why
-        raise UnsupportedProblem(f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused))
+            out.append((solver, why))
+        return out, refused
+
+    def choose(self, inst: Instance, options: SolverOptions) -> tuple[Solver, str]:
+        """The solver to use first and the reason.
+
+        Raises
+        ------
+        UnsupportedProblem
+            When no registered exact solver covers the instance.
+        """
+        chain, refused = self.applicable(inst, options)
+        if not chain:
+            raise UnsupportedProblem(
+                f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
+            )
+        return chain[0]
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         self.choose(inst, options)
@@ -94,13 +107,82 @@ class AutoSolver(Solver):
         raise NotImplementedError("AutoSolver.solve dispatches to the chosen solver")
 
     def solve(self, inst: Instance, options: SolverOptions | None = None) -> Result:
-        """Choose a method, solve with it, and record the choice."""
+        """Solve with the first applicable method; fall back to the next one when it fails.
+
+        A method is left when its result is an error (a backend failure, an objective the
+        evaluator contradicts, a non-finite objective), when it stopped at an internal limit
+        (iteration limit, interruption) or claimed optimality it could not prove
+        (:func:`leave_reason`). ``result.extra["tried"]`` lists each method left and why; a time
+        limit is shared: each fallback gets what the earlier ones left.
+        """
         options = options or SolverOptions()
         t0 = time.perf_counter()
-        solver, why = self.choose(inst, options)
-        res = solver.solve(inst, options)
-        res.method = solver.name
-        res.solver = self.name
-        res.message = (f"auto chose {solver.name!r}: {why}. " + res.message).strip()
-        res.wall_time_s = time.perf_counter() - t0
-        return res
+        chain, refused = self.applicable(inst, options)
+        if not chain:
+            raise UnsupportedProblem(
+                f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
+            )
+        tried: list[dict[str, str]] = [
+            {"solver": r.split(":", 1)[0], "reason": "refused: " + r.split(":", 1)[1].strip()}
+            for r in refused
+            if NUMERIC_REFUSAL in r
+        ]
+        kept: Result | None = None
+        for i, (solver, why) in enumerate(chain):
+            opts = options
+            if options.time_limit_s is not None:
+                left = options.time_limit_s - (time.perf_counter() - t0)
+                if left <= 0 and i > 0:
+                    break
+                opts = replace(options, time_limit_s=max(left, 1e-3))
+            res = solver.solve(inst, opts)
+            reason = leave_reason(res)
+            res.method = solver.name
+            res.solver = self.name
+            res.message = (f"auto chose {solver.name!r}: {why}. " + res.message).strip()
+            if kept is None or _better(res, kept):
+                kept = res
+            if reason is None:
+                kept = res
+                break
+            tried.append({"solver": solver.name, "reason": reason})
+        assert kept is not None
+        left_names = [t["solver"] for t in tried if not t["reason"].startswith("refused")]
+        if left_names and kept.method not in left_names:
+            kept.message += " (after leaving " + "; ".join(
+                f"{t['solver']!r}: {t['reason']}" for t in tried if t["solver"] in left_names
+            ) + ")"
+        kept.extra["tried"] = tried
+        kept.wall_time_s = time.perf_counter() - t0
+        return kept
+
+
+#: Words of :class:`formulation.numerics.NumericallyUnsafe` messages, to list such refusals as tried.
+NUMERIC_REFUSAL = "outside the range"
+
+#: Terminations that mean an engine stopped at one of its own limits, not the user's.
+_INTERNAL_LIMITS = frozenset(
+    {Termination.ITERATION_LIMIT, Termination.INTERRUPTED, Termination.ERROR, Termination.UNBOUNDED}
+)
+
+
+def leave_reason(res: Result) -> str | None:
+    """Why ``auto`` leaves this result for the next method, or ``None`` to keep it."""
+    if res.status == Status.ERROR:
+        return "error: " + (res.message or res.termination.value)
+    if res.status == Status.OPTIMAL and (res.objective is None or not math.isfinite(res.objective)):
+        return f"non-finite objective {res.objective!r}"
+    if res.termination in _INTERNAL_LIMITS:
+        return f"stopped at an internal limit ({res.termination.value})"
+    if res.status == Status.FEASIBLE and res.termination == Termination.OPTIMAL:
+        return f"claimed optimality it could not prove (gap {res.gap:.3g})"
+    return None
+
+
+def _better(a: Result, b: Result) -> bool:
+    """``a`` holds a better answer than ``b`` (a solution beats none; lower objective, then gap)."""
+    if a.has_solution != b.has_solution:
+        return a.has_solution
+    if not a.has_solution:
+        return b.status == Status.ERROR and a.status != Status.ERROR
+    return (a.objective or math.inf, a.gap) < (b.objective or math.inf, b.gap)

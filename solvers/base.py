@@ -196,12 +196,13 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
         extra=dict(raw.extra),
     )
     if raw.placement is None:
-        if raw.termination == Termination.INFEASIBLE:
+        if raw.termination == Termination.INFEASIBLE and solver.exact:
             res.status = Status.INFEASIBLE
         elif raw.termination == Termination.TIME_LIMIT:
             res.status = Status.TIME_LIMIT_NO_SOLUTION
-        elif raw.termination == Termination.COMPLETED:
-            res.status = Status.INFEASIBLE
+        elif raw.termination in (Termination.COMPLETED, Termination.INFEASIBLE):
+            # only an exact method proves infeasibility; a heuristic merely found nothing
+            res.status = Status.NO_SOLUTION_FOUND
             res.message = res.message or "no feasible placement found (not a proof of infeasibility)"
         else:
             res.status = Status.ERROR
@@ -213,6 +214,26 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
     res.placement = ev.placement
     res.schedule = ev.schedule if inst.problem.execution == "parallel" else {}
     res.objective = ev.objective
+    if not math.isfinite(ev.objective):
+        # A placement of infinite (or undefined) objective is no solution: brute skips such
+        # placements, so an exact engine that returns one has either failed or met an instance with
+        # no finite placement, which it must prove as infeasibility instead.
+        res.gap = math.inf
+        if solver.exact or raw.termination == Termination.OPTIMAL:
+            res.status = Status.ERROR
+            res.message = (
+                f"the solver returned a placement whose objective is {ev.objective!r} (not finite); "
+                "it is not reported as a solution"
+            )
+        else:
+            res.status = Status.INFEASIBLE
+            res.message = res.message or f"the placement found has objective {ev.objective!r} (not finite)"
+        return res
+    if raw.solver_objective is not None and not math.isfinite(raw.solver_objective):
+        res.status = Status.ERROR
+        res.gap = math.inf
+        res.message = f"the solver reported the non-finite objective {raw.solver_objective!r}"
+        return res
     problems = []
     if raw.solver_objective is not None and math.isfinite(ev.objective):
         tol = _tolerance(ev.objective, raw.objective_atol)
@@ -226,7 +247,7 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
         if solver.exact or raw.termination == Termination.OPTIMAL:
             problems.append(f"the placement violates constraints: {reasons}")
         else:
-            res.status = Status.INFEASIBLE
+            res.status = Status.NO_SOLUTION_FOUND
             res.message = res.message or f"the placement found violates constraints: {reasons}"
             res.gap = math.inf
             return res
