@@ -1,11 +1,113 @@
-"""Errors raised for bad input, with the file, field path, offending value and what was expected."""
+"""The catalogue of errors dnnpart reports to users, and the exit code each one means.
+
+Every error a user can meet is one paragraph: the file, the field path inside it, the offending
+value and what was expected. The command line maps each class to an exit code in one place
+(``toolchain.cli.guard``):
+
+=============================  ====  ===========================================================
+class                          exit  meaning
+=============================  ====  ===========================================================
+:class:`DnnpartError`          n/a   base of the catalogue (carries ``exit_code``)
+:class:`BadInput`              2     something the user gave is wrong (file, option, value)
+:class:`InstanceError`         2     a problem inside an instance file, with its field path
+:class:`InstanceErrors`        2     several independent instance problems found in one pass
+:class:`InputLimitError`       2     an input beyond a configured limit (size, nesting, number)
+:class:`OutputPathError`       2     an output path that cannot be written (checked before solving)
+:class:`UntrustedCodeError`    2     user code named on the command line (a model factory) failed
+:class:`NoSolution`            1     the instance is infeasible or no solution was found
+:class:`EngineFailure`         1     a solver engine failed (crash, licence, missing executable)
+=============================  ====  ===========================================================
+
+Anything outside the catalogue is an internal error: exit 1 with the exception type named and a
+hint to rerun with ``DNNPART_DEBUG=1``, which shows the traceback.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+EXIT_OK, EXIT_NO_SOLUTION, EXIT_BAD_INPUT = 0, 1, 2
+"""Exit codes of every command: solved, infeasible or no solution (or an engine failure), bad input."""
 
-class InstanceError(Exception):
+#: Longest rendering of an offending value in a message.
+MAX_SHOWN = 120
+
+
+def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)``, cut to ``limit`` characters (huge integers are described, not converted).
+
+    Parameters
+    ----------
+    value : Any
+        The value to show.
+    limit : int
+        The longest text returned.
+
+    Returns
+    -------
+    str
+        The shortened representation.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1100:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        shown = repr(value)
+    except (ValueError, RecursionError):  # a huge int nested in a container, or a deep container
+        return f"a {type(value).__name__} too large to show"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+class Described:
+    """A value shown in a message as a description (unquoted), e.g. ``a file of 3000000 bytes``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class DnnpartError(Exception):
+    """Base of every error shown to users as one paragraph (never with a traceback).
+
+    Attributes
+    ----------
+    exit_code : int
+        The command line's exit status for this error.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def message(self) -> str:
+        """The one-paragraph message shown to the user."""
+        return str(self)
+
+
+class BadInput(DnnpartError):
+    """Something the user gave (a file, an option value) is wrong; the text says what and where."""
+
+
+class OutputPathError(BadInput):
+    """An output path that cannot be written; raised before any work whose result would be lost."""
+
+
+class UntrustedCodeError(BadInput):
+    """A model factory named on the command line (``MODULE:FACTORY``) could not be imported or failed."""
+
+
+class NoSolution(DnnpartError):
+    """The instance has no feasible placement, or the solver found none within its limits."""
+
+    exit_code = EXIT_NO_SOLUTION
+
+
+class EngineFailure(DnnpartError):
+    """A solver engine failed for reasons outside the input (crash, missing executable, licence)."""
+
+    exit_code = EXIT_NO_SOLUTION
+
+
+class InstanceError(BadInput):
     """A problem with an instance file (or an object built from one).
 
     Parameters
@@ -29,9 +131,7 @@ class InstanceError(Exception):
 
     def message(self) -> str:
         """The one-paragraph message shown to the user."""
-        shown = repr(self.value)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
+        shown = shorten(self.value)
         where = f"{self.file}: {self.path}" if self.path else self.file
         return f"{where}: got {shown}; expected {self.expected}"
 
@@ -49,3 +149,7 @@ class InstanceErrors(InstanceError):
         if len(lines) == 1:
             return lines[0]
         return f"{len(lines)} problems:\n" + "\n".join(f"  - {ln}" for ln in lines)
+
+
+class InputLimitError(InstanceError):
+    """An input beyond a configured limit: file size, nesting depth, or a number beyond float range."""

@@ -53,7 +53,7 @@ from formulation.schema import (
     validate_section,
 )
 from formulation.units import Kind, expected_text, parse_quantity
-from formulation.yamlio import ReferenceReader, load_file
+from formulation.yamlio import ReferenceReader, check_tree, load_file
 
 MAX_REFERENCE_DEPTH = 8
 """Longest chain of ``file:`` references followed for one section."""
@@ -129,8 +129,27 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
 # -- References ------------------------------------------------------------------------------------
 
 
-def _resolve(reader: ReferenceReader, value: Any, sec: _Section, base_dir: Path) -> tuple[Any, _Section]:
-    """The section data behind ``value`` and where it lives (``value`` itself when inline)."""
+#: The key that marks referenced data as a section of its kind (``model`` data lists ``layers``).
+_SECTION_KEYS = {"model": "layers", "system": "devices"}
+
+
+def _is_section(value: Any, kind: str) -> bool:
+    """Whether referenced data looks like a ``kind`` section (or a further reference) at all."""
+    if not isinstance(value, dict):
+        return False
+    return _SECTION_KEYS[kind] in value or (set(value) == {"file"} and isinstance(value["file"], str))
+
+
+def _resolve(
+    reader: ReferenceReader, value: Any, sec: _Section, base_dir: Path, kind: str
+) -> tuple[Any, _Section]:
+    """The section data behind ``value`` and where it lives (``value`` itself when inline).
+
+    Data read from a referenced file must look like a ``kind`` section (a mapping with its key,
+    e.g. ``layers``) before anything in it is shown: a reference may name any file inside the
+    fence, and a message quoting the content of a file that is not an instance file could leak
+    it (a key file, a password file). Such a file is refused without quoting it.
+    """
     seen: set[tuple[Path, str]] = set()
     for _ in range(MAX_REFERENCE_DEPTH):
         if not (isinstance(value, dict) and "file" in value):
@@ -140,6 +159,15 @@ def _resolve(reader: ReferenceReader, value: Any, sec: _Section, base_dir: Path)
         value, shown, key, real = reader.read(ref, naming_file=sec.file, site=site, base_dir=base_dir)
         if (real, key) in seen:
             raise InstanceError(sec.file, site, ref, "references that do not lead back to themselves")
+        if not _is_section(value, kind):
+            where = f"the key {key!r} of {shown}" if key else shown
+            raise InstanceError(
+                sec.file,
+                site,
+                ref,
+                f"a {kind} file: {where} should be a mapping with the key {_SECTION_KEYS[kind]!r} "
+                "(it is not; its content is not shown, since it may not be an instance file)",
+            )
         seen.add((real, key))
         sec, base_dir = _Section(shown, format_path([key]) if key else ""), real.parent
     if isinstance(value, dict) and "file" in value:
@@ -450,6 +478,7 @@ def load_instance_data(
         The first problem found, or :class:`~formulation.errors.InstanceErrors` listing several.
     """
     base = Path(base_dir) if base_dir is not None else None
+    check_tree(data, file)  # files are checked as they are read; in-memory data here
     return _build(data, file, base, allow_outside, None)
 
 
@@ -476,7 +505,7 @@ def _build(
     graph: Graph | None = None
     model_sec = _Section(file, "model")
     try:
-        raw, model_sec = _resolve(reader, header.model, model_sec, here)
+        raw, model_sec = _resolve(reader, header.model, model_sec, here, "model")
         spec = validate_section(ModelSpec, raw, file=model_sec.file, prefix=model_sec.prefix)
         graph = _build_graph(model_sec, spec, header.name)
     except InstanceError as exc:
@@ -486,7 +515,7 @@ def _build(
     table: dict[str, dict[str, float]] = {}
     system_sec = _Section(file, "system")
     try:
-        raw, system_sec = _resolve(reader, header.system, system_sec, here)
+        raw, system_sec = _resolve(reader, header.system, system_sec, here, "system")
         sys_spec = validate_section(SystemSpec, raw, file=system_sec.file, prefix=system_sec.prefix)
         system, table = _build_system(system_sec, sys_spec, graph)
     except InstanceError as exc:

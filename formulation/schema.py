@@ -22,7 +22,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -140,6 +140,30 @@ MemoryValue = Annotated[
 
 Id = Annotated[str, Field(min_length=1)]
 """An identifier (model input, layer or device)."""
+
+CHANNEL_SEPARATOR = "->"
+"""Joins two device ids into the name of a channel (``phone->cloud``) in metrics and results."""
+
+
+def _check_device_id(value: str) -> str:
+    # With '->' inside a device id, two different channels could share one name, and the metrics
+    # keyed by channel name (link_bytes, link_busy_s) would silently lose one of them.
+    if CHANNEL_SEPARATOR in value:
+        raise PydanticCustomError(
+            "device_id",
+            "{expected}",
+            {"expected": f"a device id without {CHANNEL_SEPARATOR!r} (it joins two device ids into a "
+             "channel name such as phone->cloud)"},
+        )
+    return value
+
+
+DeviceId = Annotated[
+    str,
+    Field(min_length=1, json_schema_extra={"not": {"pattern": CHANNEL_SEPARATOR}}),
+    AfterValidator(_check_device_id),
+]
+"""A device id: an identifier without the channel separator ``->``."""
 NonEmptyIds = Annotated[list[Id], Field(min_length=1)]
 
 
@@ -186,7 +210,7 @@ class ModelSpec(_Strict):
 class DeviceSpec(_Strict):
     """A device (docs/instance-format.md §3.1)."""
 
-    id: Id = Field(description="device id")
+    id: DeviceId = Field(description="device id (without '->', which joins device ids into channel names)")
     tier: Literal["end", "edge", "cloud", "other"] = Field("other", description="end | edge | cloud | other")
     compute: QuantityValue = _q("flop_rate", "effective compute rate (> 0)")
     memory_bandwidth: QuantityValue | None = _q(

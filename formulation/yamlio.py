@@ -10,10 +10,20 @@ was built with libyaml), plus three rules that plain ``yaml.safe_load`` lacks:
   Aliases to collections are allowed (anchoring a device template is a fair use), but an
   exponential "billion laughs" document fails after composing, before anything is expanded;
   a recursive alias (a collection containing itself) is an error too;
-* nesting deeper than :data:`MAX_DEPTH` levels is an error (no instance needs more than ~8).
+* nesting deeper than :func:`max_depth` levels is an error (no instance needs more than ~8).
 
 JSON is read with :mod:`json`; duplicate keys and the non-standard ``NaN``/``Infinity`` literals
 are errors. Syntax errors in either format name the line and column.
+
+Input limits, for YAML and JSON alike (each error names the file and the field path):
+
+* a file larger than :func:`max_file_bytes` (default 64 MiB, environment variable
+  ``DNNPART_MAX_FILE_BYTES``) is refused before it is read, and so is anything that is not a
+  regular file (a FIFO would block forever, ``/dev/zero`` never ends);
+* nesting deeper than :func:`max_depth` (default 64, environment variable ``DNNPART_MAX_DEPTH``)
+  is refused, also where the parser itself would run out of stack;
+* an integer beyond the range of a float (about 1.8e308) is refused with its field path: every
+  quantity becomes a float, and such an integer cannot.
 
 :class:`ReferenceReader` reads the files that ``{file: PATH#KEY}`` references name, and refuses
 those that resolve (after symlinks) outside a fence of directories, so that an instance file from
@@ -25,6 +35,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +44,118 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from formulation.errors import InstanceError
+from formulation.errors import BadInput, Described, InputLimitError, InstanceError
 
 MAX_ALIASES = 100
 """Most alias references (``*name``) one YAML document may use."""
 MAX_ALIAS_NODES = 100_000
 """Most nodes that expanding all aliases of one YAML document may add."""
 MAX_DEPTH = 64
-"""Deepest nesting of collections accepted."""
+"""Deepest nesting of collections accepted by default (see :func:`max_depth`)."""
+MAX_FILE_BYTES = 64 * 2**20
+"""Largest input file read by default (see :func:`max_file_bytes`)."""
+MAX_INT_DIGITS = 400
+"""Longest integer literal parsed at all (a float holds at most 309 digits before the point)."""
+
+_FLOAT_MAX = sys.float_info.max
+
+
+def _env_limit(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInput(f"environment variable {name}={raw!r}: expected a positive integer")
+    return value
+
+
+def max_file_bytes() -> int:
+    """The largest input file read: ``DNNPART_MAX_FILE_BYTES`` when set, else :data:`MAX_FILE_BYTES`."""
+    return _env_limit("DNNPART_MAX_FILE_BYTES", MAX_FILE_BYTES)
+
+
+def max_depth() -> int:
+    """The deepest nesting accepted: ``DNNPART_MAX_DEPTH`` when set, else :data:`MAX_DEPTH`."""
+    return _env_limit("DNNPART_MAX_DEPTH", MAX_DEPTH)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+def _too_deep(file: str, path: str, where: str = "") -> InputLimitError:
+    limit = max_depth()
+    return InputLimitError(
+        file,
+        path,
+        Described(f"nesting deeper than {limit}{where}"),
+        f"a shallower document (at most {limit} levels; the limit is set by DNNPART_MAX_DEPTH)",
+    )
+
+
+def _huge_int(file: str, path: str, value: Any) -> InputLimitError:
+    return InputLimitError(
+        file, path, value, "a number within the range of a float (at most about 1.8e308 in magnitude)"
+    )
+
+
+class _HugeInt:
+    """Stands for a JSON integer literal too long to convert, until its field path is known."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"an integer of {len(self.text)} digits"
+
+
+def _parse_json_int(text: str) -> Any:
+    return _HugeInt(text) if len(text) > MAX_INT_DIGITS else int(text)
+
+
+def _beyond_float(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000 \
+        and abs(value) > _FLOAT_MAX
+
+
+def check_tree(data: Any, file: str, prefix: str = "") -> None:
+    """Refuse data nested deeper than :func:`max_depth` or holding an integer beyond float range.
+
+    Parameters
+    ----------
+    data : Any
+        Parsed YAML or JSON (or in-memory instance data).
+    file : str
+        Name used in error messages.
+    prefix : str
+        Field path of ``data`` itself.
+
+    Raises
+    ------
+    InputLimitError
+        Naming the field path of the first offending value.
+    """
+    limit = max_depth()
+    stack: list[tuple[Any, str, int]] = [(data, prefix, 0)]
+    seen: set[int] = set()  # aliased YAML collections are shared objects: visit each once
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                raise _too_deep(file, path)
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                sub = f"{path}[{k}]" if isinstance(value, list) else _join(path, k)
+                stack.append((v, sub, depth + 1))
+        elif isinstance(value, _HugeInt) or _beyond_float(value):
+            raise _huge_int(file, path, value)
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -75,6 +188,7 @@ class _NodeChecker:
         self.sizes: dict[int, int] = {}  # id(node) -> node count after expanding aliases
         self.active: set[int] = set()
         self.aliases = 0
+        self.max_depth = max_depth()
 
     def check(self, root: Node) -> None:
         total = self.visit(root, "", 0)
@@ -104,9 +218,11 @@ class _NodeChecker:
             raise InstanceError(
                 self.file, path, f"recursive alias ({_where(node)})", "no collection that contains itself"
             )
-        if depth > MAX_DEPTH:
-            raise InstanceError(
-                self.file, path, f"nesting deeper than {MAX_DEPTH} ({_where(node)})", "a shallower document"
+        if depth > self.max_depth:
+            raise _too_deep(self.file, path, f" ({_where(node)})")
+        if isinstance(node, ScalarNode) and node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+            raise _huge_int(
+                self.file, path, Described(f"an integer of {len(node.value)} characters ({_where(node)})")
             )
         self.active.add(key)
         size = 1
@@ -180,7 +296,7 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
         if node is None:
             return None
         _NodeChecker(file, loader).check(node)
-        return loader.construct_document(node)
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
@@ -195,9 +311,13 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
     except yaml.YAMLError as exc:
         raise InstanceError(file, "", text[:80], f"valid YAML ({exc})") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a malformed !!timestamp
-        raise InstanceError(file, "", str(exc), "valid YAML values") from None
+        raise InstanceError(file, "", str(exc)[:200], "valid YAML values") from None
+    except RecursionError:
+        raise _too_deep(file, "") from None
     finally:
         loader.dispose()
+    check_tree(data, file)
+    return data
 
 
 class _JsonDuplicateError(Exception):
@@ -251,7 +371,14 @@ def load_json_text(text: str, file: str = "<string>") -> Any:
         they can be found) or a non-finite literal.
     """
     try:
-        return json.loads(text, object_pairs_hook=_pairs_without_duplicates, parse_constant=_reject_constant)
+        data = json.loads(
+            text,
+            object_pairs_hook=_pairs_without_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_parse_json_int,
+        )
+    except RecursionError:
+        raise _too_deep(file, "") from None
     except json.JSONDecodeError as exc:
         raise InstanceError(
             file,
@@ -274,6 +401,8 @@ def load_json_text(text: str, file: str = "<string>") -> Any:
         raise InstanceError(
             file, "", exc.key, f"each key once per JSON object; {exc.key!r} repeats"
         ) from None
+    check_tree(data, file)
+    return data
 
 
 def read_text(path: Path, display: str | None = None) -> str:
@@ -295,18 +424,81 @@ def read_text(path: Path, display: str | None = None) -> str:
     ------
     InstanceError
         If the file does not exist, is not a regular file, cannot be read, or is not UTF-8.
+    InputLimitError
+        If the file is larger than :func:`max_file_bytes`.
     """
     name = display or str(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InstanceError(name, "", str(path), "an existing file") from None
-    except IsADirectoryError:
-        raise InstanceError(name, "", str(path), "a file, not a directory") from None
+        return read_bytes(path, name).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InstanceError(name, "", f"byte {exc.start}", "a UTF-8 text file") from None
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_bytes(path: Path, display: str | None = None, limit: int | None = None) -> bytes:
+    """Read a regular file of at most ``limit`` bytes (default :func:`max_file_bytes`).
+
+    The file is examined before it is opened: a FIFO, a device or a directory is refused (reading
+    one could block forever or never end), and so is a file over the limit.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    display : str, optional
+        The name to use in error messages; default ``str(path)``.
+    limit : int, optional
+        The largest size accepted.
+
+    Returns
+    -------
+    bytes
+        The file's content.
+
+    Raises
+    ------
+    InstanceError
+        If the file does not exist, is not a regular file or cannot be read.
+    InputLimitError
+        If it is larger than the limit.
+    """
+    name = display or str(path)
+    limit = max_file_bytes() if limit is None else limit
+    try:
+        st = os.stat(path)
+        kind = next((text for test, text in _KINDS if test(st.st_mode)), None)
+        if kind is not None or not stat.S_ISREG(st.st_mode):
+            raise InstanceError(name, "", str(path), f"a regular file, not {kind or 'a special file'}")
+        if st.st_size > limit:
+            raise _too_big(name, st.st_size, limit)
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise InstanceError(name, "", str(path), "an existing file") from None
+    except NotADirectoryError:
+        raise InstanceError(name, "", str(path), "an existing file (a folder on its path is a file)") from None
     except OSError as exc:
         raise InstanceError(name, "", str(path), f"a readable file ({exc.strerror})") from None
+    if len(data) > limit:  # the file grew after it was examined
+        raise _too_big(name, len(data), limit)
+    return data
+
+
+def _too_big(name: str, size: int, limit: int) -> InputLimitError:
+    return InputLimitError(
+        name,
+        "",
+        Described(f"a file of {size} bytes"),
+        f"at most {limit} bytes (the limit is set by DNNPART_MAX_FILE_BYTES)",
+    )
 
 
 def load_file(path: Path | str, display: str | None = None) -> Any:
@@ -399,7 +591,12 @@ class ReferenceReader:
         naming_dir = base_dir if naming_file.startswith("<") else os.path.dirname(naming_file)
         shown = os.path.normpath(os.path.join(naming_dir, target))
         if real not in self.cache:
-            self.cache[real] = load_file(real, display=shown)
+            try:
+                self.cache[real] = load_file(real, display=shown)
+            except InstanceError as exc:
+                # Any file inside the fence can be named, so a parse error must not quote its text.
+                raise InstanceError(exc.file, exc.path, Described("(a referenced file's text, not shown)"),
+                                    exc.expected) from None
         data = self.cache[real]
         if not key:
             return data, shown, "", real

@@ -5,7 +5,8 @@ Each group of commands lives in its own module with a ``register(app)`` function
 stays fast.
 
 Exit codes: 0 solved, 1 infeasible or no solution, 2 bad input (one-paragraph message, no
-traceback).
+traceback). Every command runs under :class:`toolchain.cli.guard.GuardedGroup`, the one place that
+maps exceptions to these codes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import importlib
 
 import typer
 
+from toolchain.cli.guard import GuardedGroup
+
 app = typer.Typer(
+    cls=GuardedGroup,
     name="dnnpart",
     help="Partition DNN graphs across cooperating devices: exact formulations, algorithms and heuristics.",
     no_args_is_help=True,

@@ -10,51 +10,53 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from formulation.errors import InstanceError
+from formulation.errors import EXIT_BAD_INPUT, EXIT_NO_SOLUTION, EXIT_OK, BadInput
 from formulation.model import Instance
+from toolchain.cli.guard import describe, report
 
-#: Exit codes of every command.
-EXIT_OK, EXIT_NO_SOLUTION, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_NO_SOLUTION", "EXIT_OK", "esc"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Emoji codes (``:x:``) and console markup (``[red]``) must never rewrite a user's value: every
+# value from an input is passed through :func:`esc` where markup is on, and emoji are off.
+# Markup is off by default (table cells and plain prints show ids as written); the few lines
+# that style text pass ``markup=True`` and escape what they interpolate.
+console = Console(soft_wrap=True, emoji=False, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False, markup=False)
 
 
-class UserError(Exception):
+def esc(value: object) -> str:
+    """``str(value)`` with console markup escaped, for interpolation into a markup string."""
+    return escape(str(value))
+
+
+class UserError(BadInput):
     """A problem with what the user asked for (shown as one paragraph, exit code 2)."""
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``message`` to stderr (no traceback) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
+    """Print ``message`` to stderr (no traceback, no markup interpretation) and exit with ``code``."""
+    raise report((code, message))
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn bad-input exceptions into a one-paragraph message and exit code 2.
+    """Turn bad-input exceptions into a one-paragraph message and their exit code.
 
-    Catches instance errors, solver capability/option errors, missing files, bad JSON/placements
-    and :class:`UserError`; anything else is a bug and keeps its traceback.
+    Everything :func:`toolchain.cli.guard.describe` knows as bad input is handled here (the
+    catalogue of :mod:`formulation.errors`, solver option errors, files that cannot be read);
+    anything else goes on to the app's guard, which reports it as an internal error.
     """
-    from solvers.options import SolverError
-
     try:
         yield
-    except InstanceError as exc:
-        fail(exc.message())
-    except (SolverError, UserError) as exc:
-        fail(str(exc))
-    except FileNotFoundError as exc:
-        fail(f"{exc.filename or exc}: no such file")
-    except IsADirectoryError as exc:
-        fail(f"{exc.filename or exc}: is a directory, expected a file")
-    except PermissionError as exc:
-        fail(f"{exc.filename or exc}: permission denied")
+    except Exception as exc:
+        described = describe(exc, internal=False)
+        if described is None:
+            raise
+        raise report(described, exc) from None
 
 
 def load(path: str | Path, allow_outside: bool = False) -> Instance:
@@ -80,18 +82,10 @@ def read_json(path: str | Path, what: str) -> Any:
 
 
 def jsonable(x: Any) -> Any:
-    """Replace non-finite floats by strings so the output is strict JSON."""
-    if isinstance(x, float):
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [jsonable(v) for v in x]
-    return x
+    """Non-finite floats to ``null`` so the output is strict JSON (see :func:`solvers.result.json_number`)."""
+    from solvers.result import json_safe
+
+    return json_safe(x)
 
 
 def dump_json(obj: Any) -> str:
@@ -124,9 +118,10 @@ def print_result(inst: Instance, res: Any) -> None:
     c = console
     method = f" (method {res.method})" if res.method and res.method != res.solver else ""
     c.print(
-        f"[bold]{inst.name}[/]  solver [cyan]{res.solver}[/]{method}  status [bold]{res.status.value}[/]"
-        f"  termination {res.termination.value}",
+        f"[bold]{esc(inst.name)}[/]  solver [cyan]{esc(res.solver)}[/]{esc(method)}  "
+        f"status [bold]{res.status.value}[/]  termination {res.termination.value}",
         highlight=False,
+        markup=True,
     )
     if res.message:
         c.print(res.message, highlight=False)
@@ -168,7 +163,7 @@ def print_metrics(inst: Instance, ev: Any) -> None:
             t.add_row(f"link {ln}", f"{_fmt(b, 'B')}, busy {_fmt(ev.link_busy_s[ln], 's')}")
     console.print(t)
     for v in ev.violations:
-        console.print(f"[red]violation[/] {v.kind}: {v.message}", highlight=False)
+        console.print(f"[red]violation[/] {esc(v.kind)}: {esc(v.message)}", highlight=False, markup=True)
 
 
 def exit_code_of(res: Any) -> int:

@@ -16,6 +16,7 @@ from toolchain.cli.common import (
     console,
     dump_json,
     err_console,
+    esc,
     exit_code_of,
     load,
     print_metrics,
@@ -80,9 +81,10 @@ def register(app: typer.Typer) -> None:
                 with user_errors():
                     inst = load(f, allow_outside)
                     console.print(
-                        f"[green]ok[/] {f}: {inst.name} ({inst.n} layers, {inst.k} devices, "
-                        f"objective {inst.problem.objective}, {inst.problem.execution})",
+                        f"[green]ok[/] {esc(f)}: {esc(inst.name)} ({inst.n} layers, {inst.k} devices, "
+                        f"objective {esc(inst.problem.objective)}, {inst.problem.execution})",
                         highlight=False,
+                        markup=True,
                     )
             except typer.Exit:
                 bad += 1
@@ -148,6 +150,10 @@ def register(app: typer.Typer) -> None:
                     raise UserError(str(exc)) from None
                 err_console.print(f"model written to {write_model}", highlight=False)
             res = get_solver(solver).solve(inst, opts)
+            if res.status.value == "infeasible":  # proven: name the conflicting constraints
+                from solvers.conflict import attach_conflict
+
+                attach_conflict(inst, res, time_limit_s=time_limit)
         payload = res.to_dict(with_log=verbose)
         if view is not None:
             payload["granularity"] = granularity_cli.report(view, res)
@@ -157,6 +163,8 @@ def register(app: typer.Typer) -> None:
             print(dump_json(payload))
         else:
             print_result(inst, res)
+            if res.conflict is not None:
+                console.print(f"conflict: {res.conflict['summary']}", highlight=False, markup=False)
             if view is not None:
                 granularity_cli.print_original(view, res)
             if verbose and res.log:
@@ -208,9 +216,10 @@ def register(app: typer.Typer) -> None:
             )
         else:
             console.print(
-                f"[bold]{inst.name}[/] objective {ev.objective:.6g} "
+                f"[bold]{esc(inst.name)}[/] objective {ev.objective:.6g} "
                 f"({'feasible' if ev.feasible else 'INFEASIBLE'})",
                 highlight=False,
+                markup=True,
             )
             print_metrics(inst, ev)
         raise typer.Exit(EXIT_OK if ev.feasible else 1)
@@ -257,7 +266,7 @@ def register(app: typer.Typer) -> None:
             )
         console.print(t)
         for fam in families():
-            console.print(f"family [cyan]{fam}:NAME[/] (e.g. {fam}:cbc)", highlight=False)
+            console.print(f"family [cyan]{fam}:NAME[/] (e.g. {fam}:cbc)", highlight=False, markup=True)
 
     @app.command()
     def schema(

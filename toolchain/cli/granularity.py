@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from toolchain.cli.common import UserError, console, dump_json, load, user_errors
+from toolchain.cli.common import UserError, console, dump_json, esc, load, user_errors
 
 if TYPE_CHECKING:
     from formulation.granularity import Transformed
@@ -114,7 +114,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(dump_json({"instance": inst.name, "steps": list(view.steps), "nodes": nodes}))
             return
-        console.print(f"[bold]{inst.name}[/]: {inst.n} layers -> {view.instance.n} nodes", highlight=False)
+        console.print(
+            f"[bold]{esc(inst.name)}[/]: {inst.n} layers -> {view.instance.n} nodes", highlight=False, markup=True
+        )
         for step in view.steps:
             console.print(f"  {step}", highlight=False)
         t = Table(title="nodes of the transformed graph")

@@ -13,6 +13,7 @@ from toolchain.cli.common import (
     UserError,
     console,
     dump_json,
+    esc,
     load,
     segments,
     user_errors,
@@ -77,9 +78,10 @@ def _print_front(inst: object, front: object) -> None:
     f1, f2 = front.objectives
     unit = {"latency": "s", "throughput": "s (period)", "energy": "J", "cost": "USD"}
     console.print(
-        f"[bold]{front.instance}[/]  Pareto front of {f1} and {f2}: {len(front.points)} points, "
+        f"[bold]{esc(front.instance)}[/]  Pareto front of {f1} and {f2}: {len(front.points)} points, "
         f"{front.solves} MILP solves, {front.wall_time_s:.2f} s",
         highlight=False,
+        markup=True,
     )
     if front.message:
         console.print(front.message, highlight=False)
