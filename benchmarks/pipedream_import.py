@@ -3,7 +3,7 @@
 Target: importing a profile (parse, FLOPs, batch inference, conversion) costs no more than
 validating the instance it gives (``load_instance_data``); the ratio column is import / load.
 
-Run: ``python benchmarks/pipedream_import.py [DATA_DIR]`` (default ``../shared/data/pipedream-profiles``).
+Run: ``python benchmarks/pipedream_import.py [DATA_DIR]`` (default ``instances/third_party/pipedream-profiles``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from formulation.loader import load_instance_data
 from toolchain.importers.pipedream import from_pipedream
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "pipedream-profiles"
+DEFAULT = Path(__file__).resolve().parents[1] / "instances" / "third_party" / "pipedream-profiles"
 
 
 def main(argv: list[str]) -> None:

@@ -15,9 +15,8 @@ from formulation.model import Instance
 from toolchain.cli import app
 from toolchain.importers.pipedream import ProfileError, from_pipedream, parse_profile
 
-#: The published profiles live beside the repository (../shared/data, see its README).
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pipedream-profiles"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="PipeDream profiles not available")
+#: The published profiles, unchanged, inside the repository (see instances/third_party/README.md).
+DATA = Path(__file__).resolve().parents[1] / "instances" / "third_party" / "pipedream-profiles"
 
 #: file -> (layers, model inputs, outputs, batch size). Layers = nodes - inputs; the batch is the
 #: classifier head's output elements / its width (None for GNMT, whose head is a wrapper).

@@ -399,8 +399,8 @@ def test_reference_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_reference_outside_is_refused_unless_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = tiny()
-    _write(tmp_path / "shared" / "m.yaml", d["model"])
-    inst_file = _write(tmp_path / "inst" / "i.yaml", {**d, "model": {"file": "../shared/m.yaml"}})
+    _write(tmp_path / "outside" / "m.yaml", d["model"])
+    inst_file = _write(tmp_path / "inst" / "i.yaml", {**d, "model": {"file": "../outside/m.yaml"}})
     monkeypatch.chdir(tmp_path / "inst")
     with pytest.raises(InstanceError) as info:
         load_instance(inst_file)

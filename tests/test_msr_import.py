@@ -19,7 +19,8 @@ from solvers.result import Status
 from toolchain.cli import app
 from toolchain.importers.msr import MsrError, msr_instance_data, parse_msr, read_msr, to_msr
 
-DATA = Path("/work/shared/data/msr-dnn-partitioning")
+#: The published workloads, unchanged, inside the repository (see instances/third_party/README.md).
+DATA = Path(__file__).resolve().parents[1] / "instances" / "third_party" / "msr-dnn-partitioning"
 runner = CliRunner()
 
 #: A handmade workload (times in ms): node 3 is CPU-only, nodes 2 and 4 share colour class 7.

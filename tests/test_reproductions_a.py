@@ -25,8 +25,6 @@ from paper_reproductions.tarnawski2020.workloads import (
     workload_path,
 )
 
-pytestmark = pytest.mark.skipif(not data_dir().is_dir(), reason="MSR workloads not found (../shared/data)")
-
 
 def _doc(module: ModuleType, fast: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The results document (judged against expected.json) and every number the run produced."""

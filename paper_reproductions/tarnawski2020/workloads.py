@@ -1,7 +1,7 @@
 """The MSR workloads as instances, exact solves with two engines, and their cross-checks.
 
 Shared by the Tarnawski et al. (NeurIPS 2020) and Archer et al. (ICML 2024) reproductions. The
-workloads are read from ``../shared/data/msr-dnn-partitioning`` beside the repository (override
+workloads are read from the repository's copy, ``instances/third_party/msr-dnn-partitioning`` (override
 with the environment variable ``DNNPART_MSR_DATA``) and imported by :mod:`toolchain.importers.msr`,
 which reproduces the MSR max-load model exactly.
 """
@@ -29,9 +29,9 @@ AGREE_RTOL = 1e-6
 
 
 def data_dir() -> Path:
-    """The MSR data folder (``DNNPART_MSR_DATA``, else ``../shared/data/msr-dnn-partitioning``)."""
+    """The MSR data folder (``DNNPART_MSR_DATA``, else ``instances/third_party/msr-dnn-partitioning``)."""
     env = os.environ.get("DNNPART_MSR_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data" / "msr-dnn-partitioning"
+    return Path(env) if env else ROOT / "instances" / "third_party" / "msr-dnn-partitioning"
 
 
 def workload_path(kind: str, granularity: str, name: str) -> Path:
