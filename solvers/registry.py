@@ -29,6 +29,7 @@ _SOLVERS: dict[str, str] = {
     "shortest-path": "solvers.shortest_path:ShortestPath",
     "mincut": "solvers.mincut:MinCut",
     "dp": "solvers.dp:DynamicProgramming",
+    "pipeline-dp": "solvers.pipeline_dp:PipelineDP",
     "heft": "solvers.heft:Heft",
     "local-search": "solvers.local_search:LocalSearch",
     "cpsat": "solvers.cpsat:CpSatSolver",

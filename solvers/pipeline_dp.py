@@ -1,0 +1,213 @@
+"""``pipeline-dp``: the least period over pipelines of a DAG, by a DP over down-sets.
+
+Source: J. Tarnawski, A. Phanishayee, N. R. Devanur, D. Mahajan, F. Nina Paravecino, "Efficient
+Algorithms for Device Placement of DNN Graph Operators", NeurIPS 2020, Section 4 (the dynamic
+program over ideals of the DAG for max-load with contiguous stages); PipeDream (Narayanan et al.,
+SOSP 2019) is the case of a chain, where the down-sets are the prefixes.
+
+Problem (``constraints.pipeline: true``, :mod:`formulation.evaluator.pipeline`): place the layers
+so that the devices' layer sets are the differences ``D_i \\ D_{i-1}`` of a chain of down-sets
+``∅ ⊂ D_1 ⊂ ... ⊂ D_m = V``, one stage per device (``σ(dev(u)) < σ(dev(v))`` on every edge between
+two devices), minimising the period (``throughput``), under memory (either model), ``allowed``,
+``private``, ``colocate``, ``max_devices`` (number of stages) and ``contiguous`` (implied).
+
+Stage value. For a stage ``S`` on a device ``d`` the DP uses
+
+``value(S, d) = t(S, d) + [comm_overlap(d) false] (out_rate(d) sent(S) + in_rate(d) received(S))``
+
+with ``sent(S)`` the bytes of the tensors produced in ``S`` and read outside it (each once),
+``received(S)`` the bytes of the tensors produced outside ``S`` and read in it (each once), and the
+rates ``1 / (largest bandwidth)`` out of and into ``d``. This is a lower bound of ``d``'s busy time
+(a ``send_once`` device sends a tensor once at its longest per-destination time, otherwise once per
+destination device; it receives each tensor once), so the DP's optimum is a lower bound of the
+pipeline optimum; the period also counts link occupancy, which the DP leaves out. Its placement is
+judged by the evaluator: when the evaluated period equals the DP's value the answer is proven
+optimal, else it is reported ``feasible`` with the DP's value as the bound. The value is exact, and
+the answer therefore always proven, when every device that does not overlap communication has links
+of one bandwidth and is ``send_once``, and no link between two devices that overlap carries a
+tensor: the MSR model (docs/msr.md: accelerators plus CPUs without communication), where the period
+is the max-load. Model inputs and sink outputs add nothing to the DP's value.
+
+Method. Units (:mod:`solvers.pipeline_units`: colocation classes, their convex hulls, free layers)
+and device classes (devices the stage value cannot tell apart) shrink the DP; then a search on a
+threshold ``T`` (:func:`solvers.pipeline_search.search`: the DP with every stage ``<= T``) is run
+for rising ``T`` from a lower bound (the period bounds of :mod:`solvers.bounds` and
+:mod:`solvers.unit_load`, valid for every placement): each failure proves the optimum above ``T``,
+the first success is the optimum. An incumbent from the same DP on one topological order (a chain,
+PipeDream's linearisation) caps ``T`` and answers if time runs out.
+
+Complexity. With ``D`` down-sets of the units, ``K_c`` devices in class ``c`` and ``P = prod_c
+(K_c + 1)`` count vectors: ``O(P D)`` states and ``O(P D^2)`` stage enumerations in the worst case
+(every pair ``I' ⊂ I``), each ``O(deg)``; identical devices (one class) give ``O(K D^2)``, fully
+heterogeneous ones (``K`` classes of one device) ``O(2^K D^2)``. The threshold prunes all but the
+stages of value ``<= T``, so in practice the cost is that of the pairs near the optimum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import numpy as np
+
+from formulation.model import DEVICE_FEATURES, Instance
+from solvers.additive import EXACT_OPTIONS, static_infeasibility
+from solvers.base import RawSolution, Solver
+from solvers.bounds import cheap_lower_bound
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
+from solvers.pipeline_search import Plan, SearchTimeout, chain_order, search
+from solvers.pipeline_units import Units, build_units
+from solvers.result import Termination
+from solvers.unit_load import unit_load_bound
+
+#: Relative step of the threshold after a failed search (doubled after each failure).
+STEP = 0.005
+#: Raw options.
+RAW_KEYS = frozenset({"heuristic", "contract"})
+
+
+def plan_placement(U: Units, plan: Plan, n: int) -> np.ndarray:
+    """Device index per layer: the stages in order, each on the next free device of its class."""
+    P = np.empty(n, dtype=np.int64)
+    nxt = [0] * len(U.classes)
+    for mask, c in plan.stages:
+        d = U.classes[c].devices[nxt[c]]
+        nxt[c] += 1
+        x = 0
+        while mask:
+            if mask & 1:
+                P[U.members[x]] = d
+            mask >>= 1
+            x += 1
+    return P
+
+
+def period_lower_bound(inst: Instance) -> float:
+    """A lower bound on the period of every placement (cheap bounds, then the unit-load cuts)."""
+    lb = cheap_lower_bound(inst)
+    lb = max(lb, 0.0) if math.isfinite(lb) else 0.0
+    return unit_load_bound(inst, lb)
+
+
+class PipelineDP(Solver):
+    """Least period over pipelines of a DAG (down-set DP, Tarnawski et al. 2020)."""
+
+    name = "pipeline-dp"
+    exact = True
+    capabilities = Capabilities(
+        objectives=frozenset({"throughput"}),
+        constraints=frozenset(
+            {"memory", "memory_params", "allowed", "private", "colocate", "max_devices", "contiguous", "pipeline"}
+        ),
+        features=frozenset(DEVICE_FEATURES),
+        note="needs constraints.pipeline (raw heuristic: a pipeline for contiguous instances); proven when "
+        "the evaluator agrees with the DP's stage values (always on the MSR model)",
+    )
+    supported_options = EXACT_OPTIONS | {"raw"}
+    description = "pipelines of a DAG by a DP over down-sets (Tarnawski et al., NeurIPS 2020); period"
+
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        """Capabilities, the raw keys, and ``pipeline`` (or ``raw heuristic`` with ``contiguous``)."""
+        super().check(inst, options)
+        unknown = set(options.raw) - RAW_KEYS
+        if unknown:
+            raise UnsupportedProblem(
+                f"solver 'pipeline-dp' has no raw option(s) {sorted(unknown)}; it takes {sorted(RAW_KEYS)}"
+            )
+        c = inst.problem.constraints
+        if not c.pipeline and not options.raw.get("heuristic"):
+            raise UnsupportedProblem(
+                f"solver 'pipeline-dp' cannot solve instance {inst.name!r} exactly: it needs constraints.pipeline "
+                "(pass raw={'heuristic': true} for the best pipeline as a heuristic answer)"
+            )
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        t0 = time.perf_counter()
+        deadline = t0 + options.time_limit_s if options.time_limit_s else math.inf
+        c = inst.problem.constraints
+        exact = c.pipeline
+        why = static_infeasibility(inst)
+        if why:
+            return RawSolution(Termination.INFEASIBLE if exact else Termination.COMPLETED, message=why)
+        U = build_units(inst, contract_free=bool(options.raw.get("contract", True)))
+        max_stages = c.max_devices if c.max_devices is not None else inst.k
+        lb = period_lower_bound(inst)
+        build = time.perf_counter() - t0
+        extra: dict[str, object] = {"units": U.count, "device_classes": len(U.classes), "thresholds": []}
+        incumbent: Plan | None = None
+        with contextlib.suppress(SearchTimeout):
+            incumbent = _rising(U, lb, math.inf, max_stages, deadline, chain_order(U), extra, step=0.05)
+        plan: Plan | None = None
+        proven_lb = lb
+        timed_out = False
+        if incumbent is not None:
+            try:
+                plan = _rising(U, lb, incumbent.value, max_stages, deadline, None, extra, step=STEP)
+            except SearchTimeout:
+                timed_out = True
+            thresholds = extra["thresholds"]
+            assert isinstance(thresholds, list)
+            fails = [T for T, found, chain in thresholds if not found and not chain]
+            proven_lb = max([lb, *fails])
+        solve = time.perf_counter() - t0 - build
+        if plan is None and incumbent is None and not timed_out:
+            # No pipeline even on a chain order within max_devices stages: the exact search decides.
+            try:
+                plan = _rising(U, lb, math.inf, max_stages, deadline, None, extra, step=STEP)
+            except SearchTimeout:
+                timed_out = True
+            if plan is None and not timed_out:
+                return RawSolution(
+                    Termination.INFEASIBLE if exact else Termination.COMPLETED,
+                    build_time_s=build,
+                    solve_time_s=time.perf_counter() - t0 - build,
+                    extra=extra,
+                    message="no pipeline satisfies the constraints",
+                )
+        best = plan or incumbent
+        if best is None:
+            return RawSolution(Termination.TIME_LIMIT, build_time_s=build, solve_time_s=solve, extra=extra,
+                               bound=proven_lb if exact else -math.inf, message="the DP did not finish")
+        P = plan_placement(U, best, inst.n)
+        extra["dp_value"] = best.value
+        extra["stages"] = len(best.stages)
+        if plan is None:
+            bound = proven_lb if exact else cheap_lower_bound(inst)
+            return RawSolution(Termination.TIME_LIMIT, placement=P, bound=bound, build_time_s=build,
+                               solve_time_s=solve, extra=extra, message="time limit: the chain-order incumbent")
+        from formulation.evaluator import evaluate
+
+        value = evaluate(inst, P).objective
+        agrees = value <= best.value * (1 + 1e-9) + 1e-15
+        if exact and agrees:
+            return RawSolution(Termination.OPTIMAL, placement=P, build_time_s=build, solve_time_s=solve, extra=extra)
+        bound = best.value * (1 - 1e-12) if exact else cheap_lower_bound(inst)
+        msg = "" if agrees else "the period exceeds the DP's stage values (link occupancy): the DP's value is the bound"
+        return RawSolution(Termination.COMPLETED, placement=P, bound=bound, build_time_s=build, solve_time_s=solve,
+                           extra=extra, message=msg)
+
+
+def _rising(
+    U: Units,
+    lb: float,
+    ub: float,
+    max_stages: int,
+    deadline: float,
+    order: tuple[list[int], list[list[int]]] | None,
+    extra: dict[str, object],
+    step: float,
+) -> Plan | None:
+    """Searches at rising thresholds from ``lb`` (times ``1 + step``, the step doubling after each
+    failure) until one succeeds or the threshold reaches ``ub`` (then one last search at ``ub``)."""
+    thresholds = extra["thresholds"]
+    assert isinstance(thresholds, list)
+    T = lb * (1 + step) if lb > 0 else (ub if math.isfinite(ub) else math.inf)
+    while True:
+        T = min(T, ub)
+        plan = search(U, T, max_stages, deadline, order)
+        thresholds.append((T, plan is not None, order is not None))
+        if plan is not None or ub <= T:
+            return plan
+        step *= 2
+        T = T * (1 + step) if T > 0 else math.inf
