@@ -16,6 +16,9 @@ class Status(str, Enum):
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
+    """Proven: no feasible placement exists (only exact methods say so)."""
+    NO_SOLUTION_FOUND = "no_solution_found"
+    """A heuristic or baseline ended without a feasible placement; nothing is proven."""
     TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
     ERROR = "error"
 
@@ -36,6 +39,46 @@ class Termination(str, Enum):
     INTERRUPTED = "interrupted"
     UNBOUNDED = "unbounded"
     ERROR = "error"
+
+
+def json_number(x: float | None) -> float | None:
+    """A float as a JSON number: finite values unchanged, NaN and infinities ``None`` (JSON ``null``).
+
+    The convention of every JSON dnnpart writes: ``null`` stands for a quantity that is missing,
+    undefined or infinite. In a result, ``bound: null`` means no finite lower bound was proven (-inf),
+    ``gap: null`` an infinite gap (no solution or no bound), ``objective: null`` no solution.
+    :func:`number_from_json` reads such values back (and the strings ``"inf"``/``"-inf"`` that
+    results written before this convention hold).
+    """
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every float passed through :func:`json_number` (dicts, lists and tuples walked)."""
+    if isinstance(obj, float):
+        return json_number(obj)
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def number_from_json(value: Any, missing: float = math.nan) -> float:
+    """A number read from result JSON: ``null`` is ``missing``; legacy strings ``"inf"``, ``"-inf"`` parse.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is neither a number, ``null`` nor a numeric string.
+    """
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
 
 
 def compute_gap(objective: float | None, bound: float | None) -> float:
@@ -93,6 +136,9 @@ class Result:
         Human explanation (error text, or why ``auto`` chose ``method``).
     extra : dict
         Backend-specific facts (e.g. CP-SAT scaling error, node counts).
+    conflict : dict or None
+        For a proven infeasible instance, the conflicting constraints and the relaxations that
+        restore feasibility (:mod:`solvers.conflict`); ``None`` otherwise.
     """
 
     instance: str
@@ -115,6 +161,7 @@ class Result:
     log: str = ""
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    conflict: dict[str, Any] | None = None
 
     @property
     def has_solution(self) -> bool:
@@ -124,15 +171,6 @@ class Result:
     def to_dict(self, *, with_log: bool = False) -> dict[str, Any]:
         """JSON-ready dict with the keys of docs/instance-format.md §6.1 (and more)."""
 
-        def num(x: float | None) -> float | str | None:
-            if x is None:
-                return None
-            if math.isinf(x):
-                return "inf" if x > 0 else "-inf"
-            if math.isnan(x):
-                return None
-            return x
-
         out: dict[str, Any] = {
             "instance": self.instance,
             "solver": self.solver,
@@ -140,19 +178,20 @@ class Result:
             "method": self.method or self.solver,
             "status": self.status.value,
             "termination": self.termination.value,
-            "objective": num(self.objective),
-            "solver_objective": num(self.solver_objective),
-            "bound": num(self.bound),
-            "gap": num(self.gap),
+            "objective": json_number(self.objective),
+            "solver_objective": json_number(self.solver_objective),
+            "bound": json_number(self.bound),
+            "gap": json_number(self.gap),
             "placement": self.placement,
             "schedule": self.schedule,
-            "metrics": self.metrics.to_dict() if self.metrics is not None else None,
+            "metrics": json_safe(self.metrics.to_dict()) if self.metrics is not None else None,
             "wall_time_s": self.wall_time_s,
             "build_time_s": self.build_time_s,
             "solve_time_s": self.solve_time_s,
             "options": self.options,
             "message": self.message,
-            "extra": self.extra,
+            "extra": json_safe(self.extra),
+            "conflict": self.conflict,
         }
         if with_log:
             out["log"] = self.log

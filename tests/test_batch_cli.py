@@ -35,7 +35,7 @@ def test_batch_store_and_resume(store: Path) -> None:
     df = batch.load_results(store)
     assert len(df) == 8 and sorted(set(df["solver"])) == ["local", "offload"]
     # offload ships the private image off the phone, and the camera frame off the camera: infeasible
-    infeasible = df[df["status"] == "infeasible"]
+    infeasible = df[df["status"] == "no_solution_found"]  # baselines prove nothing
     assert sorted(infeasible["instance"]) == ["alexnet-lte-phone-energy", "tiny-dag-three-tier"]
     again = run("batch", EXAMPLES, "--solvers", "local,offload", "--out", store, "--no-progress")
     assert again.exit_code == 2 and "already holds 8 of the 8 rows" in again.output

@@ -100,7 +100,7 @@ def print_summary(df: pd.DataFrame, title: str) -> None:
     if df.empty:
         return
     t = Table(title="rows per solver")
-    statuses = ["optimal", "feasible", "infeasible", "time_limit_no_solution", "error"]
+    statuses = ["optimal", "feasible", "infeasible", "no_solution_found", "time_limit_no_solution", "error"]
     for col in ("solver", "rows", *statuses, "crashed", "median wall s"):
         t.add_column(col, justify="left" if col == "solver" else "right", overflow="fold")
     for solver, g in df.groupby("solver", sort=False):
