@@ -297,6 +297,7 @@ def plot_sweep(
     sweep: SweepResult,
     metrics: Sequence[str] = ("latency_s", "energy_total_j"),
     *,
+    breakpoints: Sequence[float] = (),
     title: str | None = None,
     path: str | Path | None = None,
 ) -> Figure:
@@ -312,6 +313,9 @@ def plot_sweep(
         From :func:`toolchain.sweep.run_sweep`.
     metrics : sequence of str
         Columns of :meth:`SweepResult.table` to plot, one panel each.
+    breakpoints : sequence of float
+        Exact breakpoints (:mod:`toolchain.parametric`) in the sweep's unit: drawn as solid lines,
+        and the bands then change there instead of half-way between samples.
     """
     table = sweep.table()
     cuts = sweep.cuts()
@@ -319,6 +323,9 @@ def plot_sweep(
     fig = _figure(8.0, 1.2 + 2.3 * len(metrics))
     axes = fig.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
     bands = _bands(x, cuts, sweep.log)
+    if breakpoints and len(bands) == len(breakpoints) + 1:
+        edges = [bands[0][0], *breakpoints, bands[-1][1]]
+        bands = [(edges[j], edges[j + 1], b[2]) for j, b in enumerate(bands)]
     for k, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
         y = table[metric].to_numpy(dtype=float) if metric in table else np.full(len(x), np.nan)
         for j, (lo, hi, cut) in enumerate(bands):
@@ -343,6 +350,9 @@ def plot_sweep(
     for lo, _, _ in bands[1:]:
         for ax in axes:
             ax.axvline(lo, color=CUT_COLOUR, ls=":", lw=1)
+    for b in breakpoints:
+        for ax in axes:
+            ax.axvline(b, color=CUT_COLOUR, ls="-", lw=1.2)
     axes[-1].set_xlabel(sweep.label)
     name = sweep.instances[0].name if sweep.instances else ""
     fig.suptitle(title or f"{name}: sweep of {sweep.param.path} (bands: optimal cut)", fontsize=10)

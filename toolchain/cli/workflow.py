@@ -305,6 +305,10 @@ def register(app: typer.Typer) -> None:
         time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds per solve.")] = None,
         plot: Annotated[Path | None, typer.Option("--plot", help="Write latency and energy vs the value here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+        exact: Annotated[
+            bool, typer.Option("--exact", help="Exact breakpoints over the --values range (docs/networks.md).")
+        ] = False,
+        out: Annotated[Path | None, typer.Option("--out", help="With --exact: write the decision table here.")] = None,
     ) -> None:
         """Re-solve for each value of one parameter; show metrics and where the optimal cut moves."""
         from solvers.options import SolverOptions
@@ -312,6 +316,13 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             inst = load(file)
+            if exact or out is not None:
+                from toolchain.cli.network import exact_sweep
+
+                if not exact:
+                    raise UserError("--out writes the decision table of --exact; add --exact")
+                exact_sweep(file, inst, param, values, points=points, unit=unit, solver=solver,
+                            time_limit=time_limit, plot=plot, as_json=as_json, out=out)  # fmt: skip
             try:
                 vals, log = parse_values(values, points)
                 res = run_sweep(
