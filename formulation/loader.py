@@ -588,7 +588,7 @@ def _system_data(instance: Instance) -> dict[str, Any]:
 
 
 def instance_to_data(instance: Instance) -> dict[str, Any]:
-    """The instance as spec-form data (SI numbers, model and system inline) that loads back equal.
+    """The instance as instance-file data (SI numbers, model and system inline) that loads back equal.
 
     Parameters
     ----------

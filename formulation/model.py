@@ -46,7 +46,7 @@ CONSTRAINT_KINDS = (
     "pipeline",
 )
 """Constraint kinds as solvers declare them. ``memory_params`` is the memory constraint under the
-weights-only memory model (``constraints.memory: params``); ``memory`` is the spec's
+weights-only memory model (``constraints.memory: params``); ``memory`` is the default
 params-plus-peak model. An instance activates at most one of the two."""
 MEMORY_MODELS = ("peak", "params")
 """``peak``: params plus the peak working set (docs/instance-format.md §5.9); ``params``: parameters only."""

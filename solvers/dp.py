@@ -27,8 +27,8 @@ closes it (the state would have to carry the partial busy time, a continuous qua
   ids): the stages follow that order, skipping devices at will; states ``(last device, layers
   done)``, ``O(K^2 n^2)`` time (times ``max_devices`` when that constraint is active).
 
-Exactness (the answer is reported optimal) needs every feasible placement of the spec problem to
-be such a stage partition, and the DP's value to be the spec's value, which holds when (see
+Exactness (the answer is reported optimal) needs every feasible placement of the instance to
+be such a stage partition, and the DP's value to be the evaluator's value, which holds when (see
 :func:`exactness_problem`): the graph is a chain; each device's layers must form an interval
 (``contiguous: true``, or one device, or ``max_devices: 1``); the order is free; and, for the
 period, no link direction carries two different transfers: model inputs are read by the first
@@ -215,7 +215,7 @@ class DynamicProgramming(Solver):
         ]
         if bottleneck and order is not None:
             value = max(value, _corner_occupancy(seq, [devices[d] for _, _, d in stages]))
-        # The DP's value is the spec's value of its placement on chains, under the period's conditions.
+        # The DP's value is the evaluator's value of its placement on chains, under the period's conditions.
         value_exact = seq.graph.is_chain and (not bottleneck or _period_value_exact(seq))
         return RawSolution(
             Termination.OPTIMAL if exact else Termination.COMPLETED,

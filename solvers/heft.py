@@ -8,7 +8,7 @@ transfers run concurrently with everything (no link contention), a tensor arrivi
 ``finish + latency + bytes / bandwidth`` on a device that needs it, once per device; model inputs
 are on the source at time 0; the latency ends when every model output has reached the sink.
 
-Algorithm, as in the paper with the spec's constraints added:
+Algorithm, as in the paper with the format's constraints added:
 
 1. upward rank ``rank(v) = w(v) + max(max_s c(v, s) + rank(s), c_sink(v))`` with ``w`` the mean
    time of ``v`` over its allowed devices and ``c`` the mean transfer time over the system's link

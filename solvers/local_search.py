@@ -7,7 +7,7 @@ two transfers, moving the block adds none inside it.
 
 Cost model: none of its own. Every candidate is judged by the vectorised evaluator
 (:func:`formulation.evaluator.batch_metrics`), so every objective, latency mode (parallel latency
-with the evaluator's list schedule) and constraint of the spec is handled. Candidates compare by
+with the evaluator's list schedule) and constraint of the format is handled. Candidates compare by
 (number of violated constraint kinds, objective), so a search may start infeasible.
 
 Algorithm: start from ``warm_start`` if given, else from the best single-device placement. Each

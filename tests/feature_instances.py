@@ -2,7 +2,7 @@
 send-once devices, colocation classes and the weights-only memory model.
 
 Built on :func:`solvers.milp.random_instances.random_instance` (every objective, both latency modes,
-every spec constraint), then each device draws ``comm_overlap`` / ``send_once``, and the problem draws
+every constraint kind), then each device draws ``comm_overlap`` / ``send_once``, and the problem draws
 colocation groups and ``memory_model``, so that exact solvers can be compared with ``brute`` on them.
 """
 

@@ -1,4 +1,4 @@
-"""``brute`` against a naive oracle (evaluate every placement one by one), and on the spec examples."""
+"""``brute`` against a naive oracle (evaluate every placement one by one), and on the format's examples."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def chain_instance(problem: Problem, memory: float = math.inf) -> Instance:
 
 def test_memory_params_counts_only_parameters() -> None:
     """All on q: params 1 + 2 + 1 = 4 MB; peak working set max(in 1 kB + out 100 kB, 100 + 100 kB,
-    100 + 1 kB) = 200 kB, so the spec's model needs 4.2 MB and the weights-only model 4 MB."""
+    100 + 1 kB) = 200 kB, so the default (peak) model needs 4.2 MB and the weights-only model 4 MB."""
     peak = chain_instance(Problem(constraints=Constraints(memory=True)), memory=4.1e6)
     params = chain_instance(Problem(constraints=Constraints(memory=True, memory_model="params")), memory=4.1e6)
     on_q = {"a": "q", "b": "q", "c": "q"}
@@ -197,9 +197,9 @@ def test_weights_only_memory_admits_a_better_split(solver: str) -> None:
     """Throughput, contiguous, q of limited memory; period of each contiguous split (no sink):
 
     all on p 4 s; all on q 2 s; p: a | q: b, c and q: a, b | p: c 1.5 s (busy q 1.5, p 1, links
-    0.1 s); q: a | p: b, c and p: a, b | q: c 3 s. Memory on q, spec model (params + peak; peaks
+    0.1 s); q: a | p: b, c and p: a, b | q: c 3 s. Memory on q, peak model (params + peak; peaks
     a 101 kB, b 200 kB, c 101 kB): a or c alone 1.101 MB, a, b or b, c 3.2 MB, all 4.2 MB; weights
-    only: 1, 3 and 4 MB. So with 1 MB: spec 4 s (nothing fits q), params 3 s; 2.05 MB: 3 s and 3 s;
+    only: 1, 3 and 4 MB. So with 1 MB: peak 4 s (nothing fits q), params 3 s; 2.05 MB: 3 s and 3 s;
     3.1 MB: 3 s and 1.5 s; 3.25 MB: 1.5 s and 1.5 s.
     """
     cases = [(1.0e6, 4.0, 3.0), (2.05e6, 3.0, 3.0), (3.1e6, 3.0, 1.5), (3.25e6, 1.5, 1.5)]

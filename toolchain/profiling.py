@@ -8,7 +8,7 @@ median and spread (quartiles, minimum). The whole module is also timed eagerly, 
 op-by-op execution adds interpreter overhead (microseconds per node) and forgoes fusion, so
 the per-layer sum is an upper estimate of the eager time.
 
-:func:`calibrate` fits the two parameters of the spec's roofline time
+:func:`calibrate` fits the two parameters of the roofline time (docs/instance-format.md §5.1)
 ``t(v) = max(flops(v) / compute, bytes(v) / memory_bandwidth)`` (Williams, Waterman, Patterson,
 "Roofline", CACM 2009) to the measured medians by weighted least squares on log times (weights =
 each layer's share of the measured time, so that long layers dominate), and reports the fit
@@ -69,7 +69,7 @@ class Profile:
     host: str = field(default_factory=lambda: f"{platform.machine()} {platform.processor() or platform.system()}")
 
     def latency_table(self) -> dict[str, dict[str, float]]:
-        """``{device_name: {layer: median seconds}}``, the spec's ``latency:`` section."""
+        """``{device_name: {layer: median seconds}}``, the ``latency:`` table of docs/instance-format.md §3.4."""
         return {self.device_name: {k: t.median_s for k, t in self.layers.items()}}
 
     def to_data(self, calibration: Calibration | None = None) -> dict[str, Any]:

@@ -77,7 +77,8 @@ def energy_form(
     (each tensor once, at its largest value, on a send_once device)
     + sum_(t,a) rx[a, d] occ[t, a, d] send[t, a, d] + p_idle[d] max(0, L - busy[d])``: the
     active/idle and radio split of Neurosurgeon's energy model (Kang et al., ASPLOS 2017) with the
-    spec's idle time. In sequential mode ``L`` is the sum of every computation and transfer, which
+    format's idle time (docs/instance-format.md §5.6). In sequential mode ``L`` is the sum of every
+    computation and transfer, which
     is at least ``busy[d]`` (a device's sends and receives are distinct transfers), so the max is
     linear: ``p_idle[d] (L - busy[d])`` (pass ``seq_latency``). In parallel mode the idle time is a
     tick variable (pass ``idle``).

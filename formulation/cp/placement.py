@@ -84,7 +84,7 @@ def add_placement(model: cp_model.CpModel, inst: Instance, masks: Masks) -> Plac
     Constraints (DADS, Hu et al., IEEE INFOCOM 2019, for placement and shipping; docs/instance-format.md §5.2):
 
     * ``sum_d x[v, d] = 1`` for every layer (``x[v, d]`` exists only where ``allowed``/``private``
-      permit d, so both constraints of the spec hold by construction);
+      permit d, so both constraints of the format hold by construction);
     * ``need[t, b] = OR_{c consumes t} x[c, b]`` (``= 1`` for model outputs on the sink);
     * ``send[t, a, b] = x[t, a] AND need[t, b]`` for ``a != b`` with a channel ``a -> b``;
     * ``x[t, a] + need[t, b] <= 1`` when there is no channel ``a -> b`` (missing links forbid

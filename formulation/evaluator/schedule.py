@@ -18,7 +18,7 @@ topological index, which makes the order a topological order. Each layer in turn
 earliest time its device is free (after the previous layer placed on it; no insertion into idle
 gaps) and all its inputs have arrived.
 
-For a fixed placement every objective of the spec is non-decreasing in ``L``, so the best schedule
+For a fixed placement every objective of the format is non-decreasing in ``L``, so the best schedule
 of a placement is one of minimum makespan; :func:`optimal_makespan` finds it exactly by
 enumerating per-device orders.
 """

@@ -18,16 +18,16 @@ A group ``S`` may be merged when it is *convex* (no path leaves ``S`` and re-ent
 *single exit* (exactly one member whose output is read outside ``S``, is a model output, or is
 read by nobody). The merged node gets ``flops = sum``, ``param_bytes = sum``, ``output_bytes`` =
 the exit's, inputs = the tensors members read from outside ``S`` and the time
-``t(S, d) = sum of t(v, d)`` (written to the latency table where the spec's compute model would
+``t(S, d) = sum of t(v, d)`` (written to the latency table where the compute model of docs/instance-format.md §5.1 would
 not give the sum: roofline devices and measured entries). For every placement that puts all of
 ``S`` on one device, the evaluator then gives **exactly** the same sequential latency, period,
 compute time per device, bytes and busy time per link, transfers, cost, energy in sequential
 mode, and the same verdict on allowed, private, contiguous, max_devices and (in sequential mode)
 deadline and energy budget.
 
-Two metrics cannot be preserved exactly by a plain node under the spec's cost model:
+Two metrics cannot be preserved exactly by a plain node under the cost model (docs/instance-format.md §5):
 
-* **memory**: the spec's peak of a layer is ``workspace + output + inputs``. The merged node's
+* **memory**: the peak of a layer (docs/instance-format.md §5.9) is ``workspace + output + inputs``. The merged node's
   ``workspace_bytes`` is set to ``max(0, max_v peak(v) - output(S) - inputs(S))``, so the merged
   memory equals the original whenever ``max_v peak(v) >= output(S) + inputs(S)`` (recorded as
   ``attrs.memory_exact``) and is larger otherwise (a conservative bound: a merged node is checked

@@ -10,7 +10,7 @@ a remote slice and of the local part are nearly equal, and when the local part r
 slice -- and so the remote part -- waits for the whole local part. HEFT's insertion-based policy
 (Topcuoglu, Hariri and Wu, IEEE TPDS 13(3), 2002) puts a layer into the earliest idle gap long
 enough for it, which lets a zero-length slice go first. Any valid schedule is allowed by the
-spec's parallel mode; :func:`insertion_schedule` is one, checked by the evaluator.
+format's parallel mode (docs/instance-format.md §5.4); :func:`insertion_schedule` is one, checked by the evaluator.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ whose output is gathered on ``gather``; for every candidate device ``d``:
   ``compute_d = sum_l t(l, d) r_l / H_l``;
 * ``send_d = latency(origin, d) y_d + bytes(X) r_0 / (H_0 bandwidth(origin, d))`` (0 on the
   origin), ``back_d = latency(d, gather) y_d + bytes(L) h_d / (H_L bandwidth(d, gather))``;
-* ``T >= send_d + compute_d + back_d`` (transfers run concurrently, as in the spec's parallel
+* ``T >= send_d + compute_d + back_d`` (transfers run concurrently, as in the format's parallel
   mode); with ``memory`` enforced, ``params + rows of input and output of each layer <= memory(d)``;
 * minimise ``T``.
 

@@ -29,7 +29,7 @@ class NewNode:
     origin : Origin
         What it stands for, in terms of the current graph's node ids.
     time_s : mapping
-        Latency-table entries ``{device: seconds}`` for it (empty: the spec's compute model).
+        Latency-table entries ``{device: seconds}`` for it (empty: the compute model of docs/instance-format.md §5.1).
     allowed : tuple of str, optional
         Devices it may run on (None: unrestricted).
     private : bool

@@ -26,7 +26,7 @@ Graph. A split replaces the stack by, per part, a zero-FLOP ``slice`` node (the 
 the stack's input and outputs exactly that part's input region, halo included), the part node,
 and one ``concat`` node (the gather: it reads every part and outputs the full tensor, which stands
 for the stack's last layer from then on). Placing each slice with the producer of the input makes
-each transfer exactly that part's region; the spec's "one output tensor per layer" is why the
+each transfer exactly that part's region; the format's "one output tensor per layer" is why the
 scatter is one slice node per part. ``mode="layerwise"`` splits each window layer (with the
 cheap layers after it) separately, gathering after each, as MoDNN's group owner does;
 ``mode="exchange"`` splits each window layer too but, instead of gathering, each part reads from

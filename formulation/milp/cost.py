@@ -3,7 +3,7 @@
     cost = sum_{v, d} price(d) t(v, d) x[v, d] + sum_{(t, a, b)} price(a, b) bytes(t) z[t, a, b]
 
 (row ``cost_def``, an equality defining the column ``cost`` in USD): devices are paid per busy
-second and links per byte, exactly the definition of the spec; no further modelling choice is made.
+second and links per byte, exactly the definition of docs/instance-format.md §5.7; no further modelling choice is made.
 """
 
 from __future__ import annotations

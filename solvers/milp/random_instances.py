@@ -1,7 +1,7 @@
 """Random tiny instances that exercise every part of the cost model, for cross-checking exact solvers.
 
 Each instance is small enough for ``brute`` (at most 7 layers, 3 devices) but draws every feature
-the spec has: several model inputs, explicit or default outputs, a sink or none, missing link
+the format has: several model inputs, explicit or default outputs, a sink or none, missing link
 directions, asymmetric links, latency-table overrides, roofline devices, zero-FLOP layers, every
 objective (weighted included, non-negative weights), both latency modes and every constraint kind
 with values drawn near the achievable range so they bind.

@@ -2,7 +2,7 @@
 
 Both importers (PyTorch, ONNX) first produce a list of :class:`OpNode` in topological order, each
 tagged with the layer (group) it belongs to. :func:`assemble` then contracts every group into one
-layer of the spec's model section (``id, op, inputs, flops, param_bytes, output_bytes, attrs``):
+layer of the model section (docs/instance-format.md §2.2; ``id, op, inputs, flops, param_bytes, output_bytes, attrs``):
 
 * ``flops`` is the sum over the group's nodes;
 * ``param_bytes`` counts every weight the group reads. A weight shared by several layers (tied

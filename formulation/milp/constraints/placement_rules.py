@@ -20,7 +20,7 @@ it by not creating the column at all, which is exact and shrinks the model.
 * **colocate**: the layers of a class run on one device, so each may only use the devices every
   member may use (the equalities themselves are in :mod:`formulation.milp.constraints.colocate`).
 
-The pairs come from the spec's cost model directly; the reduction of ``private`` to placement
+The pairs come from the cost model (docs/instance-format.md §5.2) directly; the reduction of ``private`` to placement
 restrictions is the one documented on :class:`formulation.model.Instance`.
 """
 
