@@ -111,7 +111,7 @@ class BatchMetrics:
     cost: FloatArray
     memory: FloatArray
     """(N, k) memory per device under the instance's memory model: params plus peak working set
-    (``peak``, the spec's), or params only (``params``); 0 on idle devices."""
+    (``peak``, the default), or params only (``params``); 0 on idle devices."""
     static_violations: dict[str, BoolArray]
     """Violations that do not depend on the schedule, by constraint kind, each (N,) bool."""
 
