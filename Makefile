@@ -33,7 +33,7 @@ test-slow: $(FULL)
 	$(BIN)/python -m pytest -n 2 -q -m slow $(PYTEST_ARGS)
 
 lint: $(BASE)
-	$(BIN)/ruff check formulation solvers toolchain tests benchmarks paper_reproductions
+	$(BIN)/ruff check dnnpart formulation solvers toolchain tests benchmarks paper_reproductions
 	$(BIN)/mypy
 
 reproduce: $(BASE)
