@@ -148,7 +148,7 @@ class PipelineDP(Solver):
                 timed_out = True
             thresholds = extra["thresholds"]
             assert isinstance(thresholds, list)
-            fails = [T for T, found, chain in thresholds if not found and not chain]
+            fails = [T for T, found, chain, _ in thresholds if not found and not chain]
             proven_lb = max([lb, *fails])
         solve = time.perf_counter() - t0 - build
         if plan is None and incumbent is None and not timed_out:
@@ -205,8 +205,9 @@ def _rising(
     T = lb * (1 + step) if lb > 0 else (ub if math.isfinite(ub) else math.inf)
     while True:
         T = min(T, ub)
+        t0 = time.perf_counter()
         plan = search(U, T, max_stages, deadline, order)
-        thresholds.append((T, plan is not None, order is not None))
+        thresholds.append((T, plan is not None, order is not None, time.perf_counter() - t0))
         if plan is not None or ub <= T:
             return plan
         step *= 2

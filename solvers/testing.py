@@ -120,6 +120,25 @@ def _diamond() -> Graph:
     )
 
 
+def _two_chains_case(constraints: Constraints) -> Callable[[], Instance]:
+    """Chains ``a1 -> a2`` (1 s, 3 s) and ``b1 -> b2`` (2 s, 4 s) on two identical 1 GFLOP/s devices
+    ``p``, ``q`` whose communication does not overlap compute (``send_once``), 1 MB/s links; every
+    tensor 1 kB (1 ms); the input ``x`` is empty; no sink."""
+    g = Graph(
+        "two-chains",
+        [ModelInput("x", 0.0)],
+        [
+            Layer("a1", "fc", ("x",), flops=1e9, output_bytes=1e3),
+            Layer("a2", "fc", ("a1",), flops=3e9, output_bytes=1e3),
+            Layer("b1", "fc", ("x",), flops=2e9, output_bytes=1e3),
+            Layer("b2", "fc", ("b1",), flops=4e9, output_bytes=1e3),
+        ],
+    )
+    devs = [Device(d, 1e9, comm_overlap=False, send_once=True) for d in ("p", "q")]
+    s = System(devs, [Link("p", "q", 1e6), Link("q", "p", 1e6)], "p", None)
+    return lambda: Instance("two-chains", g, s, Problem(Objective("throughput"), constraints=constraints))
+
+
 def _chain_case(problem: Problem, cloud_memory: float = math.inf) -> Callable[[], Instance]:
     return lambda: Instance("chain3", _chain(), _two_tier(cloud_memory), problem)
 
@@ -269,6 +288,21 @@ CASES: list[Case] = [
         "out and d (0.001 s) comes back; L = 0.001 + 5.1 + 0.001 = 5.102 s; E_p = 0.5 * (5.102 - "
         "0.002) = 2.55 J. With no tx/rx power, E_p = 0.5 * compute_p + 0.5 * (L - comm_p) >= "
         "0.5 * (compute on p) + 0.5 * (critical path not on p) and every split ties at 2.55 or is worse",
+    ),
+    Case(
+        "two-chains-throughput-contiguous",
+        _two_chains_case(Constraints(contiguous=True)),
+        5.002,
+        "{a1, b2} on one device and {b1, a2} on the other: 1 + 4 = 2 + 3 = 5 s of compute, each sends one "
+        "tensor and receives one (1 ms each); both sets are convex. Every other split has a set of >= 6 s",
+    ),
+    Case(
+        "two-chains-throughput-pipeline",
+        _two_chains_case(Constraints(pipeline=True)),
+        6.0,
+        "the crossing split above (5.002 s) sends a1 from one device to the other and b1 back: not a "
+        "pipeline. The pipelines {a1, a2} | {b1, b2} (4 s, 6 s, no transfer) and {a1, a2, b1} | {b2} "
+        "(6.001 s, 4.001 s) give 6 s; {a1, b1} | {a2, b2} 7.002 s, one device 10 s",
     ),
 ]
 

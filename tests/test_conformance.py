@@ -90,6 +90,7 @@ def test_cases_cover_every_objective_mode_and_constraint() -> None:
         "max_devices",
         "colocate",
         "memory_params",
+        "pipeline",
     }
     assert any(c.optimum is None for c in CASES)
 
