@@ -25,6 +25,7 @@ from toolchain.cli.common import (
     user_errors,
 )
 from toolchain.cli.granularity import GranularityOpt, SplitOpt
+from toolchain.cli.outputs import check_output, check_plot, staged, write_output
 
 AllowOutside = Annotated[
     bool,
@@ -127,6 +128,10 @@ def register(app: typer.Typer) -> None:
         from solvers.registry import get_solver
 
         with user_errors():
+            # Outputs are checked first: a result found after a long solve must not be lost.
+            check_output(out, "--out")
+            check_output(write_model, "--write-model", suffixes={".lp", ".mps"})
+            check_plot(plot)
             inst = load(file, allow_outside)
             view = granularity_cli.prepare(inst, granularity, split or []) if granularity or split else None
             inst = view.instance if view is not None else inst
@@ -145,7 +150,8 @@ def register(app: typer.Typer) -> None:
                 from solvers.milp.export import write_model as export_model
 
                 try:
-                    export_model(inst, write_model)
+                    with staged(write_model) as tmp:
+                        export_model(inst, tmp)
                 except ValueError as exc:
                     raise UserError(str(exc)) from None
                 err_console.print(f"model written to {write_model}", highlight=False)
@@ -158,7 +164,7 @@ def register(app: typer.Typer) -> None:
         if view is not None:
             payload["granularity"] = granularity_cli.report(view, res)
         if out is not None:
-            out.write_text(dump_json(payload) + "\n")
+            write_output(out, dump_json(payload) + "\n")
         if as_json:
             print(dump_json(payload))
         else:
@@ -172,8 +178,10 @@ def register(app: typer.Typer) -> None:
         if plot is not None and res.metrics is not None:
             from toolchain.plots import plot_solution
 
-            for written in plot_solution(inst, res.metrics, plot):
-                err_console.print(f"plot written to {written}", highlight=False)
+            with staged(plot) as tmp:
+                written = plot_solution(inst, res.metrics, tmp)
+            for w in written:
+                err_console.print(f"plot written to {plot.parent / w.name}", highlight=False)
         raise typer.Exit(exit_code_of(res))
 
     @app.command()
@@ -277,8 +285,9 @@ def register(app: typer.Typer) -> None:
         """Print the JSON Schema of instance files (generated from the pydantic model)."""
         from formulation.schema import json_schema
 
+        check_output(out, "--out")
         text = json.dumps(json_schema(), indent=2) + "\n"
         if out is None:
             print(text, end="")
         else:
-            out.write_text(text)
+            write_output(out, text)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from toolchain.cli.common import UserError, console, dump_json, esc, load, user_errors
+from toolchain.cli.outputs import check_output, write_output
 
 if TYPE_CHECKING:
     from formulation.granularity import Transformed
@@ -93,6 +94,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         with user_errors():
+            check_output(out, "--out")
             inst = load(file)
             view = prepare(inst, granularity, split or [])
         origins = view.provenance.origins
@@ -106,11 +108,11 @@ def register(app: typer.Typer) -> None:
 
             data = instance_to_data(view.instance)
             if out.suffix.lower() == ".json":
-                out.write_text(dump_json(data) + "\n")
+                write_output(out, dump_json(data) + "\n")
             else:
                 import yaml
 
-                out.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
+                write_output(out, yaml.safe_dump(data, sort_keys=False, width=120))
         if as_json:
             print(dump_json({"instance": inst.name, "steps": list(view.steps), "nodes": nodes}))
             return

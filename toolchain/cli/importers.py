@@ -6,13 +6,20 @@ sub-app once under the name ``import``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from formulation.errors import DnnpartError, UntrustedCodeError
 from toolchain.cli.common import UserError, console, err_console, user_errors
+from toolchain.cli.outputs import check_output, write_output
 
 import_app = typer.Typer(
     name="import",
@@ -36,15 +43,77 @@ def parse_shape(text: str, option: str = "--input-shape") -> list[int]:
     return dims
 
 
+@contextlib.contextmanager
+def user_code(target: str, what: str) -> Iterator[None]:
+    """Run user code: any exception it raises (also ``SystemExit``) becomes exit 2 naming ``target``."""
+    try:
+        yield
+    except (KeyboardInterrupt, DnnpartError):
+        raise
+    except BaseException as exc:  # user code may raise anything, SystemExit included
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        raise UntrustedCodeError(
+            f"model {target!r}: {what} raised {detail}; rerun with DNNPART_DEBUG=1 to see its traceback"
+        ) from exc
+
+
+def load_factory(target: str) -> tuple[Callable[[], Any], str]:
+    """The factory named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY``, and its name.
+
+    The module is imported, which runs its code: name only code you trust. The current directory
+    is put first on ``sys.path`` (as ``python -m`` does), so a module next to the user's files is
+    found; a ``.py`` path is imported from that file. Whatever the import or the lookup raises
+    (``SyntaxError``, ``SystemExit``, any exception) becomes an :class:`UntrustedCodeError`.
+    """
+    mod_name, _, attr = target.rpartition(":")
+    if not mod_name or not attr or not attr.isidentifier():
+        raise UntrustedCodeError(
+            f"model {target!r}: expected MODULE:FACTORY or path/to/file.py:FACTORY with both parts "
+            "non-empty and FACTORY a Python name (e.g. mypkg.nets:build or nets.py:build)"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    with user_code(target, f"importing {mod_name!r}"):
+        if mod_name.endswith(".py"):
+            path = Path(mod_name)
+            if not path.is_file():
+                raise UntrustedCodeError(f"model {target!r}: {mod_name}: no such file")
+            spec = importlib.util.spec_from_file_location(f"dnnpart_user_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise UntrustedCodeError(f"model {target!r}: {mod_name}: cannot be imported as a Python file")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            try:
+                module = importlib.import_module(mod_name)
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and mod_name.startswith(exc.name):
+                    raise UntrustedCodeError(
+                        f"model {target!r}: cannot load {attr!r} from module {mod_name!r}: no module named "
+                        f"{exc.name!r} (searched the current directory and the installed packages; a file path "
+                        "must end in .py)"
+                    ) from None
+                raise
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        found = "not found" if factory is None else f"a {type(factory).__name__}, not callable"
+        raise UntrustedCodeError(f"model {target!r}: {attr!r} in module {mod_name!r}: {found}")
+    return factory, attr
+
+
 def resolve_module(
     target: str, input_shapes: list[str] | None, dtype: str, meta: bool
 ) -> tuple[Any, tuple[Any, ...], dict[str, Any], str]:
     """Build the module named by ``target`` and its example inputs.
 
-    ``target`` is a zoo model name (``resnet50``) or ``MODULE:FACTORY``; the factory is called
-    without arguments (under ``torch.device("meta")`` when ``meta``) and returns a module, or a
-    tuple ``(module, args[, kwargs])``. ``input_shapes`` (one per positional input) override
-    the example inputs. Returns ``(module, args, kwargs, name)``.
+    ``target`` is a zoo model name (``resnet50``), ``MODULE:FACTORY`` or
+    ``path/to/file.py:FACTORY`` (see :func:`load_factory`: this imports and runs the user's code);
+    the factory is called without arguments (under ``torch.device("meta")`` when ``meta``) and
+    returns a module, or a tuple ``(module, args[, kwargs])``. Whatever the user's code raises is
+    an :class:`~formulation.errors.UntrustedCodeError` (exit 2) naming ``target``.
+    ``input_shapes`` (one per positional input) override the example inputs. Returns ``(module, args, kwargs, name)``.
     """
     import torch
 
@@ -60,13 +129,14 @@ def resolve_module(
         module, args, kwargs = entry.build()
         name = target
     else:
-        mod_name, _, attr = target.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"model {target!r}: cannot load {attr!r} from module {mod_name!r} ({exc})") from None
-        with torch.device("meta") if meta else torch.device("cpu"):
+        factory, attr = load_factory(target)
+        with torch.device("meta") if meta else torch.device("cpu"), user_code(target, "the factory"):
             built = factory()
+        if isinstance(built, tuple) and not 2 <= len(built) <= 3:
+            raise UntrustedCodeError(
+                f"model {target!r}: the factory returned a tuple of {len(built)} items; expected a module, "
+                "or (module, args) or (module, args, kwargs)"
+            )
         if isinstance(built, tuple):
             module, args = built[0], tuple(built[1]) if isinstance(built[1], list | tuple) else (built[1],)
             kwargs = dict(built[2]) if len(built) > 2 else {}
@@ -93,8 +163,7 @@ def _emit(model: dict[str, Any], output: Path | None, header: list[str]) -> None
     if output is None:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_output(output, text, create_parents=True)
     t = totals(model)
     err_console.print(
         f"{model['name']}: {int(t['layers'])} layers, {t['flops'] / 1e9:.4g} GFLOP, "
@@ -105,8 +174,10 @@ def _emit(model: dict[str, Any], output: Path | None, header: list[str]) -> None
 
 @import_app.command("torch")
 def import_torch(
-    target: Annotated[str, typer.Argument(help="MODULE:FACTORY returning an nn.Module (or module, args[, kwargs]), "
-                                                "or a zoo model name such as resnet50.")],
+    target: Annotated[str, typer.Argument(help="MODULE:FACTORY or path/to/file.py:FACTORY returning an nn.Module "
+                                                "(or module, args[, kwargs]), or a zoo model name such as resnet50. "
+                                                "The module is imported and the factory called: this RUNS that "
+                                                "code, so name only code you trust.")],
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", help="Shape of a positional input, e.g. 1,3,224,224 (repeat for several inputs).")] = None,
     dtype: Annotated[str, typer.Option(help="dtype of the --input-shape inputs.")] = "float32",
@@ -116,8 +187,14 @@ def import_torch(
     meta: Annotated[bool, typer.Option(help="Build the module on the meta device (no weight memory).")] = True,
     output: Output = None,
 ) -> None:
-    """Import a PyTorch module (random weights, nothing downloaded) as a model file."""
+    """Import a PyTorch module (random weights, nothing downloaded) as a model file.
+
+    MODULE:FACTORY imports MODULE (the current directory comes first on the import path) and
+    calls FACTORY: this executes their code. An exception it raises (even SystemExit) exits 2
+    with the module named.
+    """
     with user_errors():
+        check_output(output, "--output", create_parents=True)
         if level not in ("module", "op"):
             raise UserError(f"--level {level!r}: expected module or op")
         if method not in ("auto", "export", "fx"):
@@ -125,11 +202,9 @@ def import_torch(
         from toolchain.importers.pytorch import trace_module
 
         module, args, kwargs, default = resolve_module(target, input_shape, dtype, meta)
-        try:
+        with user_code(target, "tracing the module (torch.export, then torch.fx)"):
             tr = trace_module(module, args, level, example_kwargs=kwargs, name=name or default,  # type: ignore[arg-type]
                               method=method)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise UserError(f"model {target!r}: tracing failed ({type(exc).__name__}: {str(exc)[:300]})") from None
         header = [f"Imported by `dnnpart import torch {target}` (level {level}, traced with torch.{tr.method}).",
                   "FLOPs count a multiply-add as 2; attrs.flops_by says which counter applied."]
         if tr.unknown_ops:
@@ -148,6 +223,7 @@ def import_onnx(
 ) -> None:
     """Import an ONNX model by shape inference (the model is never run)."""
     with user_errors():
+        check_output(output, "--output", create_parents=True)
         if level not in ("module", "op"):
             raise UserError(f"--level {level!r}: expected op or module")
         shapes: dict[str, list[int]] = {}
@@ -187,6 +263,8 @@ def import_pipedream(
 ) -> None:
     """Import a PipeDream per-layer profile: the model, and its forward times as a latency table."""
     with user_errors():
+        check_output(output, "--output", create_parents=True)
+        check_output(latency_out, "--latency-out", create_parents=True)
         from toolchain.importers.pipedream import ProfileError, from_pipedream, header_lines
 
         if not file.is_file():
@@ -200,9 +278,9 @@ def import_pipedream(
         if latency_out is not None:
             import yaml
 
-            latency_out.parent.mkdir(parents=True, exist_ok=True)
-            latency_out.write_text("".join(f"# {h}\n" for h in header) + yaml.safe_dump(
-                {"latency": res.latency}, sort_keys=False, default_flow_style=None, width=float("inf")))
+            write_output(latency_out, "".join(f"# {h}\n" for h in header) + yaml.safe_dump(
+                {"latency": res.latency}, sort_keys=False, default_flow_style=None, width=float("inf")),
+                create_parents=True)
 
 
 def register(app: typer.Typer) -> None:

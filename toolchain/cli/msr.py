@@ -15,6 +15,7 @@ import typer
 
 from toolchain.cli.common import UserError, console, err_console, user_errors
 from toolchain.cli.importers import import_app
+from toolchain.cli.outputs import check_output, write_output
 
 export_app = typer.Typer(
     name="export", help="Write an instance in another tool's format (msr).", no_args_is_help=True
@@ -56,6 +57,7 @@ def import_msr(
         from formulation.units import parse_quantity
         from toolchain.importers.msr import MsrError, instance_yaml, msr_instance_data, read_msr
 
+        check_output(output, "--output", create_parents=True)
         if not file.is_file():
             raise FileNotFoundError(2, "no such file", str(file))
         try:
@@ -80,8 +82,7 @@ def import_msr(
         if output is None:
             console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
         else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text)
+            write_output(output, text, create_parents=True)
         err_console.print(f"{w.name}: {len(w.nodes)} nodes, {len(w.edges)} edges, {k} accelerators, {ell} CPUs"
                           + (", contiguous" if contiguous else "") + (f" -> {output}" if output else ""),
                           highlight=False)
@@ -99,6 +100,7 @@ def export_msr(
         from toolchain.cli.common import load
         from toolchain.importers.msr import NotMsrShaped, to_msr
 
+        check_output(output, "--output", create_parents=True)
         inst = load(instance)
         try:
             data = to_msr(inst, time_unit_s=_seconds(time_unit))
@@ -108,8 +110,7 @@ def export_msr(
         if output is None:
             print(text)
         else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text + "\n")
+            write_output(output, text + "\n", create_parents=True)
 
 
 def register(app: typer.Typer) -> None:

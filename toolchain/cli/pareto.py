@@ -18,6 +18,7 @@ from toolchain.cli.common import (
     segments,
     user_errors,
 )
+from toolchain.cli.outputs import check_output, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
         from solvers.options import SolverOptions
 
         with user_errors():
+            check_output(out, "--out")
             inst = load(file, allow_outside)
             try:
                 opts = SolverOptions(time_limit_s=time_limit, gap=gap, threads=threads)
@@ -61,7 +63,7 @@ def register(app: typer.Typer) -> None:
             front = pareto_front(inst, objectives.split(","), points, solver=solver, options=opts)
         payload = front.to_dict()
         if out is not None:
-            out.write_text(dump_json(payload) + "\n")
+            write_output(out, dump_json(payload) + "\n")
         if as_json:
             print(dump_json(payload))
         else:

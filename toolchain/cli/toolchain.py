@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from toolchain.cli.common import UserError, console, err_console, user_errors
+from toolchain.cli.outputs import check_output, write_output
 
 
 def _write_yaml(data: dict[str, Any], output: Path | None, header: list[str]) -> None:
@@ -19,8 +20,7 @@ def _write_yaml(data: dict[str, Any], output: Path | None, header: list[str]) ->
     if output is None:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_output(output, text, create_parents=True)
 
 
 def _split(text: str) -> list[str]:
@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("profile")
     def profile(
-        model: Annotated[str, typer.Argument(help="A zoo model name (e.g. resnet18) or MODULE:FACTORY.")],
+        model: Annotated[str, typer.Argument(
+            help="A zoo model name (e.g. resnet18), MODULE:FACTORY or path/to/file.py:FACTORY. The factory and the "
+                 "module's forward are executed: name only code you trust.")],
         device: Annotated[str, typer.Option(help="Where to run: cpu or cuda (cuda only when available).")] = "cpu",
         repeats: Annotated[int, typer.Option(help="Timed runs; each layer reports median and quartiles.")] = 10,
         warmup: Annotated[int, typer.Option(help="Untimed runs before timing.")] = 3,
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure every layer's latency on this machine and write a latency table for a device."""
         with user_errors():
+            check_output(output, "--output", create_parents=True)
+            check_output(model_out, "--model-out", create_parents=True)
             if repeats < 1 or warmup < 0:
                 raise UserError(f"--repeats {repeats} / --warmup {warmup}: need repeats >= 1 and warmup >= 0")
             if device not in ("cpu", "cuda"):
@@ -59,14 +63,15 @@ def register(app: typer.Typer) -> None:
 
             if device == "cuda" and not torch.cuda.is_available():
                 raise UserError("--device cuda: no CUDA device is available on this machine (use --device cpu)")
-            from toolchain.cli.importers import resolve_module
-            from toolchain.importers.common import write_model_yaml
+            from toolchain.cli.importers import resolve_module, user_code
+            from toolchain.importers.common import dump_model_yaml
             from toolchain.profiling import calibrate as fit
             from toolchain.profiling import profile_module
 
             module, args, kwargs, default = resolve_module(model, input_shape, dtype, meta=True)
-            prof = profile_module(module, args, device=device, repeats=repeats, warmup=warmup, level=level,
-                                  example_kwargs=kwargs, name=default, device_name=name)
+            with user_code(model, "running the module"):
+                prof = profile_module(module, args, device=device, repeats=repeats, warmup=warmup, level=level,
+                                      example_kwargs=kwargs, name=default, device_name=name)
             cal = fit(prof) if calibrate else None
             header = [f"Measured by `dnnpart profile {model}` on {prof.host}, torch {torch.__version__}, "
                       f"{device}, {repeats} timed runs after {warmup} warm-up runs.",
@@ -74,7 +79,8 @@ def register(app: typer.Typer) -> None:
                       "spread: quartiles and minimum."]
             _write_yaml(prof.to_data(cal), output, header)
             if model_out is not None:
-                write_model_yaml(prof.model, model_out, [f"Imported by `dnnpart profile {model}` (level {level})."])
+                write_output(model_out, dump_model_yaml(prof.model, [f"Imported by `dnnpart profile {model}` "
+                                                                     f"(level {level})."]), create_parents=True)
             total = sum(t.median_s for t in prof.layers.values())
             err_console.print(f"{len(prof.layers)} layers, sum of medians {total * 1e3:.3f} ms, "
                               f"eager forward {prof.eager_median_s * 1e3:.3f} ms", highlight=False)
@@ -101,6 +107,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a system file (devices and links) built from the device and network catalogues."""
         with user_errors():
+            check_output(output, "--output", create_parents=True)
             from toolchain import catalog
             from toolchain.scenario import build_system, expand_devices
 
