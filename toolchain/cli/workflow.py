@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import UserError, console, dump_json, err_console, load, user_errors
+from toolchain.cli.common import UserError, console, dump_json, err_console, esc, load, user_errors
+from toolchain.cli.outputs import check_output, check_plot, staged
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,9 +94,10 @@ def print_summary(df: pd.DataFrame, title: str) -> None:
     from solvers.batch import is_failure
 
     console.print(
-        f"[bold]{title}[/]: {len(df)} rows, {df['instance_hash'].nunique()} instances, "
+        f"[bold]{esc(title)}[/]: {len(df)} rows, {df['instance_hash'].nunique()} instances, "
         f"{df['solver'].nunique()} solvers",
         highlight=False,
+        markup=True,
     )
     if df.empty:
         return
@@ -116,7 +118,9 @@ def print_summary(df: pd.DataFrame, title: str) -> None:
     failed = df[[is_failure(r) for r in df.to_dict("records")]]
     for r in failed.head(10).to_dict("records"):
         console.print(
-            f"[red]{r['outcome']}[/] {r['instance']} / {r['solver']}: {str(r['message'])[:200]}", highlight=False
+            f"[red]{esc(r['outcome'])}[/] {esc(r['instance'])} / {esc(r['solver'])}: {esc(str(r['message'])[:200])}",
+            highlight=False,
+            markup=True,
         )
     if len(failed) > 10:
         console.print(f"... and {len(failed) - 10} more failed rows", highlight=False)
@@ -240,6 +244,8 @@ def register(app: typer.Typer) -> None:
         from solvers.compare import bound_conflicts, compare_table, performance_profile
 
         with user_errors():
+            check_plot(plot)
+            check_output(csv, "--csv")
             if measure not in ("time", "objective"):
                 raise UserError(f"--measure {measure!r}: expected time or objective")
             if success not in ("best", "optimal"):
@@ -269,9 +275,10 @@ def register(app: typer.Typer) -> None:
         console.print(t)
         for r in bound_conflicts(df).to_dict("records"):
             console.print(
-                f"[red]warning[/] {r['instance']}: a bound {r['best_bound']!r} exceeds the best objective "
+                f"[red]warning[/] {esc(r['instance'])}: a bound {r['best_bound']!r} exceeds the best objective "
                 f"{r['best_objective']!r}; some solver's bound or objective is wrong",
                 highlight=False,
+                markup=True,
             )
         prof = performance_profile(df, measure, success=success)  # type: ignore[arg-type]
         p = Table(title=f"performance profile ({measure}; Dolan and Moré 2002)")
@@ -281,11 +288,13 @@ def register(app: typer.Typer) -> None:
             p.add_row(name, *(f"{prof.fraction(name, tau):.2f}" for tau in (1.0, 2.0, math.inf)))
         console.print(p)
         if csv is not None:
-            table.to_csv(csv, index=False)
+            with staged(csv) as tmp:
+                table.to_csv(tmp, index=False)
         if plot is not None:
             from toolchain.plots import plot_performance_profile
 
-            plot_performance_profile(prof, path=plot)
+            with staged(plot) as tmp:
+                plot_performance_profile(prof, path=tmp)
             console.print(f"profile written to {plot}", highlight=False)
 
     @app.command()
@@ -315,6 +324,7 @@ def register(app: typer.Typer) -> None:
         from toolchain.sweep import SweepError, parse_values, run_sweep
 
         with user_errors():
+            check_plot(plot)
             inst = load(file)
             if exact or out is not None:
                 from toolchain.cli.network import exact_sweep
@@ -356,6 +366,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             from toolchain.plots import plot_sweep
 
-            plot_sweep(res, path=plot)
+            with staged(plot) as tmp:
+                plot_sweep(res, path=tmp)
             if not as_json:
                 console.print(f"plot written to {plot}", highlight=False)
