@@ -16,10 +16,18 @@ our model (so a change in the cost model, a catalogue or a solver shows up), and
          "source": "abstract" | "Table 3" | "Fig. 2" | "Sec. 5.1",
          "tolerance": {"rel": 0.3} | {"abs": 0.1} | {"range": [lo, hi]} | {"equals": true},
          "why": "differs because ...",     # required when our value misses the tolerance
-         "ours": 13.04, "ours_rtol": 0.01  # our model's recorded value (a regression check)
+         "ours": 13.04, "ours_rtol": 0.01, # our model's recorded value (a regression check)
+         "verdict": "differs",             # the verdict the why was written for
+         "standing": 4.207                 # where ours stood against the published value then
      }}}
 
-A number without ``published`` is ours only (shown, never judged).
+A number without ``published`` is ours only (shown, never judged). ``published`` may also be an
+interval ``[lo, hi]`` (ours must lie inside it). Every judged number records ``ours``,
+``verdict`` and ``standing``, and the judgement turns each of these into a *problem* (a failing
+check, exit status 1) rather than a quiet verdict: our value leaving its recorded value by more
+than ``ours_rtol``, a verdict other than the recorded one, and a standing other than the recorded
+one (so that an edited published value, or an edited tolerance, cannot pass unnoticed under a
+``why`` written for another difference). See :func:`standing`.
 """
 
 from __future__ import annotations
@@ -76,6 +84,9 @@ def within(ours: Value, published: Value, tolerance: Mapping[str, Any]) -> bool:
     """Whether ``ours`` matches ``published`` under ``tolerance`` (see the module docstring)."""
     if ours is None:
         return False
+    if isinstance(published, list) and not isinstance(ours, str):
+        lo, hi = published
+        return float(lo) <= float(ours) <= float(hi)
     if "range" in tolerance and not isinstance(ours, str):
         lo, hi = tolerance["range"]
         return float(lo) <= float(ours) <= float(hi)
@@ -92,8 +103,10 @@ def within(ours: Value, published: Value, tolerance: Mapping[str, Any]) -> bool:
     return abs(o - p) <= float(tolerance.get("rel", 0.0)) * abs(p)
 
 
-def tolerance_text(tolerance: Mapping[str, Any]) -> str:
+def tolerance_text(tolerance: Mapping[str, Any], published: Any = None) -> str:
     """A tolerance in words: ``±30%``, ``±0.1``, ``in [4, 18]``, ``exact``."""
+    if isinstance(published, list):
+        return f"in [{float(published[0]):g}, {float(published[1]):g}]"
     if "range" in tolerance:
         lo, hi = tolerance["range"]
         return f"in [{lo:g}, {hi:g}]"
@@ -104,12 +117,34 @@ def tolerance_text(tolerance: Mapping[str, Any]) -> str:
     return "exact"
 
 
+def standing(ours: Value, published: Any) -> Value:
+    """Where our value stands against the published one, as recorded beside a verdict.
+
+    A number: ``ours / published`` (``ours - published`` when the published value is 0); an
+    interval ``[lo, hi]``: ``(ours - lo) / (hi - lo)`` (0 at ``lo``, 1 at ``hi``); a word: the
+    published word it was judged against (a word has no ratio). The verdict's ``why`` explains
+    this standing: when it moves (ours changed, or the published value was edited) the judgement
+    reports a problem until the standing, and the why, are recorded again.
+    """
+    if ours is None or published is None:
+        return None
+    if isinstance(published, list):
+        lo, hi = float(published[0]), float(published[1])
+        return (float(ours) - lo) / (hi - lo) if not isinstance(ours, str) else None
+    if isinstance(published, str) or isinstance(ours, str):
+        return str(published)
+    p = float(published)
+    return float(ours) / p if p != 0 else float(ours) - p
+
+
 def judge(numbers: Mapping[str, Value], expected: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per expected number (verdict, reason) and the problems found.
 
-    Problems: an expected number the run did not produce (unless the run was partial, in which
-    case only produced numbers count: the caller filters), a number whose value left the recorded
-    ``ours`` by more than ``ours_rtol``, and a number missing its tolerance without a ``why``.
+    Problems (each a failing check): a miss without a ``why``; for every judged number, a value
+    of ours, a verdict or a standing (:func:`standing`) that expected.json does not record, or
+    that differs from the recorded one (ours and standing within ``ours_rtol``); for a number
+    ours only, a value that left its recorded ``ours``. An expected number the run did not
+    produce is left to the caller (a fast run produces only some).
     """
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -118,6 +153,7 @@ def judge(numbers: Mapping[str, Value], expected: Mapping[str, Any]) -> tuple[li
             continue
         ours = numbers[key]
         published = spec.get("published")
+        rtol = float(spec.get("ours_rtol", 1e-6))
         row = {"id": key, "what": spec.get("what", key), "unit": spec.get("unit", ""), "source": spec.get("source", ""),
                "published": published, "ours": ours}
         if published is None:
@@ -125,16 +161,49 @@ def judge(numbers: Mapping[str, Value], expected: Mapping[str, Any]) -> tuple[li
         else:
             tol = spec.get("tolerance", {"rel": 0.0})
             ok = within(ours, published, tol)
-            row.update(tolerance=tolerance_text(tol), verdict="reproduced" if ok else "differs",
-                       why="" if ok else spec.get("why", ""))
+            verdict = "reproduced" if ok else "differs"
+            row.update(tolerance=tolerance_text(tol, published), verdict=verdict, why="" if ok else spec.get("why", ""))
             if not ok and not spec.get("why"):
                 problems.append(f"{key}: ours {ours!r} misses the published {published!r}; expected.json gives no why")
+            for field_, value in (("ours", ours), ("verdict", verdict), ("standing", standing(ours, published))):
+                if spec.get(field_) is None:
+                    problems.append(f"{key}: judged, but expected.json records no {field_!r} (now {value!r}); "
+                                    "a change would pass unnoticed")
+            if spec.get("verdict") is not None and spec["verdict"] != verdict:
+                problems.append(f"{key}: verdict {verdict!r}, recorded {spec['verdict']!r} (published {published!r}, "
+                                f"ours {ours!r}): review the why and the tolerance, then record it again")
+            now, then = standing(ours, published), spec.get("standing")
+            if then is not None and not _same(now, then, rtol):
+                problems.append(f"{key}: ours stands at {now!r} against the published {published!r}, recorded "
+                                f"{then!r}: ours or the published value changed; review the why, then record it again")
         recorded = spec.get("ours")
-        if recorded is not None and not _same(ours, recorded, float(spec.get("ours_rtol", 1e-6))):
+        if recorded is not None and not _same(ours, recorded, rtol):
             problems.append(f"{key}: ours {ours!r} differs from the recorded {recorded!r} "
-                            f"(rtol {spec.get('ours_rtol', 1e-6)}): update expected.json if the change is intended")
+                            f"(rtol {rtol:g}): update expected.json if the change is intended")
         rows.append(row)
     return rows, problems
+
+
+def record(expected: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``expected`` with ``ours``, ``verdict`` and ``standing`` of every judged number of the
+    results document ``doc`` recorded, and ``ours`` of a number ours only updated where one is
+    recorded already (times and limit-bound values stay unrecorded). Review every ``why`` first:
+    this makes the current values the reference."""
+    out = json.loads(json.dumps(expected))
+    values = doc.get("values", {})
+    for r in doc["numbers"]:
+        spec = out["numbers"].get(r["id"])
+        if spec is None:
+            continue
+        ours = values.get(r["id"], r["ours"])
+        if spec.get("published") is None and spec.get("ours") is None:
+            continue
+        spec["ours"] = ours
+        spec.setdefault("ours_rtol", 0 if isinstance(ours, str) else 1e-6)
+        if spec.get("published") is not None:
+            spec["verdict"] = r["verdict"]
+            spec["standing"] = standing(ours, spec["published"])
+    return plain(out)  # type: ignore[no-any-return]
 
 
 def _same(a: Value, b: Value, rtol: float) -> bool:
@@ -230,7 +299,10 @@ def numbers_table(doc: Mapping[str, Any]) -> str:
     rows = []
     for r in doc["numbers"]:
         unit = f" {r['unit']}" if r.get("unit") and r["unit"] not in ("", "word") else ""
-        pub = "-" if r["published"] is None else f"{fmt(r['published'])}{unit}"
+        published = r["published"]
+        if isinstance(published, list):
+            published = f"{fmt(published[0])} to {fmt(published[1])}"
+        pub = "-" if published is None else f"{fmt(published)}{unit}"
         why = r.get("why") or ""
         if r["verdict"] == "differs":
             verdict = f"differs {why}" if why.startswith("because") else f"differs: {why}"
@@ -275,16 +347,25 @@ def main(
     ap.add_argument("--json", action="store_true", help="print the results document as JSON")
     ap.add_argument("--rejudge", action="store_true",
                     help="run nothing: judge the values of the existing results.json against expected.json again")
+    ap.add_argument("--record", action="store_true",
+                    help="with --rejudge: record ours, verdict and standing of every number of results.json in "
+                    "expected.json (review every why first)")
     args = ap.parse_args(argv)
+    if args.record and not args.rejudge:
+        ap.error("--record goes with --rejudge")
     if args.rejudge:
         path = folder / "results.json"
         try:
-            doc = rejudge(json.loads(path.read_text()), load_expected(folder))
+            stored = json.loads(path.read_text())
+            if args.record:
+                (folder / "expected.json").write_text(
+                    json.dumps(record(load_expected(folder), stored), indent=2, ensure_ascii=False) + "\n")
+            doc = rejudge(stored, load_expected(folder))
         except (OSError, ValueError, KeyError) as exc:
             print(f"{path}: cannot judge it again: {exc!s} (expected a results.json written by a full run)",
                   file=sys.stderr)
             return 2
-        (folder / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+        (args.out or path).write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
         print(json.dumps(doc, indent=2, default=str) if args.json else render(doc))
         return 1 if doc["problems"] else 0
     t0 = time.perf_counter()

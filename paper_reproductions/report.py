@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from paper_reproductions.common import MACHINE, Table, markdown_table, plain, render, tolerance_text, within
+from paper_reproductions.common import MACHINE, Outcome, Table, markdown_table, render, results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,35 +46,45 @@ def is_legacy(name: str) -> bool:
     return exp.is_file() and "numbers" not in json.loads(exp.read_text())
 
 
-def adapt_legacy(name: str, data: Mapping[str, Any], expected: Mapping[str, Any], wall_s: float) -> dict[str, Any]:
-    """A results document from a ``deepthings_modnn``-style run (``--json`` rows + ``studies``).
+def legacy_expected(expected: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``deepthings_modnn``-style ``expected.json`` (``studies``) in the convention's form.
 
     Each study's published speedup at its fewest and most devices becomes a judged number, with
-    the study's relative tolerance; its ``known_differences`` explain a miss.
+    the study's relative tolerance, its ``known_differences`` as the reason for a miss, and what
+    its ``recorded`` entry holds for that device count (``ours``, ``verdict``, ``standing``).
     """
-    numbers, rows = [], data.get("rows", [])
+    numbers: dict[str, Any] = {}
     for study, exp in expected.get("studies", {}).items():
         src = str(exp.get("source", ""))
-        metric, tol = exp.get("metric", "speedup"), {"rel": exp.get("tolerance", 0.0)}
+        metric = exp.get("metric", "speedup")
         for k, pub in zip(exp["devices"], exp["speedup_range"], strict=True):
+            numbers[f"{study}.{metric}_{k}"] = {
+                "what": f"{study}: {metric} on {k} devices ({exp.get('scope')}, {exp.get('variant')} split)",
+                "unit": "x", "source": src.rsplit("; ", 1)[-1], "published": pub,
+                "tolerance": {"rel": exp.get("tolerance", 0.0)}, "why": " ".join(exp.get("known_differences", [])),
+                **exp.get("recorded", {}).get(str(k), {}),
+            }
+    return {"paper": expected.get("paper", ""), "reference": "; ".join(
+        s.get("source", "") for s in expected.get("studies", {}).values()), "numbers": numbers}
+
+
+def adapt_legacy(name: str, data: Mapping[str, Any], expected: Mapping[str, Any], wall_s: float) -> dict[str, Any]:
+    """A results document from a ``deepthings_modnn``-style run (``--json`` rows + ``studies``),
+    judged by :func:`paper_reproductions.common.judge` through :func:`legacy_expected`."""
+    spec = legacy_expected(expected)
+    rows = data.get("rows", [])
+    values: dict[str, Any] = {}
+    for study, exp in expected.get("studies", {}).items():
+        metric = exp.get("metric", "speedup")
+        for k in exp["devices"]:
             hits = [r for r in rows if r.get("study") == study and r.get("scope") == exp.get("scope")
                     and r.get("variant") == exp.get("variant") and r.get("devices") == k]
-            ours = float(hits[0][metric]) if hits else None
-            ok = within(ours, pub, tol)
-            numbers.append({
-                "id": f"{study}.{metric}_{k}", "what": f"{study}: {metric} on {k} devices ({exp.get('scope')}, "
-                f"{exp.get('variant')} split)", "unit": "x", "source": src.rsplit("; ", 1)[-1], "published": pub,
-                "ours": ours, "tolerance": tolerance_text(tol), "verdict": "reproduced" if ok else "differs",
-                "why": "" if ok else " ".join(exp.get("known_differences", [])),
-            })
+            values[f"{study}.{metric}_{k}"] = float(hits[0][metric]) if hits else None
     cols = ["study", "scope", "variant", "devices", "split", "speedup", "bound_speedup", "throughput_speedup"]
     table = Table("All configurations (from run.py --json)", cols, [[r.get(c) for c in cols] for r in rows])
-    return plain({
-        "reproduction": name, "paper": expected.get("paper") or _title(name),
-        "reference": "; ".join(s.get("source", "") for s in expected.get("studies", {}).values()),
-        "date": _dt.date.today().isoformat(), "machine": MACHINE, "fast": False, "wall_time_s": round(wall_s, 3),
-        "numbers": numbers, "tables": [table.to_dict()], "notes": [], "problems": list(data.get("problems", [])),
-    })
+    doc = results(name, Outcome(values, [table], [], list(data.get("problems", []))), spec, False, wall_s)
+    doc["paper"] = expected.get("paper") or _title(name)
+    return doc
 
 
 def _title(name: str) -> str:

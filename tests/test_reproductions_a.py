@@ -7,6 +7,7 @@ slow suite and in ``make reproduce``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -75,6 +76,32 @@ def test_archer_fast() -> None:
     assert v["bert_l-3.k2.gap"] == pytest.approx(0.0, abs=1e-9)
     assert v["bert_l-3.k2.best_ms"] == pytest.approx(33.98910155614, rel=1e-9)
     assert {r["id"]: r["verdict"] for r in doc["numbers"]}["bert_l-3.k2.best_ms"] == "reproduced"
+
+
+def test_archer_ratios_divide_by_the_best_known_solution() -> None:
+    """Bound / best divides by the better of ours and the artifact DP's optimum; a bound above a
+    known solution is a problem. By hand: ours 109.2 ms, the DP's 79.98 ms, bound 45 ms: 45 / 79.98."""
+    numbers: dict[str, float | int | str | None] = {
+        "g.k8.best_ms": 109.2, "g.k8.lower_bound_ms": 45.0, "g.k8.cheap_bound_ms": 40.0,
+        "h.k8.best_ms": 50.0, "h.k8.lower_bound_ms": 50.0, "h.k8.cheap_bound_ms": 25.0}
+    problems: list[str] = []
+    means = archer.summarise(numbers, {"g.k8": 79.98, "h.k8": 60.0}, problems)
+    assert problems == []
+    assert numbers["g.k8.best_known_ms"] == 79.98 and numbers["h.k8.best_known_ms"] == 50.0
+    assert numbers["g.k8.bound_over_best"] == pytest.approx(45.0 / 79.98, rel=1e-12)
+    assert numbers["k8.geomean_bound_over_best"] == pytest.approx((45.0 / 79.98 * 1.0) ** 0.5, rel=1e-12)
+    assert numbers["k8.geomean_combinatorial_over_best"] == pytest.approx((40.0 / 79.98 * 0.5) ** 0.5, rel=1e-12)
+    assert means == [[8, 2, numbers["k8.geomean_combinatorial_over_best"], numbers["k8.geomean_bound_over_best"]]]
+    archer.summarise({"g.k8.best_ms": 109.2, "g.k8.lower_bound_ms": 80.0, "g.k8.cheap_bound_ms": 40.0},
+                     {"g.k8": 79.98}, problems)
+    assert len(problems) == 1 and "above a known solution" in problems[0]
+    # The stored full run: BERT L-12 at k = 16, bound 45.21 ms against the DP's 79.977 ms (ours: 109.2).
+    stored = common.rejudge(json.loads((Path(archer.__file__).parent / "results.json").read_text()),
+                            common.load_expected(Path(archer.__file__).parent))
+    v = stored["values"]
+    assert v["bert_l-12.k16.best_known_ms"] == pytest.approx(79.976987016975, rel=1e-12)
+    assert v["bert_l-12.k16.bound_over_best"] == pytest.approx(45.21381129130325 / 79.976987016975, rel=1e-9)
+    assert stored["problems"] == []
 
 
 @pytest.mark.slow
