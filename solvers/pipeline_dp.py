@@ -115,6 +115,12 @@ class PipelineDP(Solver):
             raise UnsupportedProblem(
                 f"solver 'pipeline-dp' has no raw option(s) {sorted(unknown)}; it takes {sorted(RAW_KEYS)}"
             )
+        s = inst.system
+        if not (s.has_link | np.eye(s.k, dtype=bool)).all():
+            raise UnsupportedProblem(
+                f"solver 'pipeline-dp' cannot solve instance {inst.name!r}: it needs a link in both directions "
+                "between every two devices (its stages may exchange tensors with any later stage)"
+            )
         c = inst.problem.constraints
         if not c.pipeline and not options.raw.get("heuristic"):
             raise UnsupportedProblem(
@@ -152,9 +158,10 @@ class PipelineDP(Solver):
             proven_lb = max([lb, *fails])
         solve = time.perf_counter() - t0 - build
         if plan is None and incumbent is None and not timed_out:
-            # No pipeline even on a chain order within max_devices stages: the exact search decides.
+            # No pipeline along the chain order within max_devices stages: one search without a
+            # threshold decides (its answer, if any, is the optimum).
             try:
-                plan = _rising(U, lb, math.inf, max_stages, deadline, None, extra, step=STEP)
+                plan = _rising(U, math.inf, math.inf, max_stages, deadline, None, extra, step=STEP)
             except SearchTimeout:
                 timed_out = True
             if plan is None and not timed_out:
@@ -210,5 +217,5 @@ def _rising(
         thresholds.append((T, plan is not None, order is not None, time.perf_counter() - t0))
         if plan is not None or ub <= T:
             return plan
-        step *= 2
-        T = T * (1 + step) if T > 0 else math.inf
+        step = min(2 * step, 1e6)
+        T = T * (1 + step) if 0 < T < 1e300 else math.inf

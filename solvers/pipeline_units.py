@@ -125,8 +125,9 @@ def _device_classes(inst: Instance, unit_of: IntArray, N: int) -> list[DeviceCla
         out[d] = False
         into = s.has_link[:, d].copy()
         into[d] = False
-        out_rate = 1.0 / float(s.bandwidth[d, out].max()) if out.any() else math.inf
-        in_rate = 1.0 / float(s.bandwidth[into, d].max()) if into.any() else math.inf
+        # Without a channel (one device) no tensor can leave or arrive: the rate never multiplies bytes.
+        out_rate = 1.0 / float(s.bandwidth[d, out].max()) if out.any() else 0.0
+        in_rate = 1.0 / float(s.bandwidth[into, d].max()) if into.any() else 0.0
         time = np.zeros(N)
         np.add.at(time, unit_of, inst.time[:, d])
         allowed = np.ones(N, dtype=bool)
