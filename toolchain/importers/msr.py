@@ -100,11 +100,25 @@ class MsrWorkload:
     """Per-node transfer cost of its output (0 for nodes without out-edges)."""
 
 
+MAX_DEVICES = 1024
+"""Most devices (accelerators plus CPUs) an imported instance may have: every solver's model grows
+with the number of devices, and a count such as ``maxFPGAs: 10000000`` would exhaust memory."""
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the range of a float
+        return False
+
+
 def _number(file: str, where: str, value: Any, integer: bool = False, flag: bool = False) -> float:
     ok = isinstance(value, bool) if flag else (isinstance(value, int | float) and not isinstance(value, bool))
     if flag and not ok and isinstance(value, int) and value in (0, 1):
         ok = True
-    if not ok or (not flag and not math.isfinite(float(value))):
+    if not ok or (not flag and not _finite(value)):
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+            value = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
         what = "a boolean or 0/1" if flag else ("an integer" if integer else "a finite number")
         raise MsrError(f"{file}: {where}: got {value!r}; expected {what}")
     if integer and not flag and float(value) != int(value):
@@ -133,6 +147,8 @@ def parse_msr(data: Any, file: str = "<msr>", name: str | None = None) -> MsrWor
     ell = int(_number(file, "maxCPUs", data["maxCPUs"], integer=True))
     if k < 0 or ell < 0 or k + ell == 0:
         raise MsrError(f"{file}: maxFPGAs, maxCPUs: got {k}, {ell}; expected counts >= 0, not both 0")
+    if k + ell > MAX_DEVICES:
+        raise MsrError(f"{file}: maxFPGAs, maxCPUs: got {k}, {ell}; expected at most {MAX_DEVICES} devices in all")
     if not isinstance(data["nodes"], list) or not data["nodes"]:
         raise MsrError(f"{file}: nodes: got {data['nodes']!r:.60}; expected a non-empty list of nodes")
     nodes: list[MsrNode] = []
@@ -216,11 +232,18 @@ def _check_acyclic(file: str, ids: list[int], edges: list[tuple[int, int]]) -> N
 
 def read_msr(path: str | Path) -> MsrWorkload:
     """Read and validate an MSR workload file."""
+    from formulation.yamlio import read_text
+
     p = Path(path)
+    text = read_text(p)  # a regular file within the size limit (DNNPART_MAX_FILE_BYTES)
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MsrError(f"{p}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise MsrError(f"{p}: nested too deeply; expected the MSR workload format") from None
+    except ValueError as exc:  # an integer literal too long to convert
+        raise MsrError(f"{p}: {str(exc)[:120]}; expected numbers within the range of a float") from None
     return parse_msr(data, str(p), p.stem)
 
 
@@ -279,6 +302,8 @@ def msr_instance_data(
     ell = w.max_cpus if cpus is None else cpus
     if k < 0 or ell < 0 or k + ell == 0:
         raise MsrError(f"{w.name}: --fpgas {k}, --cpus {ell}: expected counts >= 0, not both 0")
+    if k + ell > MAX_DEVICES:
+        raise MsrError(f"{w.name}: --fpgas {k}, --cpus {ell}: expected at most {MAX_DEVICES} devices in all")
     if contiguous and any(nd.is_backward for nd in w.nodes):
         raise MsrError(
             f"{w.name}: contiguous splits of a training workload (isBackwardNode) cannot be expressed exactly: the "

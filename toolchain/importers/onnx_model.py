@@ -129,6 +129,23 @@ def _scope(name: str) -> str:
     return ".".join(parts[:-1]) if len(parts) > 1 else ""
 
 
+def _check_order(g: Any, inits: set[str]) -> None:
+    """Every node reads only graph inputs, initializers and outputs of earlier nodes.
+
+    ONNX requires nodes in topological order; a node reading a tensor produced later (a cycle)
+    or by no node at all would otherwise be mistaken for a constant and drop an edge silently.
+    """
+    known = {i.name for i in g.input} | inits
+    for idx, node in enumerate(g.node):
+        for t in node.input:
+            if t and t not in known:
+                later = any(t in n.output for n in g.node[idx:])
+                why = "a node at or after it produces it (a cycle, or nodes out of topological order)" if later \
+                    else "no node, input or initializer produces it"
+                raise ValueError(f"node {idx} ({node.name or node.op_type}) reads tensor {t!r}, but {why}")
+        known.update(t for t in node.output if t)
+
+
 def from_onnx(
     source: str | Path | Any,
     level: Literal["op", "module"] = "op",
@@ -155,7 +172,9 @@ def from_onnx(
     Raises
     ------
     ValueError
-        If a tensor's shape stays dynamic after inference.
+        If a tensor's shape stays dynamic after inference, a node reads a tensor that no earlier
+        node produces (ONNX requires topological order, so this is a cycle or a dangling input),
+        or no operator depends on the model inputs (nothing to import).
     """
     import onnx
 
@@ -180,6 +199,7 @@ def from_onnx(
     nodes: list[OpNode] = []
     used: set[str] = set()
     prev_scope, prev_group = None, ""
+    _check_order(g, inits)
     for idx, node in enumerate(g.node):
         data = [t for t in node.input if t in data_tensors]
         if not data or node.op_type in _CONSTANT_OPS:
@@ -213,4 +233,9 @@ def from_onnx(
     outputs = [producer[o.name] for o in g.output if o.name in producer]
     result = assemble(name or g.name or (Path(source).stem if isinstance(source, str | Path) else "onnx"),
                       model_inputs, nodes, outputs)
+    if not result.get("layers"):
+        raise ValueError(
+            f"the graph has {len(g.node)} nodes and none depends on a model input "
+            f"({len(graph_inputs)} inputs): there is no layer to import"
+        )
     return to_graph(result) if as_graph else result
