@@ -134,12 +134,24 @@ class AdditiveCosts:
     node: FloatArray
     link0: FloatArray
     link_per_byte: FloatArray
+    link_per_s: FloatArray | None = None
+    """Cost of one second of occupied link time ``n / bw``; with :attr:`link_per_usd_byte`, lets
+    :meth:`transfer` divide by the bandwidth instead of multiplying by its inverse (which
+    overflows for a denormal bandwidth although ``n / bw`` may be finite)."""
+    link_per_usd_byte: FloatArray | None = None
 
     def transfer(self, nbytes: float | FloatArray) -> FloatArray:
         """``(k, k)`` (or ``(..., k, k)``) cost of sending ``nbytes`` over each direction."""
         nb = np.asarray(nbytes, dtype=float)[..., None, None]
-        with np.errstate(invalid="ignore"):
-            out = self.link0 + nb * self.link_per_byte
+        with np.errstate(all="ignore"):
+            if self.link_per_s is not None and self.link_per_usd_byte is not None:
+                bw = self.instance.system.bandwidth
+                occ = nb / bw
+                out = self.link0 + _nz(occ, self.link_per_s) + _nz(nb, self.link_per_usd_byte)
+                out = np.where(self.instance.system.has_link & ~np.isnan(out), out, math.inf)
+            else:
+                # 0 bytes over a link of (near) zero bandwidth cost the latency term only, not 0 * inf
+                out = self.link0 + np.where(nb > 0, nb * self.link_per_byte, 0.0)
         k = self.link0.shape[0]
         out[..., np.arange(k), np.arange(k)] = 0.0
         return out
@@ -165,6 +177,17 @@ class AdditiveCosts:
         return total
 
 
+def _nz(a: float | FloatArray, b: float | FloatArray) -> FloatArray:
+    """``a * b`` with ``0 * inf = 0`` (a zero weight or power makes a term vanish, not NaN)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where((np.asarray(a) == 0) | (np.asarray(b) == 0), 0.0, np.multiply(a, b))
+
+
+def _sum_except(values: FloatArray, skip: tuple[int, ...]) -> float:
+    """Sum of ``values`` over the indices not in ``skip`` (no subtraction)."""
+    return float(sum(float(x) for i, x in enumerate(values) if i not in skip))
+
+
 def additive_costs(inst: Instance) -> AdditiveCosts:
     """Layer and transfer terms of ``inst``'s objective.
 
@@ -179,26 +202,32 @@ def additive_costs(inst: Instance) -> AdditiveCosts:
     s = inst.system
     terms = inst.problem.objective.terms()
     w_lat, w_en, w_cost = (float(terms.get(m, 0.0)) for m in ("latency", "energy", "cost"))
-    scope = inst.scope_mask.astype(float)
-    pi_total = float((s.power_idle * scope).sum())
-    # Each second of L is paid by the latency weight and, through the idle term, by every scoped device.
-    per_second = w_lat + w_en * pi_total
-    dev = per_second + w_cost * s.price + w_en * scope * (s.power_active - s.power_idle)
-    node = inst.time * dev[None, :]
-    node = np.where(inst.placement_mask, node, math.inf)
-    with np.errstate(divide="ignore"):
-        inv_bw = np.where(s.has_link, 1.0 / s.bandwidth, 0.0)
-    radio = scope[:, None] * (s.tx_power - s.power_idle[:, None]) + scope[None, :] * (
-        s.rx_power - s.power_idle[None, :]
-    )
-    per_byte = per_second * inv_bw + w_cost * s.link_price + w_en * inv_bw * radio
-    link0 = per_second * s.link_latency
-    per_byte = np.where(s.has_link, per_byte, math.inf)
-    link0 = np.where(s.has_link, link0, math.inf)
     k = s.k
+    scope = inst.scope_mask
+    pi_s = np.where(scope, s.power_idle, 0.0)
+    # Every coefficient is a sum of non-negative parts, computed without the subtraction
+    # ``active - idle`` of the derivation (which cancels catastrophically when the idle power dwarfs
+    # the rest): a second of L is paid by the latency weight and the idle power of every scoped
+    # device, except the device that computes (or sends, or receives) during it, which pays its
+    # active (tx, rx) power instead.
+    others = np.array([_sum_except(pi_s, (d,)) for d in range(k)])
+    with np.errstate(all="ignore"):
+        dev = w_lat + _nz(w_en, others) + _nz(w_cost, s.price) + _nz(w_en, np.where(scope, s.power_active, 0.0))
+        node = _nz(inst.time, dev[None, :])
+        node = np.where(inst.placement_mask & np.isfinite(inst.time), node, math.inf)
+        inv_bw = np.where(s.has_link, 1.0 / s.bandwidth, 0.0)
+        idle_ab = np.array([[_sum_except(pi_s, (a, b)) for b in range(k)] for a in range(k)])
+        radio = np.where(scope[:, None], s.tx_power, 0.0) + np.where(scope[None, :], s.rx_power, 0.0)
+        per_s_link = w_lat + _nz(w_en, idle_ab) + _nz(w_en, radio)
+        per_byte = _nz(inv_bw, per_s_link) + _nz(w_cost, s.link_price)
+        link0 = _nz(w_lat + _nz(w_en, pi_s.sum()), s.link_latency)
+    per_byte = np.where(s.has_link & ~np.isnan(per_byte), per_byte, math.inf)
+    link0 = np.where(s.has_link & ~np.isnan(link0), link0, math.inf)
+    node = np.where(np.isnan(node), math.inf, node)
     per_byte[np.arange(k), np.arange(k)] = 0.0
     link0[np.arange(k), np.arange(k)] = 0.0
-    return AdditiveCosts(inst, node, link0, per_byte)
+    money = _nz(w_cost, s.link_price)
+    return AdditiveCosts(inst, node, link0, per_byte, per_s_link, money)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,8 @@ def leave_reason(res: Result) -> str | None:
         return f"stopped at an internal limit ({res.termination.value})"
     if res.status == Status.FEASIBLE and res.termination == Termination.OPTIMAL:
         return f"claimed optimality it could not prove (gap {res.gap:.3g})"
+    if res.status == Status.FEASIBLE and res.termination == Termination.COMPLETED:
+        return f"ended without a proof of optimality (gap {res.gap:.3g})"
     return None
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
+from formulation.numerics import NO_FINITE_OPTION, prepare
 from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
@@ -124,6 +125,7 @@ class CpSatSolver(Solver):
                 raise OptionNotSupported(
                     f"solver 'cpsat': warm_start is not a placement of {inst.name!r}: {exc}"
                 ) from exc
+        prepare(inst, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         from ortools.sat.python import cp_model
@@ -132,6 +134,10 @@ class CpSatSolver(Solver):
         from formulation.cp.params import apply_safe_parameters
 
         t0 = time.perf_counter()
+        # dominated options removed (same optimum), numbers checked by check()
+        inst, empty = prepare(inst, self.name)
+        if empty:
+            return RawSolution(Termination.INFEASIBLE, message=NO_FINITE_OPTION)
         limit = options.time_limit_s
         log: list[str] = []
         hint = _hint(inst, options)

@@ -145,8 +145,11 @@ def scale_for(backend: Backend, capped: FloatArray, cap_at: float) -> float:
     ``2**52`` so that each product is exact in floating point before rounding down.
     """
     if backend == "scipy":
-        return 2.0**30 / cap_at
-    return min(2.0**52 / float(capped.max()), 2.0**61 / float(capped.sum()))
+        return 2.0**30 / cap_at if cap_at > 0 else 1.0
+    top, total = float(capped.max(initial=0.0)), float(capped.sum())
+    if not top > 0:
+        return 1.0
+    return min(2.0**52 / top, 2.0**61 / total)
 
 
 def _cut(net: Network, cap_at: float, backend: Backend) -> tuple[float, IntArray, int]:
@@ -159,10 +162,20 @@ def _cut(net: Network, cap_at: float, backend: Backend) -> tuple[float, IntArray
     if not net.tails.size:
         return 0.0, np.zeros(net.layers, dtype=np.int64), 0
     capped = np.minimum(net.caps, cap_at)
-    scale = scale_for(backend, capped, cap_at)
-    ints = np.floor(capped * scale).astype(np.int64)
+    top = float(capped.max())
+    if not top > 0:  # every arc free: any cut is minimum
+        top = 1.0
+    # Scaled relative to the largest arc first, so that neither a denormal nor a 1e300 capacity
+    # (nor a sum of them) overflows before the integer scale is applied.
+    rel = capped / top
+    scale = scale_for(backend, rel, cap_at / top)
+    ints = np.floor(rel * scale).astype(np.int64)
     value, side = min_cut(net.num_nodes, net.tails, net.heads, ints, S_NODE, T_NODE, backend)
-    return value / scale, (~side[2 : 2 + net.layers]).astype(np.int64), value
+    return value / scale * top, (~side[2 : 2 + net.layers]).astype(np.int64), value
+
+
+#: Most cuts computed per solve (one, then refits of the integer scale to the incumbent).
+MAX_PASSES = 8
 
 
 class MinCut(Solver):
@@ -221,16 +234,25 @@ class MinCut(Solver):
         bound_cut, P, _ = _cut(net, cap_at, backend)
         value = ac.value(P)
         passes = 1
-        if not _certified(value, net.constant + bound_cut):
-            # Refit the scale to the cut found: arcs dearer than it can never be cut.
+        # the best single-device placement is also an upper bound on the optimum
+        for d in range(inst.k):
+            P1 = np.full(n, d, dtype=np.int64)
+            v1 = ac.value(P1)
+            if v1 < value:
+                P, value = P1, v1
+        while not _certified(value, net.constant + bound_cut) and passes < MAX_PASSES:
+            # Refit the scale to the best cut known: arcs dearer than it can never be cut. Each
+            # pass resolves the cut on a finer scale while the incumbent improves (capacities may
+            # span hundreds of orders of magnitude).
             cut_part = value - net.constant
             cap_at = cut_part * (1 + 2.0**-20) if cut_part > 0 else 1.0
             bound2, P2, _ = _cut(net, cap_at, backend)
             value2 = ac.value(P2)
             bound_cut = max(bound_cut, bound2)
-            if value2 < value:
-                P, value = P2, value2
-            passes = 2
+            passes += 1
+            if not value2 < value:
+                break
+            P, value = P2, value2
         lower = net.constant + bound_cut
         ok = _certified(value, lower)
         return RawSolution(

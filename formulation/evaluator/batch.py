@@ -190,11 +190,16 @@ class BatchMetrics:
 
     def objective(self, L: FloatArray | None = None) -> FloatArray:
         """(N,) the problem's objective (weighted sum of metrics in base units)."""
+        L = self.latency() if L is None else L
         out = np.zeros(self.n_placements)
         for name, w in self.instance.problem.objective.terms().items():
             if w:
                 out = out + w * self.metric(name, L)
-        return out
+        # A placement whose latency is not finite never completes (a layer or transfer takes
+        # forever, e.g. 1e9 FLOP at 1e-300 FLOP/s): its objective is inf whatever the metric, so
+        # that an energy or cost objective blind to that time cannot call it a solution.
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(L), out, np.inf)
 
     def violations(self, L: FloatArray | None = None) -> dict[str, BoolArray]:
         """All violations by kind, each (N,) bool: static ones plus deadline and energy budget."""

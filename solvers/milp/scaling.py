@@ -3,7 +3,8 @@
 The formulation is written in SI units, where a latency is 1e-3 s, a cost 1e-8 USD and a memory
 row 1e9 bytes: far from the absolute tolerances solvers use (HiGHS: 1e-7 feasibility, 1e-6
 absolute MIP gap). Every continuous column is divided by the typical magnitude of its unit
-(``time``, ``energy``, ``cost``, ``bytes``, read from the instance), then every row by its largest
+(``time``, ``energy``, ``cost``, ``bytes``: the metrics of the best single-device placement,
+:func:`formulation.numerics.unit_scales`), then every row by its largest
 absolute coefficient, and the objective by its largest coefficient: row equilibration after a
 unit-based column scaling (Tomlin, "On scaling linear programming problems", Mathematical
 Programming Study 4, 1975). The solver sees coefficients of order one; values, objective and bound
@@ -12,41 +13,21 @@ are mapped back exactly by :class:`Scaling`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from formulation import numerics
 from formulation.milp.context import MilpContext
 from formulation.model import FloatArray
 
 
 def unit_scales(ctx: MilpContext) -> dict[str, float]:
-    """Typical magnitude of each unit for this instance (1.0 where nothing sets it)."""
-    inst, tr = ctx.inst, ctx.transfers
-    g, s = inst.graph, inst.system
-    t = np.where(ctx.allowed, inst.time, np.inf)
-    tmin = np.where(np.isfinite(t.min(axis=1)), t.min(axis=1), 0.0) if g.n else np.zeros(0)
-    tau = max(float(tmin.sum()), float(tr.duration_s.max(initial=0.0)))
-    if not (tau > 0 and math.isfinite(tau)):
-        tau = 1.0
-    power = max(
-        float(s.power_active.max(initial=0.0)),
-        float(s.power_idle.max(initial=0.0)),
-        float(s.tx_power.max(initial=0.0)),
-        float(s.rx_power.max(initial=0.0)),
-    )
-    energy = tau * power if power > 0 else 1.0
-    cost = max(tau * float(s.price.max(initial=0.0)), float((s.link_price[tr.src, tr.dst] * tr.bytes).max(initial=0.0)))
-    peak = float((g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer + g.param_bytes).max(initial=0.0))
-    return {
-        "1": 1.0,
-        "time": tau,
-        "energy": energy,
-        "cost": cost if cost > 0 else 1.0,
-        "bytes": peak if peak > 0 else 1.0,
-    }
+    """Typical magnitude of each unit for this instance, the one decision shared with the range
+    check (:func:`formulation.numerics.unit_scales`: the best single-device placement's latency,
+    energy, cost and memory, so that HiGHS's absolute tolerances are relative to a good answer)."""
+    return numerics.unit_scales(ctx.inst)
 
 
 @dataclass

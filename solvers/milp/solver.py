@@ -22,6 +22,7 @@ from formulation.milp.context import MilpContext
 from formulation.milp.decode import integer_point, placement_of, schedule_of
 from formulation.milp.objective import NegativeWeight, check_weights
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
+from formulation.numerics import NO_FINITE_OPTION, prepare
 from formulation.symmetry import canonical_placement
 from solvers.base import RawSolution, Solver
 from solvers.milp.backend import MilpBackend, RunSettings
@@ -77,6 +78,7 @@ class MilpSolver(Solver):
             raise UnsupportedProblem(f"solver {self.name!r}: {exc}") from exc
         if options.warm_start is not None:
             inst.placement_indices(options.warm_start)
+        prepare(inst, self.name)
 
     def raw_keys(self) -> frozenset[str]:
         """Keys accepted in ``options.raw``."""
@@ -88,6 +90,10 @@ class MilpSolver(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
+        # dominated options removed (same optimum), numbers checked by check()
+        inst, empty = prepare(inst, self.name)
+        if empty:
+            return RawSolution(Termination.INFEASIBLE, message=NO_FINITE_OPTION)
         # Off by default: HiGHS detects the symmetry of interchangeable devices itself (orbitopes),
         # and on the MSR workloads it proved optima faster without the explicit rows.
         symmetry = bool(options.raw.get("symmetry", False))
