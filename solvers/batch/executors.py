@@ -8,14 +8,15 @@
 * ``ray`` (:mod:`solvers.batch.ray_executor`): the same tasks as Ray remote functions.
 
 Both keep a bounded window of tasks in flight, so a timeout counts from (about) when a task
-starts, an interrupt leaves little to cancel, and memory stays flat for huge grids.
+starts, an interrupt leaves little to cancel, and memory stays flat for huge grids. Both pull
+their tasks lazily from the iterable (:func:`take`).
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -39,6 +40,15 @@ def timeout_row(task: Task, t0: float) -> Row:
     return finish(task, failure_row(task, "timeout", msg), t0)
 
 
+def take(tasks: Iterator[Task], n: int) -> list[Task]:
+    """Up to ``n`` more tasks, pulled one by one only when a slot is free.
+
+    Tasks are pulled lazily (not listed up front) because pulling one may claim it in the store
+    (:mod:`solvers.batch.claims`): a batch claims only what it is about to run.
+    """
+    return list(itertools.islice(tasks, max(0, n)))
+
+
 def local_rows(tasks: Iterable[Task], jobs: int, memory_budget_bytes: int | None) -> Iterator[tuple[Task, Row]]:
     """Run tasks on a local pebble process pool of ``jobs`` workers.
 
@@ -50,16 +60,17 @@ def local_rows(tasks: Iterable[Task], jobs: int, memory_budget_bytes: int | None
     from pebble import ProcessExpired, ProcessPool
 
     ctx = multiprocessing.get_context("fork")
-    pending = deque(tasks)
+    pending = iter(tasks)
     window = max(1, 2 * jobs)
     inflight: dict[Any, tuple[Task, float]] = {}
     pool = ProcessPool(max_workers=jobs, context=ctx)
     try:
-        while pending or inflight:
-            while pending and len(inflight) < window:
-                task = pending.popleft()
+        while True:
+            for task in take(pending, window - len(inflight)):
                 future = pool.schedule(run_task, args=(task, memory_budget_bytes), timeout=task.hard_timeout_s)
                 inflight[future] = (task, time.perf_counter())
+            if not inflight:
+                break
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in done:
                 task, t0 = inflight.pop(fut)

@@ -38,6 +38,25 @@ class SlowSolver(Solver):
         return _local(inst, f"slept, seed {options.seed}")
 
 
+class CountingSolver(Solver):
+    """Appends one line (pid and seed) to the file ``raw["record"]`` per solve, sleeps ``raw["delay_s"]``.
+
+    Counting the lines counts the solves, whichever process ran them (one ``O_APPEND`` write each).
+    """
+
+    name = "fault-count"
+    supported_options = _OPTIONS
+
+    def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        fd = os.open(str(options.raw["record"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{os.getppid()} {options.seed}\n".encode())
+        finally:
+            os.close(fd)
+        time.sleep(float(options.raw.get("delay_s", 0.0)))
+        return _local(inst, f"counted, seed {options.seed}")
+
+
 class CrashSolver(Solver):
     """Kills its own process with SIGSEGV, as a native library bug would."""
 
@@ -83,7 +102,7 @@ class RaisingSolver(Solver):
         raise RuntimeError("deliberate failure inside the backend")
 
 
-FAULTY = {c.name: c for c in (SlowSolver, CrashSolver, HangSolver, MemoryHogSolver, RaisingSolver)}
+FAULTY = {c.name: c for c in (SlowSolver, CountingSolver, CrashSolver, HangSolver, MemoryHogSolver, RaisingSolver)}
 """Registry name -> class of every faulty solver."""
 
 

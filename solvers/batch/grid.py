@@ -140,6 +140,81 @@ def _solver_target(name: str) -> str | None:
 InstanceLike = Instance | str | os.PathLike[str]
 
 
+def option_sets_of(option_sets: Sequence[Mapping[str, Any]], time_limit_s: float | None) -> list[dict[str, Any]]:
+    """The option sets as run: checked (unknown names, bad values), with the default time limit filled in.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown option or a bad value.
+    """
+    known = [f.name for f in dataclasses.fields(SolverOptions) if f.name not in ("seed", "verbose")]
+    sets = []
+    for opts in option_sets:
+        o = dict(opts)
+        unknown = sorted(set(o) - set(known))
+        if unknown:
+            raise ValueError(
+                f"option set {options_json(o)}: unknown option(s) {unknown} (known: {', '.join(known)}; "
+                "seeds go in `seeds`)"
+            )
+        if time_limit_s is not None:
+            o.setdefault("time_limit_s", float(time_limit_s))
+        SolverOptions(**o)  # fail early on a bad value
+        sets.append(o)
+    return sets
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """An instance file that could not be loaded: its tasks become error rows, the others run.
+
+    Attributes
+    ----------
+    file : str
+        The file as given.
+    message : str
+        Why it could not be loaded (one paragraph).
+    content_hash : str
+        ``file-sha256:`` and the SHA-256 of its bytes (of its name when unreadable): it stands for
+        the instance hash in the task keys, so a corrected file is a new task.
+    """
+
+    file: str
+    message: str
+    content_hash: str
+
+
+def bad_file(path: str | os.PathLike[str], exc: BaseException) -> BadFile:
+    """The :class:`BadFile` of ``path``, which raised ``exc`` when loaded."""
+    from formulation.errors import DnnpartError, shorten
+
+    file = os.fspath(path)
+    if isinstance(exc, DnnpartError):
+        message = exc.message()
+    else:
+        message = f"{file}: the file could not be loaded ({type(exc).__name__}: {shorten(str(exc), 300)})"
+    try:
+        with open(file, "rb") as f:
+            digest = hashlib.sha256(f.read(64 << 20)).hexdigest()
+    except OSError:
+        digest = hashlib.sha256(file.encode()).hexdigest()
+    return BadFile(file, message, f"file-sha256:{digest}")
+
+
+def bad_file_cells(
+    bad: BadFile, solvers: Sequence[str], sets: Sequence[Mapping[str, Any]], seeds: Sequence[int | None]
+) -> list[tuple[str, str, str, int | None]]:
+    """``(key, solver, options JSON, seed)`` of every task of a bad file (``sets`` from :func:`option_sets_of`)."""
+    cells = []
+    for name in dict.fromkeys(solvers):
+        for o in sets:
+            oj = options_json(o)
+            for seed in seeds:
+                cells.append((task_key(bad.content_hash, name, oj, seed), name, oj, seed))
+    return cells
+
+
 def expand_grid(
     instances: Iterable[InstanceLike],
     solvers: Sequence[str],
@@ -173,20 +248,7 @@ def expand_grid(
     from formulation.loader import load_instance
 
     targets = {name: _solver_target(name) for name in dict.fromkeys(solvers)}
-    known = [f.name for f in dataclasses.fields(SolverOptions) if f.name not in ("seed", "verbose")]
-    sets = []
-    for opts in option_sets:
-        o = dict(opts)
-        unknown = sorted(set(o) - set(known))
-        if unknown:
-            raise ValueError(
-                f"option set {options_json(o)}: unknown option(s) {unknown} (known: {', '.join(known)}; "
-                "seeds go in `seeds`)"
-            )
-        if time_limit_s is not None:
-            o.setdefault("time_limit_s", float(time_limit_s))
-        SolverOptions(**o)  # fail early on a bad value
-        sets.append(o)
+    sets = option_sets_of(option_sets, time_limit_s)
     tasks: dict[str, Task] = {}
     for item in instances:
         if isinstance(item, Instance):

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from solvers.batch.executors import Row, finish, timeout_row
+from solvers.batch.executors import Row, finish, take, timeout_row
 from solvers.batch.grid import Task
 from solvers.batch.worker import failure_row, run_task
 
@@ -97,6 +96,38 @@ def _collect(ray: Any, ref: Any, task: Task, t0: float) -> Row:
     return row
 
 
+def ensure_ray(
+    jobs: int | None,
+    *,
+    address: str | None = None,
+    init_kwargs: Mapping[str, Any] | None = None,
+    connect_timeout_s: float | None = None,
+) -> bool:
+    """Make sure Ray is initialised: the Ray already initialised, the cluster at ``address``, or a local one.
+
+    A cluster at ``address`` is reached through :func:`solvers.batch.ray_connect.connect` (bounded
+    in time, quiet, a clear :class:`~solvers.batch.ray_connect.ClusterError` when it fails). A Ray
+    started here without ``address`` is :func:`start_local_ray` with ``jobs`` CPUs (loopback only, no
+    dashboard unless ``init_kwargs`` ask for one).
+
+    Returns
+    -------
+    bool
+        Whether Ray was initialised here (and so is to be shut down after the batch).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        from solvers.batch.ray_connect import DEFAULT_CONNECT_TIMEOUT_S, connect
+
+        connect(address, timeout_s=connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S, init_kwargs=init_kwargs)
+    else:
+        start_local_ray(jobs, **(init_kwargs or {}))
+    return True
+
+
 def ray_rows(
     tasks: Iterable[Task],
     jobs: int | None,
@@ -104,34 +135,30 @@ def ray_rows(
     *,
     address: str | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
+    connect_timeout_s: float | None = None,
 ) -> Iterator[tuple[Task, Row]]:
-    """Run tasks on a Ray cluster: the one already initialised, the one at ``address``, or a local one.
+    """Run tasks on a Ray cluster (see :func:`ensure_ray`); a Ray started here is shut down at the end.
 
-    A Ray started here without ``address`` is :func:`start_local_ray` with ``jobs`` CPUs (loopback
-    only, no dashboard unless ``init_kwargs`` ask for one); one started here is shut down at the
-    end. At most ``jobs`` tasks (default: the cluster's CPUs) are in flight.
+    At most ``jobs`` tasks (default: the cluster's CPUs) are in flight; tasks are pulled lazily.
     """
     import ray
 
-    started_ray = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, **(init_kwargs or {}))
-        else:
-            start_local_ray(jobs, **(init_kwargs or {}))
-        started_ray = True
-    pending = deque(tasks)
-    log: Any = ray.remote(num_cpus=0)(StartLog).remote() if any(t.hard_timeout_s for t in pending) else None
+    started_ray = ensure_ray(jobs, address=address, init_kwargs=init_kwargs, connect_timeout_s=connect_timeout_s)
+    pending = iter(tasks)
+    log: Any = None
     remote = ray.remote(num_cpus=1, max_retries=0)(run_task_logged)
     n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
     inflight: dict[Any, tuple[Task, float]] = {}
     start: dict[str, float] = {}
     last_read = 0.0
     try:
-        while pending or inflight:
-            while pending and len(inflight) < n:
-                task = pending.popleft()
+        while True:
+            for task in take(pending, n - len(inflight)):
+                if log is None and task.hard_timeout_s is not None:
+                    log = ray.remote(num_cpus=0)(StartLog).remote()
                 inflight[remote.remote(task, memory_budget_bytes, log)] = (task, time.perf_counter())
+            if not inflight:
+                break
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=START_POLL_S)
             for ref in ready:
                 task, t0 = inflight.pop(ref)

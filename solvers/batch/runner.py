@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from formulation.errors import shorten
+from formulation.model import Instance
+from solvers.batch.claims import LEASE_S, Claims
 from solvers.batch.executors import local_rows
-from solvers.batch.grid import InstanceLike, Task, expand_grid
+from solvers.batch.grid import BadFile, InstanceLike, Task, bad_file, bad_file_cells, expand_grid, option_sets_of
 from solvers.batch.store import ResultsStore, load_results
+from solvers.batch.worker import bad_input_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +47,10 @@ class BatchReport:
         Rows run now whose outcome is not ``ok`` or whose status is ``error``.
     elapsed_s : float
         Wall-clock seconds of the run.
+    n_elsewhere : int
+        Tasks left to another batch that held them (a live claim) when this one reached them.
+    bad_files : list of BadFile
+        Instance files that could not be loaded; each of their tasks is an error row.
     """
 
     out: Path
@@ -49,6 +59,8 @@ class BatchReport:
     n_run: int
     n_failed: int
     elapsed_s: float
+    n_elsewhere: int = 0
+    bad_files: list[BadFile] = field(default_factory=list)
 
     def load(self) -> pd.DataFrame:
         """The whole store as a DataFrame (:func:`solvers.batch.load_results`)."""
@@ -92,8 +104,19 @@ class _Progress:
     def step(self, failed: bool) -> None:
         self.done += 1
         self.failed += int(failed)
+        self._show()
+
+    def skip(self) -> None:
+        """A task another batch holds: it leaves this batch's count."""
+        self.total -= 1
+        self._show()
+
+    def _show(self) -> None:
         if self.show:
-            self.bar.update(self.task, advance=1, done=self.done, failed=self.failed, left=self.total - self.done)
+            left = self.total - self.done
+            self.bar.update(
+                self.task, total=self.total, completed=self.done, done=self.done, failed=self.failed, left=left
+            )
 
     def close(self) -> None:
         if self.show:
@@ -101,18 +124,74 @@ class _Progress:
 
 
 def _rows(
-    executor: str,
-    tasks: list[Task],
-    jobs: int | None,
-    memory: int | None,
-    address: str | None,
-    ray_init: Mapping[str, Any] | None,
+    executor: str, tasks: Iterator[Task], jobs: int | None, memory: int | None
 ) -> Iterator[tuple[Task, dict[str, Any]]]:
     if executor == "local":
         return local_rows(tasks, jobs or os.cpu_count() or 1, memory)
     from solvers.batch.ray_executor import ray_rows
 
-    return ray_rows(tasks, jobs, memory, address=address, init_kwargs=ray_init)
+    return ray_rows(tasks, jobs, memory)  # Ray is initialised by run() before the store is opened
+
+
+def _positive(value: float | None, name: str, flag: str, what: str = "a positive, finite number of seconds") -> None:
+    """Refuse zero, negative, infinite and NaN values of a numeric batch option."""
+    if value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise BatchError(f"{name} ({flag}) must be {what}, got {value!r}")
+
+
+def check_numbers(
+    *,
+    jobs: int | None = None,
+    time_limit_s: float | None = None,
+    task_timeout_s: float | None = None,
+    memory_limit_bytes: int | str | None = None,
+    connect_timeout_s: float | None = None,
+    lease_s: float | None = None,
+    seeds: Sequence[int | None] = (),
+) -> None:
+    """Check every numeric option of a batch before anything runs.
+
+    Raises
+    ------
+    BatchError
+        Naming the option (and its command-line flag), the value and what was expected.
+    """
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise BatchError(f"jobs (--jobs) must be a whole number >= 1, got {jobs!r}")
+    _positive(time_limit_s, "time_limit_s", "--time-limit")
+    _positive(task_timeout_s, "task_timeout_s", "--task-timeout")
+    _positive(connect_timeout_s, "connect_timeout_s", "--connect-timeout")
+    _positive(lease_s, "lease_s", "--lease")
+    if isinstance(memory_limit_bytes, str):
+        if memory_limit_bytes != "auto":
+            raise BatchError(
+                f"memory_limit_bytes must be a number of bytes, 'auto' or None, got {memory_limit_bytes!r}"
+            )
+    else:
+        _positive(memory_limit_bytes, "memory_limit_bytes", "--memory-limit", "a positive number of bytes")
+    for seed in seeds:
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+            raise BatchError(f"seed (--seeds) must be a whole number in [0, 2^63), got {shorten(seed)}")
+
+
+def _load_all(instances: Iterable[InstanceLike]) -> tuple[list[Instance], list[BadFile]]:
+    """Load the instance files; a file that fails (whatever the exception) is set aside, not fatal."""
+    from formulation.loader import load_instance
+
+    good: list[Instance] = []
+    bad: list[BadFile] = []
+    for item in instances:
+        if isinstance(item, Instance):
+            good.append(item)
+            continue
+        try:
+            good.append(load_instance(item))
+        except Exception as exc:  # any failure of one file becomes its error rows, never the batch's
+            bad.append(bad_file(item, exc))
+    return good, bad
 
 
 def run(
@@ -131,13 +210,16 @@ def run(
     resume: bool = False,
     progress: bool = False,
     ray_init: Mapping[str, Any] | None = None,
+    connect_timeout_s: float | None = None,
+    lease_s: float = LEASE_S,
 ) -> BatchReport:
     """Solve the grid instances x solvers x option sets x seeds, saving one row per task.
 
     Parameters
     ----------
     instances : iterable of Instance or path
-        Instances or instance files.
+        Instances or instance files. A file that cannot be loaded does not stop the batch: each of
+        its tasks is an error row naming the file and the problem (see ``BatchReport.bad_files``).
     solvers : sequence of str
         Registry names (``auto``, ``brute``, ``highs``, ``pyomo:cbc``, ...).
     option_sets : sequence of mapping
@@ -145,11 +227,13 @@ def run(
     seeds : sequence of int or None
         Passed as ``SolverOptions.seed``; ``None`` leaves it unset.
     out : path
-        The SQLite results store (see :mod:`solvers.batch.store`).
+        The SQLite results store (see :mod:`solvers.batch.store`); a file path, never a URI.
     jobs : int, optional
         Parallel workers (default: the CPU count, or the Ray cluster's CPUs).
     executor : {"local", "ray"}
         A local process pool, or Ray (``address`` of a running cluster, else a local Ray on loopback).
+    address : str, optional
+        ``HOST:PORT`` of a Ray cluster's head (see :mod:`solvers.batch.ray_connect`).
     time_limit_s : float, optional
         ``time_limit_s`` for option sets that do not set one.
     task_timeout_s : float, optional
@@ -165,6 +249,11 @@ def run(
         Show a progress bar (done / failed / remaining, ETA) on the terminal.
     ray_init : mapping, optional
         Extra ``ray.init`` arguments (e.g. ``{"include_dashboard": True}``).
+    connect_timeout_s : float, optional
+        Limit on connecting to the cluster at ``address`` (default 30 s).
+    lease_s : float
+        Lease of this batch's claims on its tasks (:mod:`solvers.batch.claims`): another batch on
+        the same store skips a claimed task, and takes it over when the lease runs out unrenewed.
 
     Returns
     -------
@@ -173,45 +262,87 @@ def run(
     Raises
     ------
     BatchError
-        Unknown executor, or rows of this grid already stored without ``resume``.
+        Unknown executor, a bad numeric option, rows of this grid already stored without
+        ``resume``, or a cluster that cannot be used (:class:`~solvers.batch.ray_connect.ClusterError`).
+    StoreError
+        ``out`` is not a results store.
     KeyboardInterrupt
         Propagated after the pool is stopped; every finished row is already saved.
     """
     if executor not in EXECUTORS:
         raise BatchError(f"unknown executor {executor!r}; one of {', '.join(EXECUTORS)}")
-    if jobs is not None and jobs < 1:
-        raise BatchError(f"jobs must be >= 1, got {jobs}")
-    tasks = expand_grid(instances, solvers, option_sets, seeds, time_limit_s=time_limit_s)
+    check_numbers(
+        jobs=jobs,
+        time_limit_s=time_limit_s,
+        task_timeout_s=task_timeout_s,
+        memory_limit_bytes=memory_limit_bytes,
+        connect_timeout_s=connect_timeout_s,
+        lease_s=lease_s,
+        seeds=seeds,
+    )
+    good, bad = _load_all(instances)
+    tasks = expand_grid(good, solvers, option_sets, seeds, time_limit_s=time_limit_s)
     if task_timeout_s is not None:
-        tasks = [_with_timeout(t, task_timeout_s) for t in tasks]
+        tasks = [replace(t, hard_timeout_s=float(task_timeout_s)) for t in tasks]
+    sets = option_sets_of(option_sets, time_limit_s)
+    bad_rows = {
+        key: bad_input_row(key, b.content_hash, b.file, name, oj, seed, b.message)
+        for b in bad
+        for key, name, oj, seed in bad_file_cells(b, solvers, sets, seeds)
+    }
     n_workers = jobs or os.cpu_count() or 1
-    if isinstance(memory_limit_bytes, str) and memory_limit_bytes != "auto":
-        raise BatchError(f"memory_limit_bytes must be a number of bytes, 'auto' or None, got {memory_limit_bytes!r}")
     memory = default_memory_budget(n_workers) if memory_limit_bytes == "auto" else memory_limit_bytes
     assert not isinstance(memory, str)
     t0 = time.perf_counter()
-    with ResultsStore(Path(out)) as store:
+    with contextlib.ExitStack() as stack:
+        if executor == "ray":
+            stack.callback(_ray_shutdown, _ray_start(jobs, address, ray_init, connect_timeout_s))
+        store = stack.enter_context(ResultsStore(Path(out)))
         done = store.done_keys()
         todo = [t for t in tasks if t.key not in done]
-        skipped = len(tasks) - len(todo)
+        bad_todo = [r for k, r in bad_rows.items() if k not in done]
+        n_all = len(tasks) + len(bad_rows)
+        skipped = n_all - len(todo) - len(bad_todo)
         if skipped and not resume:
             raise BatchError(
-                f"{out} already holds {skipped} of the {len(tasks)} rows of this batch; pass resume=True "
+                f"{out} already holds {skipped} of the {n_all} rows of this batch; pass resume=True "
                 "(--resume) to skip them, or choose another output file"
             )
+        n_run = failed = 0
+        for row in bad_todo:
+            if store.add(row):
+                n_run, failed = n_run + 1, failed + 1
+        claims = stack.enter_context(Claims(Path(out), lease_s))
         bar = _Progress(len(todo), progress)
-        failed = 0
-        try:
-            for _task, row in _rows(executor, todo, jobs, memory, address, ray_init):
-                store.add(row)
-                failed += is_failure(row)
-                bar.step(is_failure(row))
-        finally:
-            bar.close()
-    return BatchReport(Path(out), len(tasks), skipped, len(todo), failed, time.perf_counter() - t0)
+        stack.callback(bar.close)
+
+        def claimed() -> Iterator[Task]:
+            for task in todo:
+                if claims.claim(task.key):
+                    yield task
+                else:
+                    bar.skip()
+
+        for task, row in _rows(executor, claimed(), jobs, memory):
+            store.add(row)
+            claims.release(task.key)
+            n_run += 1
+            failed += is_failure(row)
+            bar.step(is_failure(row))
+        elsewhere = len(claims.elsewhere)
+    return BatchReport(Path(out), n_all, skipped, n_run, failed, time.perf_counter() - t0, elsewhere, bad)
 
 
-def _with_timeout(task: Task, seconds: float) -> Task:
-    from dataclasses import replace
+def _ray_start(
+    jobs: int | None, address: str | None, ray_init: Mapping[str, Any] | None, connect_timeout_s: float | None
+) -> bool:
+    from solvers.batch.ray_executor import ensure_ray
 
-    return replace(task, hard_timeout_s=float(seconds))
+    return ensure_ray(jobs, address=address, init_kwargs=ray_init, connect_timeout_s=connect_timeout_s)
+
+
+def _ray_shutdown(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()

@@ -218,3 +218,30 @@ def failure_row(task: Task, outcome: str, message: str) -> dict[str, Any]:
         message=message,
     )
     return result_row(task, res, outcome)
+
+
+def bad_input_row(
+    key: str, content_hash: str, file: str, solver: str, options: str, seed: int | None, message: str
+) -> dict[str, Any]:
+    """The row of a task whose instance file could not be loaded (outcome and status ``error``).
+
+    Its instance columns (name, size, objective) are empty: there is no instance to read them from.
+    """
+    return {
+        "task_key": key,
+        "instance_hash": content_hash,
+        "instance": os.path.basename(file),
+        "instance_file": file,
+        "solver": solver,
+        "options": options,
+        "seed": seed,
+        "outcome": "error",
+        "status": Status.ERROR.value,
+        "termination": Termination.ERROR.value,
+        "method": solver,
+        "message": message,
+        "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+        "host": socket.gethostname(),
+        "worker_pid": os.getpid(),
+        "task_wall_s": 0.0,
+    }
