@@ -47,6 +47,26 @@ LEGACY_OPTION_NAMES: dict[str, dict[str, str]] = {
 CONTRIB_SEED_NAMES: dict[str, str] = {"highs": "random_seed", "gurobi_direct": "Seed", "gurobi_persistent": "Seed"}
 
 
+#: Solver name -> executable path given explicitly (``dnnpart solve --solver-executable PATH``).
+#: ``pyomo:NAME`` takes registered solver names only: an unknown name would make Pyomo run a file
+#: of that name as an AMPL solver, so a path reaches Pyomo only through this table.
+EXECUTABLES: dict[str, str] = {}
+
+
+def legacy_names() -> set[str]:
+    """Public solver names registered with Pyomo's legacy ``SolverFactory``."""
+    import pyomo.environ as pyo
+
+    return {n for n in pyo.SolverFactory._cls if not n.startswith("_")}
+
+
+def _legacy_factory(name: str) -> Any:
+    import pyomo.environ as pyo
+
+    exe = EXECUTABLES.get(name)
+    return pyo.SolverFactory(name, executable=exe) if exe else pyo.SolverFactory(name)
+
+
 def contrib_names() -> set[str]:
     """Solver names registered with the ``pyomo.contrib.solver`` factory."""
     import pyomo.environ  # noqa: F401  (registers the plug-ins)
@@ -58,7 +78,7 @@ def contrib_names() -> set[str]:
 def pyomo_availability(name: str) -> tuple[bool, str]:
     """Whether Pyomo can run solver ``name`` here, and why not."""
     try:
-        import pyomo.environ as pyo
+        import pyomo.environ  # noqa: F401  (registers the plug-ins)
     except ImportError as exc:  # pragma: no cover - pyomo is a dependency
         return False, f"Pyomo is not installed ({exc})"
     if name in contrib_names():
@@ -70,9 +90,14 @@ def pyomo_availability(name: str) -> tuple[bool, str]:
         return False, f"Pyomo solver {name!r} is not usable here ({avail.name})"
     from pyomo.opt.base.solvers import UnknownSolver
 
+    if name not in legacy_names():  # never let Pyomo treat an unknown name as a file to execute
+        return False, (
+            f"Pyomo knows no solver named {name!r} (NAME is a Pyomo solver name such as cbc, glpk, scip; "
+            "give an executable's path with --solver-executable)"
+        )
     with redirect_stdout(io.StringIO()):
         try:
-            solver = pyo.SolverFactory(name)
+            solver = _legacy_factory(name)
         except Exception as exc:
             return False, f"Pyomo cannot create solver {name!r}: {exc}"
     if isinstance(solver, UnknownSolver):
@@ -90,10 +115,8 @@ def warm_start_capable(name: str) -> bool:
     """Legacy-interface solvers that accept a MIP start through Pyomo."""
     if name in contrib_names():
         return False
-    import pyomo.environ as pyo
-
     with redirect_stdout(io.StringIO()):
-        solver = pyo.SolverFactory(name)
+        solver = _legacy_factory(name)
     return bool(getattr(solver, "warm_start_capable", lambda: False)())
 
 
@@ -233,9 +256,7 @@ class PyomoBackend(MilpBackend):
         return self._gap_limited(self._finish(native, term, have, res.objective_bound, ""), settings)
 
     def _run_legacy(self, settings: RunSettings) -> BackendRun:
-        import pyomo.environ as pyo
-
-        solver = pyo.SolverFactory(self.solver_name)
+        solver = _legacy_factory(self.solver_name)
         names = LEGACY_OPTION_NAMES.get(self.solver_name, {})
         values = {
             "time_limit_s": settings.time_limit_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,6 +66,42 @@ def placement_from_json(data: Any, path: str) -> tuple[dict[str, str], dict[str,
     return data, schedule
 
 
+SolverExecutable = Annotated[
+    Path | None,
+    typer.Option(
+        "--solver-executable",
+        help="With --solver pyomo:NAME: the path of NAME's executable (this file is run; NAME itself "
+        "must be a Pyomo solver name, never a path).",
+    ),
+]
+
+
+def set_solver_executable(solver: str, executable: Path | None) -> None:
+    """Give ``pyomo:NAME`` an explicit executable (a path is accepted only this way).
+
+    Raises
+    ------
+    UserError
+        If the solver is not ``pyomo:NAME`` of a solver run as an executable, or the path is not an
+        executable regular file.
+    """
+    if executable is None:
+        return
+    family, _, name = solver.partition(":")
+    if family != "pyomo" or not name:
+        raise UserError(f"--solver-executable {executable}: only for --solver pyomo:NAME (got {solver!r})")
+    from solvers.milp import pyomo_backend
+
+    if name not in pyomo_backend.legacy_names() or name in pyomo_backend.contrib_names():
+        raise UserError(
+            f"--solver-executable {executable}: Pyomo solver {name!r} is not one that runs an executable "
+            "(use a solver name such as cbc, glpk, scip, cplex, gurobi or asl)"
+        )
+    if not executable.is_file() or not os.access(executable, os.X_OK):
+        raise UserError(f"--solver-executable {executable}: expected an executable file")
+    pyomo_backend.EXECUTABLES[name] = str(executable.resolve())
+
+
 def register(app: typer.Typer) -> None:
     """Add the core commands to ``app``."""
 
@@ -122,6 +159,7 @@ def register(app: typer.Typer) -> None:
         granularity: GranularityOpt = None,
         split: SplitOpt = None,
         allow_outside: AllowOutside = False,
+        solver_executable: SolverExecutable = None,
     ) -> None:
         """Solve an instance and print the partition, its metrics and the proof (bound, gap)."""
         from solvers.options import SolverOptions
@@ -132,6 +170,7 @@ def register(app: typer.Typer) -> None:
             check_output(out, "--out")
             check_output(write_model, "--write-model", suffixes={".lp", ".mps"})
             check_plot(plot)
+            set_solver_executable(solver, solver_executable)
             inst = load(file, allow_outside)
             view = granularity_cli.prepare(inst, granularity, split or []) if granularity or split else None
             inst = view.instance if view is not None else inst
