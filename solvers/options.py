@@ -23,6 +23,10 @@ class UnsupportedProblem(SolverError):
     """The instance falls outside the solver's declared capabilities."""
 
 
+MAX_SEED = 2**31 - 1
+"""Largest random seed: HiGHS and CP-SAT take a signed 32-bit integer."""
+
+
 @dataclass(frozen=True)
 class SolverOptions:
     """Options common to every backend. ``None`` means "not set" (the backend's default).
@@ -60,6 +64,8 @@ class SolverOptions:
             raise ValueError(f"gap must be in [0, 1), got {self.gap!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads!r}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:  # engines take a 32-bit seed
+            raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
 
     def requested(self) -> set[str]:
         """Names of the options that are set (``verbose`` is always honoured and never listed)."""
