@@ -13,12 +13,13 @@ and 1e9 FLOP at 1e-300 FLOP/s is ``inf``. This module bridges the two:
   instance's **unit scales** (:func:`unit_scales`): the magnitude of a good solution, so that the
   engine's tolerances are relative to the answer, not to the largest coefficient.
 * :func:`dominated` marks placement options ``(layer v, device d)`` that no optimal placement uses,
-  proven by reasoning: a non-finite time (every placement using it has a non-finite objective or
-  violates a deadline, and is no solution); a time above the deadline; parameters and working set
+  proven by reasoning: a non-finite time of a layer the latency includes (every placement using it
+  has a non-finite latency and is no solution); such a time above the deadline; parameters and working set
   above the device's memory; active energy above the device's energy budget; or a lower bound on the
   objective of any placement using the option above ``UB``. The lower bound is
   ``sum_m w_m * lb_m(v, d)`` with ``lb_latency = lb_throughput = t(v, d)`` (latency and period are at
-  least one layer's compute time), ``lb_energy = P_active(d) t(v, d)`` when ``d`` is in the energy
+  least one layer's compute time; in parallel mode the latency only counts the outputs and their
+  ancestors), ``lb_energy = P_active(d) t(v, d)`` when ``d`` is in the energy
   scope, and ``lb_cost = price(d) t(v, d)``; it is used only when every weight is non-negative.
   :func:`restricted` turns the marks into an ``allowed`` constraint; the optimum is unchanged.
 * :func:`check_range` refuses, before anything is built, an instance whose remaining numbers a
@@ -126,6 +127,20 @@ def unit_scales(inst: Instance, ref: Reference | None = None) -> dict[str, float
     }
 
 
+def timed_layers(inst: Instance) -> BoolArray:
+    """Layers whose compute time the latency includes: all in sequential mode; in parallel mode
+    the model outputs and their ancestors (the makespan ends when the outputs reach the sink)."""
+    g = inst.graph
+    if inst.problem.execution != "parallel":
+        return np.ones(g.n, dtype=bool)
+    out = np.zeros(g.n, dtype=bool)
+    outs = list(g.outputs)
+    if outs:
+        out[outs] = True
+        out |= g.ancestors[:, outs].any(axis=1)
+    return out
+
+
 def option_lower_bounds(inst: Instance) -> FloatArray:
     """``lb[v, d]``: a lower bound on the objective of every placement running ``v`` on ``d``.
 
@@ -136,9 +151,12 @@ def option_lower_bounds(inst: Instance) -> FloatArray:
         return np.full((inst.n, inst.k), -math.inf)
     s, t = inst.system, inst.time
     lb = np.zeros((inst.n, inst.k))
+    timed = timed_layers(inst)[:, None]
     with np.errstate(all="ignore"):
         for m, w in terms.items():
-            if m in ("latency", "throughput"):
+            if m == "latency":
+                part = np.where(timed, t, 0.0)
+            elif m == "throughput":
                 part = t
             elif m == "energy":
                 pa = np.where(inst.scope_mask, s.power_active, 0.0)
@@ -156,10 +174,11 @@ def dominated(inst: Instance, ref: Reference | None = None) -> BoolArray:
     ref = ref if ref is not None else reference(inst)
     g, s, c = inst.graph, inst.system, inst.problem.constraints
     t = inst.time
-    out = ~np.isfinite(t)
+    timed = timed_layers(inst)[:, None]
+    out = ~np.isfinite(t) & timed
     with np.errstate(all="ignore"):
         if c.deadline_s is not None:
-            out |= t > c.deadline_s * (1 + FEAS_RTOL)
+            out |= timed & (t > c.deadline_s * (1 + FEAS_RTOL))
         if c.memory:
             own = g.param_bytes.copy()
             if c.memory_model != "params":
@@ -346,3 +365,79 @@ NO_FINITE_OPTION = (
     "infeasible before solving: some layer has no device on which it runs in finite time within the "
     "deadline, memory and energy budgets"
 )
+
+
+#: Widest ratio between the per-second rates of an additive objective (latency weight, weighted
+#: powers, weighted prices) that the algorithms computing in doubles are given when idle power
+#: counts, and between the time figures (compute times, link latencies, link occupancies).
+FLOAT_RATE_RANGE = 1e8
+FLOAT_TIME_RANGE = 1e12
+
+
+def check_float_range(inst: Instance, engine: str) -> None:
+    """Refuse an additive objective whose exact value the evaluator cannot reproduce in doubles.
+
+    The combinatorial algorithms (shortest path, min-cut, DP) sum exact per-layer and per-transfer
+    terms; the evaluator, the judge, computes the idle energy as ``L - busy``, whose rounding error
+    ``~ n eps L`` is multiplied by the idle power. When idle power counts and the rates of the
+    objective (or the time figures) span more than :data:`FLOAT_RATE_RANGE`
+    (:data:`FLOAT_TIME_RANGE`), that error can exceed the comparison tolerance, and a correct
+    answer would be judged wrong: such instances are refused (``brute`` and the tolerance-free
+    evaluation of ``scan`` still apply), naming the field.
+
+    Raises
+    ------
+    NumericallyUnsafe
+    """
+    s, p = inst.system, inst.problem
+    terms = p.objective.terms()
+    w_en = float(terms.get("energy", 0.0))
+    pi = np.where(inst.scope_mask, s.power_idle, 0.0)
+    if not (w_en > 0 and (pi > 0).any()):
+        return
+    rates: list[tuple[float, str, float]] = []
+    if terms.get("latency"):
+        rates.append((float(terms["latency"]), "problem.objective.weights.latency", float(terms["latency"])))
+    if terms.get("cost"):
+        rates += [(terms["cost"] * float(x), f"system.devices[{d}].price", float(x)) for d, x in enumerate(s.price)]
+    for name, arr in (("power_active", s.power_active), ("power_idle", s.power_idle)):
+        rates += [
+            (w_en * float(arr[d]), f"system.devices[{d}].{name}", float(arr[d]))
+            for d in np.flatnonzero(inst.scope_mask)
+        ]
+    for (a, b), lk in s.links.items():
+        if inst.scope_mask[s.device_index[a]]:
+            rates.append((w_en * lk.tx_power_w, f"system.links[{a}->{b}].tx_power", lk.tx_power_w))
+        if inst.scope_mask[s.device_index[b]]:
+            rates.append((w_en * lk.rx_power_w, f"system.links[{a}->{b}].rx_power", lk.rx_power_w))
+    _spread(inst, engine, [r for r in rates if r[0] > 0], FLOAT_RATE_RANGE, "the per-second rates of the objective")
+    g = inst.graph
+    times: list[tuple[float, str, float]] = []
+    with np.errstate(all="ignore"):
+        t = np.where(inst.placement_mask & np.isfinite(inst.time), inst.time, 0.0)
+        for v, d in np.argwhere(t > 0):
+            times.append((float(t[v, d]), f"system.devices[{d}].compute", float(s.compute[d])))
+        for (a, b), lk in s.links.items():
+            if lk.latency_s > 0:
+                times.append((lk.latency_s, f"system.links[{a}->{b}].latency", lk.latency_s))
+            occ = g.tensor_bytes[g.tensor_bytes > 0] / lk.bandwidth_bytes_per_s
+            for x in occ[np.isfinite(occ) & (occ > 0)]:
+                times.append((float(x), f"system.links[{a}->{b}].bandwidth", lk.bandwidth_bytes_per_s))
+    _spread(inst, engine, times, FLOAT_TIME_RANGE, "the time figures (compute, latency, occupancy)")
+
+
+def _spread(inst: Instance, engine: str, items: list[tuple[float, str, float]], limit: float, what: str) -> None:
+    """Refuse when the largest of ``items`` exceeds ``limit`` times the smallest (naming the largest)."""
+    if len(items) < 2:
+        return
+    lo = min(items, key=lambda x: x[0])
+    hi = max(items, key=lambda x: x[0])
+    if hi[0] > limit * lo[0]:
+        raise _refuse(
+            inst,
+            engine,
+            hi[1],
+            hi[2],
+            f"{what} span at most {limit:g} (idle energy counts; the largest is {hi[0]:.3g}, the smallest "
+            f"{lo[0]:.3g} from {lo[1]} = {lo[2]!r})",
+        )

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from formulation.model import Instance, IntArray
+from formulation.numerics import check_float_range
 from solvers.additive import ADDITIVE_METRICS, EXACT_OPTIONS, equivalent_view, not_additive_reason, static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
@@ -126,6 +127,7 @@ class DynamicProgramming(Solver):
         mode, why = objective_mode(seq)
         if mode is None:
             raise UnsupportedProblem(f"solver 'dp' cannot solve instance {inst.name!r}: it does not support {why}")
+        check_float_range(seq, self.name)
         unknown = set(options.raw) - {"order", "heuristic"}
         if unknown:
             raise UnsupportedProblem(

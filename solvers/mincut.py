@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.model import FloatArray, Instance, IntArray
+from formulation.numerics import check_float_range
 from solvers.additive import (
     ADDITIVE_METRICS,
     EXACT_OPTIONS,
@@ -207,6 +208,7 @@ class MinCut(Solver):
         backend = options.raw.get("backend", "ortools")
         if backend not in BACKENDS:
             raise UnsupportedProblem(f"solver 'mincut': raw backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        check_float_range(seq, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from formulation.model import Instance
+from formulation.numerics import check_float_range
 from solvers.additive import (
     ADDITIVE_METRICS,
     EXACT_OPTIONS,
@@ -74,6 +75,7 @@ class ShortestPath(Solver):
             raise UnsupportedProblem(
                 f"solver 'shortest-path' cannot solve instance {inst.name!r}: it does not support {why}"
             )
+        check_float_range(seq, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
