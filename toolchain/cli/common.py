@@ -68,17 +68,26 @@ def load(path: str | Path, allow_outside: bool = False) -> Instance:
 
 def read_json(path: str | Path, what: str) -> Any:
     """Read a JSON file given by the user, with a clear error when it is malformed."""
+    from formulation.yamlio import check_tree, read_bytes
+
     p = Path(path)
+    raw = read_bytes(p)  # a regular file within DNNPART_MAX_FILE_BYTES
     try:
-        text = p.read_text()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(f"{p}: {what} is not UTF-8 text ({exc.reason})") from None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(
             f"{p}: line {exc.lineno} column {exc.colno}: {what} is not valid JSON ({exc.msg})"
         ) from None
+    except RecursionError:
+        raise UserError(f"{p}: {what} is nested too deeply to be read") from None
+    except ValueError as exc:  # an integer literal too long to convert
+        raise UserError(f"{p}: {what} holds a number too long to read ({str(exc)[:80]})") from None
+    check_tree(data, str(p))
+    return data
 
 
 def jsonable(x: Any) -> Any:

@@ -424,11 +424,13 @@ def from_pipedream(
     ------
     ProfileError
         On a malformed file (with file and line).
-    OSError
-        If the file cannot be read.
+    InstanceError
+        If the file cannot be read, is not a regular file, is too large or is not UTF-8.
     """
+    from formulation.yamlio import read_text
+
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    text = read_text(p)  # a regular UTF-8 file within DNNPART_MAX_FILE_BYTES
     default = p.name.removesuffix(".txt").removesuffix(".graph") or p.stem
     return convert(parse_profile(text, str(p)), name or default, device, per_sample, str(p))
 
