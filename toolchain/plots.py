@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,194 +88,18 @@ def _layout(inst: Instance) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def plot_partition(
-    inst: Instance,
-    placement: Mapping[str, str],
-    *,
-    title: str | None = None,
-    path: str | Path | None = None,
-) -> Figure:
-    """The DAG with layers coloured by device and every transfer (cut edge) marked with its bytes.
+def plot_partition(inst: Instance, placement: Mapping[str, str], **kwargs: Any) -> Figure:
+    """The partition on the DAG; see :func:`toolchain.plots_partition.plot_partition`."""
+    from toolchain.plots_partition import plot_partition as impl
 
-    Model inputs are grey squares (they live on the source); when the system has a sink, a sink
-    node shows the outputs returned to it. Edges between devices are drawn dashed in red and
-    labelled with the bytes sent; each tensor is labelled once per receiving device, as it is
-    sent once (docs/instance-format.md §5.2).
-
-    Parameters
-    ----------
-    inst : Instance
-    placement : mapping
-        ``{layer id: device id}`` (e.g. ``Result.placement``).
-    title : str, optional
-    path : str or Path, optional
-        Where to write the figure.
-    """
-    g, s = inst.graph, inst.system
-    pos = _layout(inst)
-    colours = device_colours(inst)
-    depth_max = max(x for x, _ in pos.values()) if pos else 0
-    sink = s.sink
-    if sink is not None:
-        pos["__sink__"] = (depth_max + 1.0, 0.0)
-    height = max(3.0, 1.0 + 0.9 * (max((abs(y) for _, y in pos.values()), default=0) * 2 + 1))
-    fig = _figure(max(6.0, 1.0 + 0.85 * (depth_max + 2)), height)
-    ax = fig.add_subplot()
-    where = {**{t: s.source for t in g.input_ids}, **dict(placement)}
-    labelled: set[tuple[str, str]] = set()
-    edges = [(g.tensor_ids[t], lay.id) for i, lay in enumerate(g.layers) for t in g.layer_inputs[i]]
-    if sink is not None:
-        edges += [(g.layer_ids[o], "__sink__") for o in g.outputs]
-    for u, v in edges:
-        (x0, y0), (x1, y1) = pos[u], pos[v]
-        dst = str(sink) if v == "__sink__" else where[v]
-        cut = where[u] != dst
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops={
-                "arrowstyle": "-|>",
-                "color": CUT_COLOUR if cut else "#777777",
-                "lw": 2.2 if cut else 1.0,
-                "ls": "--" if cut else "-",
-                "shrinkA": 11,
-                "shrinkB": 11,
-            },
-        )
-        if cut and (u, dst) not in labelled:
-            labelled.add((u, dst))
-            nbytes = g.tensor_bytes[g.tensor_index[u]]
-            ax.text(
-                (x0 + x1) / 2,
-                (y0 + y1) / 2 + 0.12,
-                _bytes(nbytes),
-                color=CUT_COLOUR,
-                fontsize=8,
-                ha="center",
-                va="bottom",
-                fontweight="bold",
-            )
-    for t in g.input_ids:
-        x, y = pos[t]
-        ax.scatter([x], [y], s=260, marker="s", color="#BBBBBB", edgecolor=colours[s.source], linewidth=2, zorder=3)
-        ax.text(x, y - 0.28, t, ha="center", va="top", fontsize=8)
-    for lay in g.layer_ids:
-        x, y = pos[lay]
-        ax.scatter([x], [y], s=300, color=colours[placement[lay]], edgecolor="black", linewidth=0.6, zorder=3)
-        ax.text(x, y - 0.28, lay, ha="center", va="top", fontsize=8, rotation=30 if g.is_chain else 0)
-    if sink is not None:
-        x, y = pos["__sink__"]
-        ax.scatter([x], [y], s=300, marker="D", color="white", edgecolor=colours[sink], linewidth=2, zorder=3)
-        ax.text(x, y - 0.28, f"sink ({sink})", ha="center", va="top", fontsize=8)
-    for d in s.device_ids:
-        ax.scatter([], [], s=120, color=colours[d], edgecolor="black", label=d)
-    ax.plot([], [], color=CUT_COLOUR, ls="--", lw=2.2, label="transfer (bytes)")
-    ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=min(4, s.k + 1), bbox_to_anchor=(0, 1.12))
-    ax.set_axis_off()
-    ys = [y for _, y in pos.values()]
-    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.6)
-    ax.set_xlim(-0.6, max(x for x, _ in pos.values()) + 0.6)
-    ax.set_title(title or f"{inst.name}: partition", fontsize=10, loc="left", pad=22)
-    return _save(fig, path)
+    return impl(inst, placement, **kwargs)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Gantt chart
-# ----------------------------------------------------------------------------------------------------
+def plot_gantt(inst: Instance, ev: Evaluation, **kwargs: Any) -> Figure:
+    """Gantt chart of a parallel schedule; see :func:`toolchain.plots_partition.plot_gantt`."""
+    from toolchain.plots_partition import plot_gantt as impl
 
-
-def _lanes(bars: list[tuple[float, float]]) -> list[int]:
-    """Greedy lane per bar so that bars in one lane do not overlap (transfers run concurrently)."""
-    ends: list[float] = []
-    out = []
-    for start, end in bars:
-        for i, e in enumerate(ends):
-            if start >= e - 1e-15:
-                ends[i] = end
-                out.append(i)
-                break
-        else:
-            ends.append(end)
-            out.append(len(ends) - 1)
-    return out
-
-
-@dataclass(frozen=True)
-class _Bar:
-    start: float
-    occupied: float
-    end: float | None  # arrival of a transfer (None for a layer)
-    label: str
-    colour: str
-
-    @property
-    def stop(self) -> float:
-        return self.end if self.end is not None else self.start + self.occupied
-
-
-def plot_gantt(inst: Instance, ev: Evaluation, *, title: str | None = None, path: str | Path | None = None) -> Figure:
-    """Gantt chart of the parallel schedule of an evaluation: a row per device and per busy link direction.
-
-    Layers are bars from their start (``ev.schedule``) for ``t(v, d)``; each transfer is a hatched
-    bar over its occupied time ``bytes / bandwidth`` followed by a thin line for the link latency up
-    to its arrival. Transfers on one link may overlap (docs/instance-format.md §5.4: they proceed concurrently),
-    so a link row splits into lanes. The makespan (parallel latency) is a vertical line.
-
-    Parameters
-    ----------
-    inst : Instance
-    ev : Evaluation
-        From :func:`formulation.evaluator.evaluate` (or ``Result.metrics``).
-    title : str, optional
-    path : str or Path, optional
-    """
-    g, s = inst.graph, inst.system
-    colours = device_colours(inst)
-    rows: list[tuple[str, list[_Bar]]] = []
-    for d in s.device_ids:
-        j = s.device_index[d]
-        bars = [
-            _Bar(ev.schedule[v], float(inst.time[i, j]), None, v, colours[d])
-            for i, v in enumerate(g.layer_ids)
-            if ev.placement[v] == d
-        ]
-        rows.append((d, sorted(bars, key=lambda b: b.start)))
-    by_link: dict[str, list[_Bar]] = {}
-    for t in ev.transfers:
-        bar = _Bar(t.start_s, t.occupied_s, t.end_s, t.tensor, colours[t.src])
-        by_link.setdefault(f"{t.src}->{t.dst}", []).append(bar)
-    rows += [(name, sorted(bars, key=lambda b: b.start)) for name, bars in by_link.items()]
-    lanes = [_lanes([(b.start, b.stop) for b in bars]) for _, bars in rows]
-    heights = [max(ln, default=0) + 1 for ln in lanes]
-    fig = _figure(9.0, max(2.5, 0.9 + 0.45 * sum(heights)))
-    ax = fig.add_subplot()
-    y, ticks = 0.0, []
-    span = max([ev.latency_parallel_s] + [b.stop for _, bars in rows for b in bars])
-    for (name, bars), lane, h in zip(rows, lanes, heights, strict=True):
-        ticks.append((y + (h - 1) / 2, name))
-        for b, k in zip(bars, lane, strict=True):
-            yy = y + k
-            hatch = None if b.end is None else "//"
-            width = max(b.occupied, span * 2e-3)  # keep instantaneous layers visible
-            ax.barh(yy, width, left=b.start, height=0.7, color=b.colour, edgecolor="black", lw=0.5, hatch=hatch)
-            if b.end is not None and b.end > b.start + b.occupied:
-                ax.plot([b.start + b.occupied, b.end], [yy, yy], color="black", lw=1)
-                ax.plot([b.end], [yy], marker="|", color="black")
-            if b.occupied > span * 0.04:
-                mid = b.start + b.occupied / 2
-                ax.text(mid, yy, b.label, ha="center", va="center", fontsize=7, color="white", clip_on=True)
-        y += h + 0.4
-    lat = ev.latency_parallel_s
-    ax.axvline(lat, color=CUT_COLOUR, ls="--", lw=1.2)
-    ax.text(lat, -0.7, f" L = {format_quantity(lat, 'time')}", color=CUT_COLOUR, fontsize=8, va="center")
-    ax.set_yticks([t for t, _ in ticks], [n for _, n in ticks])
-    ax.invert_yaxis()
-    ax.set_xlabel("time [s]")
-    ax.set_xlim(0, span * 1.05 if span > 0 else 1.0)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title or f"{inst.name}: parallel schedule (devices and links)", fontsize=10, loc="left")
-    return _save(fig, path)
+    return impl(inst, ev, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -398,10 +221,34 @@ def pareto_mask(points: Sequence[Mapping[str, Any]], x: str, y: str) -> list[boo
     return out
 
 
+#: Metric key of each objective name of ``dnnpart pareto`` (``throughput`` is drawn as the period).
+PARETO_KEYS = {"latency": "latency_s", "throughput": "period_s", "energy": "energy_total_j", "cost": "cost_usd"}
+
+
+def pareto_points(
+    data: Sequence[Mapping[str, Any]] | Mapping[str, Any], x: str | None, y: str | None
+) -> tuple[list[Mapping[str, Any]], str, str]:
+    """Metric dicts and the two keys from the input of :func:`plot_pareto`.
+
+    ``data`` is a list of metric dicts, a list of points that each hold ``metrics`` (the ``points``
+    of ``dnnpart pareto --json``), or that whole JSON object, whose ``objectives`` give the default
+    keys. Points whose value is missing (``null``) are left out.
+    """
+    if isinstance(data, Mapping):
+        objectives = list(data.get("objectives") or [])
+        if len(objectives) == 2:
+            x = x or PARETO_KEYS.get(objectives[0], objectives[0])
+            y = y or PARETO_KEYS.get(objectives[1], objectives[1])
+        data = list(data.get("points") or [])
+    x, y = x or "latency_s", y or "energy_total_j"
+    rows = [p["metrics"] if isinstance(p.get("metrics"), Mapping) else p for p in data]
+    return [r for r in rows if r.get(x) is not None and r.get(y) is not None], x, y
+
+
 def plot_pareto(
-    points: Sequence[Mapping[str, Any]],
-    x: str = "latency_s",
-    y: str = "energy_total_j",
+    points: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    x: str | None = None,
+    y: str | None = None,
     *,
     labels: Sequence[str] | None = None,
     title: str | None = None,
@@ -411,13 +258,15 @@ def plot_pareto(
 
     Parameters
     ----------
-    points : sequence of mapping
-        Metric dicts, e.g. ``Evaluation.to_dict()`` or rows of a results table.
-    x, y : str
-        Keys of the two metrics (default latency and energy).
+    points : sequence of mapping, or mapping
+        Metric dicts (``Evaluation.to_dict()``, rows of a results table), the points of
+        ``dnnpart pareto --json`` (each with ``metrics``), or that whole JSON object.
+    x, y : str, optional
+        Keys of the two metrics (default: the front's objectives, else latency and energy).
     labels : sequence of str, optional
         One per point, written beside the non-dominated ones.
     """
+    points, x, y = pareto_points(points, x, y)
     if not points:
         raise ValueError("plot_pareto needs at least one point")
     front = pareto_mask(points, x, y)
@@ -508,7 +357,7 @@ def plot_solution(inst: Instance, ev: Evaluation, path: str | Path) -> list[Path
         The files written.
     """
     p = Path(path)
-    plot_partition(inst, ev.placement, path=p)
+    plot_partition(inst, ev.placement, ev=ev, path=p)
     written = [p]
     if inst.problem.execution == "parallel":
         gantt = p.with_name(f"{p.stem}-gantt{p.suffix}")

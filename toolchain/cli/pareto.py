@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int | None, typer.Option("--threads")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON front here.")] = None,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="Draw the front here (.png, .pdf, .svg).")
+        ] = None,
         allow_outside: Annotated[
             bool, typer.Option("--allow-outside", help="Let file: references read outside the instance's folder.")
         ] = False,
@@ -52,9 +55,11 @@ def register(app: typer.Typer) -> None:
         """
         from solvers.milp.pareto import pareto_front
         from solvers.options import SolverOptions
+        from toolchain.cli.outputs import check_plot, staged
 
         with user_errors():
             check_output(out, "--out")
+            check_plot(plot)
             inst = load(file, allow_outside)
             try:
                 opts = SolverOptions(time_limit_s=time_limit, gap=gap, threads=threads)
@@ -68,6 +73,13 @@ def register(app: typer.Typer) -> None:
             print(dump_json(payload))
         else:
             _print_front(inst, front)
+        if plot is not None and front.points:
+            from toolchain.cli.common import err_console
+            from toolchain.plots import plot_pareto
+
+            with staged(plot) as tmp:  # points numbered as in the table
+                plot_pareto(payload, labels=[str(i + 1) for i in range(len(front.points))], path=tmp)
+            err_console.print(f"plot written to {plot}", highlight=False)
         raise typer.Exit(EXIT_OK if front.points else EXIT_NO_SOLUTION)
 
 
