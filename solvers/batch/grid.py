@@ -187,13 +187,15 @@ class BadFile:
 
 def bad_file(path: str | os.PathLike[str], exc: BaseException) -> BadFile:
     """The :class:`BadFile` of ``path``, which raised ``exc`` when loaded."""
-    from formulation.errors import DnnpartError, shorten
+    from formulation.errors import DnnpartError
 
     file = os.fspath(path)
     if isinstance(exc, DnnpartError):
         message = exc.message()
     else:
-        message = f"{file}: the file could not be loaded ({type(exc).__name__}: {shorten(str(exc), 300)})"
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        message = f"{file}: the file could not be loaded ({type(exc).__name__}: {text})"
     try:
         with open(file, "rb") as f:
             digest = hashlib.sha256(f.read(64 << 20)).hexdigest()

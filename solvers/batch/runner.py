@@ -173,8 +173,11 @@ def check_numbers(
     else:
         _positive(memory_limit_bytes, "memory_limit_bytes", "--memory-limit", "a positive number of bytes")
     for seed in seeds:
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
-            raise BatchError(f"seed (--seeds) must be a whole number in [0, 2^63), got {shorten(seed)}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**63):
+            raise BatchError(
+                "seed (--seeds) must be a whole number in [-2^63, 2^63) (the store's integer range), "
+                f"got {shorten(seed)}"
+            )
 
 
 def _load_all(instances: Iterable[InstanceLike]) -> tuple[list[Instance], list[BadFile]]:

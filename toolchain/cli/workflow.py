@@ -78,7 +78,10 @@ def _memory(text: str | None) -> int | str | None:
         return "auto"
     if text.strip().lower() in ("none", "off", "0"):
         return None
-    return int(parse_quantity(text, "bytes", file="--memory-limit", path=""))
+    value = parse_quantity(text, "bytes", file="--memory-limit", path="")
+    if not (math.isfinite(value) and value >= 1):
+        raise UserError(f"--memory-limit {text!r}: expected a positive size such as '4 GiB', or 'none'")
+    return int(value)
 
 
 def _fmt(x: Any, digits: int = 6) -> str:
@@ -126,6 +129,21 @@ def print_summary(df: pd.DataFrame, title: str) -> None:
         console.print(f"... and {len(failed) - 10} more failed rows", highlight=False)
 
 
+def warn_damaged(df: pd.DataFrame, file: Path) -> None:
+    """One warning paragraph on stderr when some cells of the store did not hold their column's type."""
+    damaged = df.attrs.get("damaged") or []
+    if not damaged:
+        return
+    shown = "; ".join(f"row {row} {col} = {value}" for row, col, value in damaged[:5])
+    more = f"; and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+    err_console.print(
+        f"warning: {file}: {len(damaged)} cell(s) do not hold their column's type (a damaged or hand-edited "
+        f"store) and are shown as missing: {shown}{more}",
+        highlight=False,
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to ``app``."""
 
@@ -155,6 +173,9 @@ def register(app: typer.Typer) -> None:
         ray_dashboard: Annotated[
             bool, typer.Option("--ray-dashboard", help="Start the dashboard of a local Ray (127.0.0.1).")
         ] = False,
+        connect_timeout: Annotated[
+            float, typer.Option("--connect-timeout", help="Limit on connecting to the cluster at --address, s.")
+        ] = 30.0,
         export: Annotated[
             Path | None, typer.Option("--export", help="Also write a tidy .parquet or .csv copy at the end.")
         ] = None,
@@ -164,16 +185,18 @@ def register(app: typer.Typer) -> None:
         from solvers import batch as b
 
         with user_errors():
+            check_output(export, "--export", suffixes={".parquet", ".csv"})
+            check_output(out, "--out", create_parents=True)
             files = instance_files(instances)
             if executor not in b.runner.EXECUTORS:
                 raise UserError(f"--executor {executor!r}: expected one of {', '.join(b.runner.EXECUTORS)}")
-            if export is not None and export.suffix not in (".parquet", ".csv"):
-                raise UserError(f"--export {export}: expected a .parquet or .csv file name")
-            loaded = [load(f) for f in files]
+            if address is not None and executor != "ray":
+                raise UserError(f"--address {address}: a cluster address needs --executor ray")
             ray_init = {"dashboard": True} if ray_dashboard and not address else None
             try:
+                # files are loaded by the batch: one that fails becomes error rows, not a failed batch
                 report = b.run(
-                    loaded,
+                    files,
                     _csv(solvers, "--solvers"),
                     _option_sets(options or []),
                     _seeds(seeds),
@@ -187,6 +210,7 @@ def register(app: typer.Typer) -> None:
                     resume=resume,
                     progress=progress,
                     ray_init=ray_init,
+                    connect_timeout_s=connect_timeout,
                 )
             except (b.BatchError, b.StoreError, TypeError, ValueError) as exc:
                 raise UserError(str(exc)) from None
@@ -196,13 +220,19 @@ def register(app: typer.Typer) -> None:
                     highlight=False,
                 )
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+        elsewhere = f", {report.n_elsewhere} left to another batch running on it" if report.n_elsewhere else ""
         console.print(
-            f"{report.n_run} tasks run ({report.n_failed} failed), {report.n_skipped} already done, "
+            f"{report.n_run} tasks run ({report.n_failed} failed), {report.n_skipped} already done{elsewhere}, "
             f"in {report.elapsed_s:.1f} s -> {out}",
             highlight=False,
         )
+        for bad in report.bad_files:
+            err_console.print(f"warning: {bad.message} (its tasks are error rows)", highlight=False, markup=False)
+        if report.bad_files and len(report.bad_files) == len(files):
+            raise UserError(f"no instance file could be loaded ({len(files)} given); see the warnings above")
         if export is not None:
-            n = b.export_results(out, export)
+            with user_errors():
+                n = b.export_results(out, export)
             console.print(f"exported {n} rows to {export}", highlight=False)
 
     @app.command()
@@ -215,12 +245,14 @@ def register(app: typer.Typer) -> None:
         from solvers.batch import StoreError, export_results, load_results
 
         with user_errors():
+            check_output(export, "--export", suffixes={".parquet", ".csv"})
             try:
                 df = load_results(file)
                 if export is not None:
                     n = export_results(file, export)
             except StoreError as exc:
                 raise UserError(str(exc)) from None
+        warn_damaged(df, file)
         if as_json:
             for row in df.to_dict("records"):
                 print(dump_json(row).replace("\n", " "))
@@ -256,6 +288,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError(str(exc)) from None
             if df.empty:
                 raise UserError(f"{file}: holds no rows")
+        warn_damaged(df, file)
         table = compare_table(df)
         t = Table(title=f"{file}: objective against the best proven bound")
         for col in ("instance", "solver", "status", "objective", "best bound", "gap to bound", "x best", "time s"):
