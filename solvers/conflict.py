@@ -48,6 +48,9 @@ DEFAULT_CHECK_TIME_S = 60.0
 MEMORY_RTOL = 0.01
 #: Most oracle solves spent on one explanation.
 MAX_SOLVES = 200
+#: Wall-clock budget of one explanation when the caller gives none (each check's limit is also
+#: capped by what is left of it).
+DEFAULT_BUDGET_S = 300.0
 
 
 @dataclass(frozen=True, order=True)
@@ -111,20 +114,22 @@ def restrict(inst: Instance, keep: Iterable[Group]) -> Instance:
 class _Oracle:
     """Exact solves of relaxed copies, counted and time-limited."""
 
-    def __init__(self, time_limit_s: float | None) -> None:
-        self.options = SolverOptions(time_limit_s=time_limit_s or DEFAULT_CHECK_TIME_S)
+    def __init__(self, time_limit_s: float | None, budget_s: float | None = None) -> None:
+        self.check_s = time_limit_s or DEFAULT_CHECK_TIME_S
+        self.deadline = time.perf_counter() + (budget_s or DEFAULT_BUDGET_S)
         self.solves = 0
         self.undecided = False
 
     def solve(self, inst: Instance) -> Result | None:
         from solvers.registry import get_solver
 
-        if self.solves >= MAX_SOLVES:
+        left = self.deadline - time.perf_counter()
+        if self.solves >= MAX_SOLVES or left <= 0.01:
             self.undecided = True
             return None
         self.solves += 1
         try:
-            res = get_solver("auto").solve(inst, self.options)
+            res = get_solver("auto").solve(inst, SolverOptions(time_limit_s=min(self.check_s, left)))
         except SolverError:
             self.undecided = True
             return None
@@ -241,7 +246,7 @@ def describe(inst: Instance, g: Group) -> str:
     return f"{', '.join(c.colocate[int(g.key)])} on one device"
 
 
-def explain(inst: Instance, *, time_limit_s: float | None = None) -> dict[str, Any]:
+def explain(inst: Instance, *, time_limit_s: float | None = None, budget_s: float | None = None) -> dict[str, Any]:
     """Why ``inst`` is infeasible: a minimal conflicting set of constraint groups and relaxations.
 
     Parameters
@@ -250,6 +255,9 @@ def explain(inst: Instance, *, time_limit_s: float | None = None) -> dict[str, A
         An instance an exact solver proved infeasible.
     time_limit_s : float, optional
         Limit of each oracle solve (default :data:`DEFAULT_CHECK_TIME_S`).
+    budget_s : float, optional
+        Limit of the whole explanation (default :data:`DEFAULT_BUDGET_S`); checks left undone
+        keep their groups and the set is reported as not proven minimal.
 
     Returns
     -------
@@ -260,7 +268,7 @@ def explain(inst: Instance, *, time_limit_s: float | None = None) -> dict[str, A
         ``summary`` (one line), ``solves`` and ``time_s``.
     """
     t0 = time.perf_counter()
-    oracle = _Oracle(time_limit_s)
+    oracle = _Oracle(time_limit_s, budget_s)
     conflict = deletion_filter(inst, oracle)
     minimal = not oracle.undecided
     if conflict is None:

@@ -194,3 +194,28 @@ def test_old_result_json_with_string_infinities_still_evaluates(tmp_path: Path) 
     res = CliRunner().invoke(app, ["evaluate", str(inst_file), "--placement", str(tmp_path / "old.json"), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["metrics"]["latency_s"] == pytest.approx(0.048)
+
+
+def test_an_exhausted_budget_keeps_groups_and_says_the_set_is_not_minimal() -> None:
+    out = explain(dnnpart.from_dict(memory_allowed()), budget_s=1e-9)
+    # no check could run: every group is kept, none is blamed wrongly as minimal
+    assert out["minimal"] is False and out["solves"] == 0
+    assert [c["name"] for c in out["constraints"]] == ["deadline", "memory[phone]", "allowed[conv]"]
+
+
+def test_energy_budget_and_max_devices_relaxations_are_tight() -> None:
+    d = copy.deepcopy(DEADLINE_10MS)
+    d["system"]["devices"][0].update(power_active="5 W", power_idle="0.5 W")
+    d["system"]["links"][0]["tx_power"] = "1 W"
+    # the phone alone spends 5 W x 48 ms = 0.24 J; offloading costs more than 1 s of radio
+    d["problem"] = {"objective": "latency", "constraints": {"energy_budget": {"phone": "0.1 J"}, "max_devices": 1}}
+    res = dnnpart.solve(dnnpart.from_dict(d))
+    assert res.status is Status.INFEASIBLE and res.conflict is not None
+    names = [c["name"] for c in res.conflict["constraints"]]
+    assert "energy_budget[phone]" in names
+    relax = {r["name"]: r for r in res.conflict["relaxations"]}
+    value = relax["energy_budget[phone]"]["value"]
+    assert value == pytest.approx(0.24, rel=1e-9)
+    for budget, status in ((value * (1 + 1e-9), Status.OPTIMAL), (value * (1 - 1e-6), Status.INFEASIBLE)):
+        d["problem"]["constraints"]["energy_budget"] = {"phone": budget}
+        assert dnnpart.solve(dnnpart.from_dict(d), explain=False).status is status
