@@ -34,11 +34,21 @@ def prepare(inst: Instance, granularity: str | None, splits: list[str]) -> Trans
     """Apply ``--split`` values then ``--granularity``; bad specifications become :class:`UserError`."""
     from formulation.granularity import GranularityError, transform
 
+    where = f"{inst.source_path}: " if inst.source_path else ""
     try:
         return transform(inst, granularity, splits)
     except GranularityError as exc:
-        where = f"{inst.source_path}: " if inst.source_path else ""
         raise UserError(f"{where}{exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        # Splits read layer attrs (shapes, kernel, stride, padding) that the format leaves free-form;
+        # malformed ones surface here rather than as a GranularityError.
+        spec = "; ".join([*(f"--split {s!r}" for s in splits), *([f"--granularity {granularity!r}"] if granularity
+                                                                   else [])])
+        raise UserError(
+            f"{where}{spec}: the layer attrs this transformation reads (shape_in, shape_out, kernel, stride, "
+            f"padding...) are malformed ({type(exc).__name__}: {str(exc)[:200]}); expected lists of positive "
+            "integers as the importers write them"
+        ) from None
 
 
 def report(view: Transformed, res: Any) -> dict[str, Any]:
