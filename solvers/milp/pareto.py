@@ -76,6 +76,8 @@ class ParetoFront:
     solves: int = 0
     wall_time_s: float = 0.0
     message: str = ""
+    complete: bool = False
+    """Every non-dominated point is in :attr:`points`, proven (:mod:`solvers.milp.pareto_complete`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -84,6 +86,7 @@ class ParetoFront:
             "objectives": list(self.objectives),
             "solver": self.solver,
             "solves": self.solves,
+            "complete": self.complete,
             "wall_time_s": self.wall_time_s,
             "message": self.message,
             "points": [p.to_dict() for p in self.points],
@@ -156,22 +159,7 @@ def pareto_front(
     raw: list[tuple[Any, bool, float | None]] = []
 
     def lexi(first: str, second: str, eps: float | None) -> tuple[Any, bool] | None:
-        """min first (s.t. second <= eps), then min second s.t. first <= its optimum."""
-        backend.set_metric_ub(second, math.inf if eps is None else eps)
-        backend.set_metric_ub(first, math.inf)
-        backend.set_objective({first: 1.0})
-        a = backend.run(settings)
-        front.solves += 1
-        if a.values is None or a.objective is None:
-            return None
-        backend.set_objective({second: 1.0})
-        backend.set_metric_ub(first, a.objective * (1 + LEX_RTOL) + 1e-300)
-        b = backend.run(settings)
-        front.solves += 1
-        backend.set_metric_ub(first, math.inf)
-        best = b if b.values is not None else a
-        optimal = a.termination == Termination.OPTIMAL and b.termination == Termination.OPTIMAL
-        return best.values, optimal
+        return lexicographic(backend, settings, front, first, second, eps)
 
     end_a = lexi(f1, f2, None)
     end_b = lexi(f2, f1, None)
@@ -194,6 +182,42 @@ def pareto_front(
     front.points = _non_dominated([_point(ctx, v, opt, eps, (f1, f2)) for v, opt, eps in raw], (f1, f2))
     front.wall_time_s = time.perf_counter() - t0
     return front
+
+
+def lexicographic(
+    backend: MilpBackend,
+    settings: RunSettings,
+    front: ParetoFront,
+    first: str,
+    second: str,
+    eps: float | None,
+    terminations: list[Termination] | None = None,
+) -> tuple[Any, bool] | None:
+    """``min first`` subject to ``second <= eps``, then ``min second`` subject to
+    ``first <= first* (1 + LEX_RTOL)`` (also under ``second <= eps``).
+
+    Returns the column values of the second stage (of the first where the second found nothing)
+    and whether both stages proved optimality; None when the first stage found no placement (why:
+    the first stage's termination, appended to ``terminations``). Counts both solves in
+    ``front.solves``; restores the bound on ``first`` (the one on ``second`` stays ``eps``).
+    """
+    backend.set_metric_ub(second, math.inf if eps is None else eps)
+    backend.set_metric_ub(first, math.inf)
+    backend.set_objective({first: 1.0})
+    a = backend.run(settings)
+    front.solves += 1
+    if terminations is not None:
+        terminations.append(a.termination)
+    if a.values is None or a.objective is None:
+        return None
+    backend.set_objective({second: 1.0})
+    backend.set_metric_ub(first, a.objective * (1 + LEX_RTOL) + 1e-300)
+    b = backend.run(settings)
+    front.solves += 1
+    backend.set_metric_ub(first, math.inf)
+    best = b if b.values is not None else a
+    optimal = a.termination == Termination.OPTIMAL and b.termination == Termination.OPTIMAL
+    return best.values, optimal
 
 
 def _point(ctx: Any, values: Any, optimal: bool, eps: float | None, objs: tuple[str, str]) -> ParetoPoint:

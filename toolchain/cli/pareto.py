@@ -34,8 +34,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "latency,energy",
         points: Annotated[
-            int, typer.Option("--points", "-n", help="Epsilon-constraint points, the two ends included.")
-        ] = 10,
+            int | None, typer.Option("--points", "-n", help="Epsilon-constraint points, the two ends included [10].")
+        ] = None,
+        complete: Annotated[
+            bool, typer.Option("--complete", help="Every non-dominated point, each proven (no --points).")
+        ] = False,
         solver: Annotated[str, typer.Option("--solver", "-s", help="highs or pyomo:NAME.")] = "highs",
         time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds per MILP solve.")] = None,
         gap: Annotated[float | None, typer.Option("--gap", help="Relative gap of each MILP solve.")] = None,
@@ -65,7 +68,14 @@ def register(app: typer.Typer) -> None:
                 opts = SolverOptions(time_limit_s=time_limit, gap=gap, threads=threads)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
-            front = pareto_front(inst, objectives.split(","), points, solver=solver, options=opts)
+            if complete and points is not None:
+                raise UserError("--complete finds every non-dominated point; drop --points")
+            if complete:
+                from solvers.milp.pareto_complete import complete_front
+
+                front = complete_front(inst, objectives.split(","), solver=solver, options=opts)
+            else:
+                front = pareto_front(inst, objectives.split(","), points or 10, solver=solver, options=opts)
         payload = front.to_dict()
         if out is not None:
             write_output(out, dump_json(payload) + "\n")
@@ -93,7 +103,8 @@ def _print_front(inst: object, front: object) -> None:
     unit = {"latency": "s", "throughput": "s (period)", "energy": "J", "cost": "USD"}
     console.print(
         f"[bold]{esc(front.instance)}[/]  Pareto front of {f1} and {f2}: {len(front.points)} points, "
-        f"{front.solves} MILP solves, {front.wall_time_s:.2f} s",
+        f"{front.solves} MILP solves, {front.wall_time_s:.2f} s"
+        + (" (complete: every point proven)" if front.complete else ""),
         highlight=False,
         markup=True,
     )
