@@ -88,7 +88,11 @@ class Instance(_model.Instance):
             output of ``u``. Node attributes: ``flops`` and ``output_bytes`` (required),
             ``param_bytes``, ``workspace_bytes``, ``op`` (default ``"layer"``), ``attrs`` (a dict of
             free metadata) and ``reads`` (ids of the model inputs the layer reads; by default every
-            layer without predecessors reads every model input). Numbers are SI; unit strings work.
+            layer without predecessors reads every model input). A node without ``output_bytes``
+            takes it from the ``bytes`` attribute of its out-edges when they agree (one tensor is
+            sent to every consumer). A node whose ``layer`` attribute is a
+            :class:`formulation.model.Layer` takes its fields from it, so ``inst.graph.nx`` converts
+            back. Numbers are SI; unit strings work.
         system : mapping, path or Instance
             The system section (devices, links, source, sink), a file holding one (a system file or
             an instance file), or an instance whose system is reused.
@@ -102,12 +106,16 @@ class Instance(_model.Instance):
         label = name or str(graph.graph.get("name") or "") or "model"
         model_inputs = dict(inputs or {})
         layers = []
-        for node, attrs in graph.nodes(data=True):
+        for node, node_attrs in graph.nodes(data=True):
+            attrs = {**_layer_fields(node_attrs.get("layer")), **node_attrs}
             layer: dict[str, Any] = {"id": str(node), "op": attrs.get("op", "layer")}
             preds = [str(u) for u in graph.predecessors(node)]
             reads = attrs.get("reads", list(model_inputs) if not preds else [])
             layer["inputs"] = preds + [str(r) for r in reads]
             layer.update({k: attrs[k] for k in LAYER_KEYS if k in attrs and k != "op"})
+            sizes = _edge_sizes(graph, node)
+            if "output_bytes" not in layer and len(sizes) == 1:  # the tensor size given on the edges
+                layer["output_bytes"] = sizes.pop()
             layers.append(layer)
         model = {
             "name": label,
@@ -163,6 +171,29 @@ class Instance(_model.Instance):
             "problem": dict(problem) if problem is not None else {"objective": "latency"},
         }
         return cls.from_dict(data, base_dir=base_dir, file=f"<{name}>")
+
+
+def _edge_sizes(graph: nx.DiGraph, node: Any) -> set[float]:
+    """The distinct ``bytes`` of ``node``'s out-edges in bytes (unit strings read; unreadable ones left out)."""
+    from formulation.errors import InstanceError
+    from formulation.units import parse_quantity
+
+    out = set()
+    for _, _, b in graph.out_edges(node, data="bytes"):
+        if b is not None:
+            try:
+                out.add(parse_quantity(b, "bytes"))
+            except InstanceError:
+                continue
+    return out
+
+
+def _layer_fields(layer: Any) -> dict[str, Any]:
+    """The figures of a :class:`formulation.model.Layer` (nodes of ``Graph.nx`` carry one), else nothing."""
+    if not isinstance(layer, _model.Layer):
+        return {}
+    out = {k: getattr(layer, k) for k in ("op", "flops", "output_bytes", "param_bytes", "workspace_bytes")}
+    return {**out, **({"attrs": dict(layer.attrs)} if layer.attrs else {})}
 
 
 def _is_instance_file(path: Path) -> bool:

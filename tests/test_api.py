@@ -160,3 +160,36 @@ def test_batch_and_compare(tmp_path: Path) -> None:
     assert best.loc["auto", "gap_to_best_bound"] == 0.0
     assert best.loc["offload", "ratio_to_best"] > 1.0
     assert dnnpart.compare(rows).equals(table)
+
+
+def test_from_networkx_reads_edge_bytes_and_converts_graph_nx_back() -> None:
+    g = nx.DiGraph()
+    g.add_node("a", flops=1e9)
+    g.add_node("b", flops=2e9, output_bytes=10.0)
+    g.add_node("c", flops=3e9, output_bytes=20.0)
+    g.add_edge("a", "b", bytes="300 kB")
+    g.add_edge("a", "c", bytes=3e5)  # the same tensor, the same size
+    inst = dnnpart.from_networkx(g, SYSTEM, inputs={"x": 1e6})
+    assert inst.graph.output_bytes.tolist() == [3e5, 10.0, 20.0]
+    g.edges["a", "c"]["bytes"] = 4e5  # two sizes for one tensor: refused, naming the field
+    with pytest.raises(dnnpart.InstanceError, match=r"model\.layers\[0\]\.output_bytes"):
+        dnnpart.from_networkx(g, SYSTEM, inputs={"x": 1e6})
+    # Graph.nx (nodes carry their Layer) converts back to the same graph
+    tiny = dnnpart.load(EXAMPLES / "tiny-dag-three-tier.yaml")
+    back = dnnpart.from_networkx(
+        tiny.graph.nx,
+        tiny,
+        {"objective": "latency", "execution": "parallel"},
+        inputs={"frame": tiny.graph.inputs[0].bytes},
+    )
+    assert back.graph.layer_ids == tiny.graph.layer_ids
+    for a, b in zip(back.graph.layers, tiny.graph.layers, strict=True):
+        assert (a.op, a.inputs, a.flops, a.output_bytes, a.param_bytes) == (
+            b.op,
+            b.inputs,
+            b.flops,
+            b.output_bytes,
+            b.param_bytes,
+        )
+    plain = dnnpart.solve(tiny.with_problem(back.problem), "brute").objective
+    assert dnnpart.solve(back, "brute").objective == pytest.approx(plain)
