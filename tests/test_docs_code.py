@@ -55,3 +55,20 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
             raise AssertionError(f"{page.name}, the block at line {line + 1} failed: {exc!r}") from exc
         ran += 1
     assert ran >= 1
+
+
+def test_the_one_line_commands_of_docs_api_run_verbatim() -> None:
+    """The ``python -c "..."`` lines of docs/api.md's shell blocks (after ``pip install -e .``)."""
+    import shlex
+    import subprocess
+    import sys
+
+    text = PAGES[0].read_text()
+    shells = re.findall(r"```bash\n(.*?)\n```", text, re.S)
+    commands = [line for block in shells for line in block.splitlines() if line.startswith("python -c ")]
+    assert commands
+    for line in commands:
+        args = shlex.split(line.split("  #")[0])
+        out = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert float(out.stdout) == pytest.approx(0.298668185, rel=1e-8)  # AlexNet over LTE, all on the phone
