@@ -33,6 +33,13 @@ EXIT_OK, EXIT_NO_SOLUTION, EXIT_BAD_INPUT = 0, 1, 2
 MAX_SHOWN = 120
 
 
+def int_digits(value: int) -> int:
+    """The number of decimal digits of ``value`` (without converting it to text, which Python limits)."""
+    n = abs(value)
+    digits = int(n.bit_length() * 0.30102999566398120) + 1
+    return digits - 1 if digits > 1 and 10 ** (digits - 1) > n else digits
+
+
 def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
     """``repr(value)``, cut to ``limit`` characters (huge integers are described, not converted).
 
@@ -48,8 +55,8 @@ def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
     str
         The shortened representation.
     """
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1100:
-        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        return f"an integer of {int_digits(value)} digits"
     try:
         shown = repr(value)
     except (ValueError, RecursionError):  # a huge int nested in a container, or a deep container

@@ -144,9 +144,9 @@ def check_tree(data: Any, file: str, prefix: str = "") -> None:
     seen: set[int] = set()  # aliased YAML collections are shared objects: visit each once
     while stack:
         value, path, depth = stack.pop()
+        if depth > limit:  # scalars count, as in the YAML check
+            raise _too_deep(file, path)
         if isinstance(value, dict | list):
-            if depth > limit:
-                raise _too_deep(file, path)
             if id(value) in seen:
                 continue
             seen.add(id(value))

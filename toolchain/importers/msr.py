@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from formulation.errors import Described, int_digits
 from formulation.model import Instance
 
 #: Default channel bandwidth (bytes/s) of the accelerators: a power of two, so bytes / B is exact.
@@ -118,7 +119,7 @@ def _number(file: str, where: str, value: Any, integer: bool = False, flag: bool
         ok = True
     if not ok or (not flag and not _finite(value)):
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
-            value = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+            value = Described(f"an integer of {int_digits(value)} digits")
         what = "a boolean or 0/1" if flag else ("an integer" if integer else "a finite number")
         raise MsrError(f"{file}: {where}: got {value!r}; expected {what}")
     if integer and not flag and float(value) != int(value):
