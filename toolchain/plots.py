@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from formulation.evaluator import Evaluation
     from formulation.model import Instance
     from solvers.compare import PerformanceProfile
+    from toolchain.replay import Replay
     from toolchain.sweep import SweepResult
 
 #: Colours of devices, in system order (colour-blind-safe qualitative palette, Okabe and Ito 2008).
@@ -364,3 +365,39 @@ def plot_solution(inst: Instance, ev: Evaluation, path: str | Path) -> list[Path
         plot_gantt(inst, ev, path=gantt)
         written.append(gantt)
     return written
+
+
+# ----------------------------------------------------------------------------------------------------
+# Trace replay
+# ----------------------------------------------------------------------------------------------------
+
+
+def plot_replay(rep: Replay, *, title: str | None = None, path: str | Path | None = None) -> Figure:
+    """Bandwidth, then each policy's latency and energy per inference, over time.
+
+    Parameters
+    ----------
+    rep : Replay
+        From :func:`toolchain.replay.replay`; switches are marked on the latency panel.
+    """
+    fig = _figure(8.0, 6.5)
+    axes = fig.subplots(3, 1, sharex=True, squeeze=False)[:, 0]
+    axes[0].step(rep.times, rep.bandwidth * 8e-6, where="post", color="#000000", lw=1)
+    axes[0].set_ylabel("bandwidth [Mbit/s]")
+    for k, (name, run) in enumerate(rep.runs.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        axes[1].plot(rep.times, run.latency, color=colour, lw=1.2, label=name)
+        axes[2].plot(rep.times, run.energy, color=colour, lw=1.2, label=name)
+        moves = np.flatnonzero(np.diff(run.placement_ids)) + 1
+        axes[1].plot(rep.times[moves], run.latency[moves], "|", color=colour, ms=8)
+    if rep.deadline_s is not None:
+        axes[1].axhline(rep.deadline_s, color=CUT_COLOUR, ls="--", lw=1, label="deadline")
+    axes[1].set_ylabel("latency [s]")
+    axes[2].set_ylabel("energy [J]")
+    axes[1].legend(fontsize=8, loc="upper right")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time [s]")
+    default = f"{rep.instance}: replay of {rep.trace} on {rep.link} (ticks: placement changes)"
+    fig.suptitle(title or default, fontsize=10)
+    return _save(fig, path)

@@ -31,6 +31,7 @@ _COMMAND_MODULES = [
     "toolchain.cli.core",
     "toolchain.cli.workflow",
     "toolchain.cli.pareto",
+    "toolchain.cli.network",
     "toolchain.cli.importers",
     "toolchain.cli.toolchain",
     "toolchain.cli.granularity",

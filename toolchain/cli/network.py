@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from formulation.model import Instance
-from toolchain.cli.common import EXIT_NO_SOLUTION, EXIT_OK, UserError, console, dump_json, fail
+from toolchain.cli.common import EXIT_NO_SOLUTION, EXIT_OK, UserError, console, dump_json, fail, load
 
 
 def exact_sweep(
@@ -87,5 +88,109 @@ def exact_sweep(
     raise typer.Exit(EXIT_OK if bp.intervals else EXIT_NO_SOLUTION)
 
 
+def _policies(text: str) -> tuple[list[str], str | None, str | None]:
+    """``static[:placement.json],oracle,table[:policy.json]`` -> names, static file, table file."""
+    names: list[str] = []
+    files: dict[str, str | None] = {"static": None, "table": None}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, arg = item.partition(":")
+        if name not in ("static", "oracle", "table") or (arg and name == "oracle"):
+            raise UserError(
+                f"--policy {item!r}: expected static[:placement.json], oracle or table[:policy.json], comma-separated"
+            )
+        names.append(name)
+        if arg:
+            files[name] = arg
+    if not names:
+        raise UserError("--policy: expected at least one of static, oracle, table")
+    return names, files["static"], files["table"]
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``replay`` command to ``app`` (``sweep --exact`` is an option of ``sweep``)."""
+
+    @app.command()
+    def replay(
+        file: Annotated[Path, typer.Argument(help="Instance file.")],
+        trace: Annotated[Path, typer.Option("--trace", help="CSV: time, bandwidth[, latency][, load:<device>].")],
+        policy: Annotated[
+            str,
+            typer.Option("--policy", help="Comma-separated: static[:placement.json], oracle, table[:policy.json]."),
+        ] = "static,oracle,table",
+        link: Annotated[str | None, typer.Option("--link", help="The link a-b the trace describes.")] = None,
+        switch_cost: Annotated[
+            str, typer.Option("--switch-cost", help="none, or weights: charge moving parameters on a change.")
+        ] = "none",
+        rate: Annotated[
+            float | None, typer.Option("--rate", help="Inferences per second (default: one per row).")
+        ] = None,
+        deadline: Annotated[
+            float | None, typer.Option("--deadline", help="Deadline in seconds for counting misses.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        out: Annotated[Path | None, typer.Option("--out", help="Write the JSON with every inference here.")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Bandwidth, latency and energy over time.")] = None,
+    ) -> None:
+        """Replay a bandwidth trace over a stream of inferences under static, oracle and table policies."""
+        from toolchain.cli.common import read_json, user_errors
+        from toolchain.cli.core import placement_from_json
+        from toolchain.replay import replay as run_replay
+        from toolchain.sweep import SweepError
+        from toolchain.traces import TraceError, read_trace
+
+        with user_errors():
+            names, static_file, table_file = _policies(policy)
+            inst = load(file)
+            try:
+                tr = read_trace(trace, inst.system.device_ids)
+                static = None
+                if static_file is not None:
+                    static = placement_from_json(read_json(static_file, "the placement"), static_file)[0]
+                table = read_json(table_file, "the decision table") if table_file is not None else None
+                rep = run_replay(
+                    inst, tr, names, link=link, switch=switch_cost, rate=rate, deadline_s=deadline,
+                    static_placement=static, table=table, table_path=table_file or "table",
+                )  # fmt: skip
+            except TraceError as exc:
+                raise UserError(str(exc)) from None
+            except SweepError as exc:
+                raise UserError(f"{file}: {exc}") from None
+        if out is not None:
+            out.write_text(dump_json(rep.to_dict(per_inference=True)) + "\n")
+        if as_json:
+            print(dump_json(rep.to_dict()))
+        else:
+            _print_replay(rep)
+        if plot is not None:
+            from toolchain.plots import plot_replay
+
+            plot_replay(rep, path=plot)
+            if not as_json:
+                console.print(f"plot written to {plot}", highlight=False, markup=False)
+
+
+def _print_replay(rep: Any) -> None:
+    console.print(
+        f"{rep.instance}: {rep.times.size} inferences over trace {rep.trace} on link {rep.link}"
+        + (f", deadline {rep.deadline_s:g} s" if rep.deadline_s is not None else "")
+        + f" ({rep.solves} exact solves)",
+        highlight=False,
+        markup=False,
+    )
+    t = Table()
+    cols = ("policy", "latency mean s", "p95 s", "p99 s", "energy mean J", "misses", "switches", "switch s")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for name, run in rep.runs.items():
+        s = run.summary()
+        t.add_row(
+            name,
+            f"{s['latency_mean_s']:.6g}",
+            f"{s['latency_p95_s']:.6g}",
+            f"{s['latency_p99_s']:.6g}",
+            f"{s['energy_mean_j']:.6g}",
+            str(s["deadline_misses"]),
+            str(s["switches"]),
+            f"{s['switch_time_s']:.6g}",
+        )
+    console.print(t)
