@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,19 +309,42 @@ def connect(
     error = classify(addr, output, timeout_s, log)
     if error is not None:
         raise error
+    _init(addr, extra, init_kwargs, log)
     log.unlink(missing_ok=True)
+
+
+def _init(addr: Address, extra: Mapping[str, str], init_kwargs: Mapping[str, Any] | None, log: Path) -> None:
+    """``ray.init`` in this process, with the settings the probe used; Ray's stderr goes to ``log`` meanwhile."""
     os.environ.update(extra)
     import ray
+    from ray._private import ray_constants
+    from ray._raylet import Config  # type: ignore[attr-defined]
 
     if extra.get(SINGLE_MACHINE_ENV) == "0":
-        from ray._private import ray_constants
-
         ray_constants.ENABLE_RAY_CLUSTER = False
+    if "RAY_AUTH_MODE" in extra:
+        Config.initialize("")  # Ray read its settings when imported; read the authentication mode again
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
-        ray.init(address=addr.text, **{**options, **(init_kwargs or {})})
+        with _stderr_to(log):
+            ray.init(address=addr.text, **{**options, **(init_kwargs or {})})
     except Exception as exc:
         raise ClusterError(
             f"--address {addr.text}: the cluster answered a moment ago but the connection failed "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:400]})"
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:400]}; Ray's own output is in {log})"
         ) from None
+
+
+@contextlib.contextmanager
+def _stderr_to(log: Path) -> Iterator[None]:
+    """Send file descriptor 2 (where Ray's C++ core logs) to ``log`` for the duration of the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "a") as f:
+            os.dup2(f.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
