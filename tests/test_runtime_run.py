@@ -1,0 +1,183 @@
+"""dnnpart run: measured times of emulated links against hand-computed predictions; worker failures.
+
+The three-layer model sends 256 KiB tensors over 20 Mbit/s links with 10 ms latency: each
+transfer takes 10 ms + 262144 B / 2.5e6 B/s = 114.86 ms, against about a millisecond of compute
+per layer, so the measured times are dominated by the emulated links and the tolerance (10 % of
+the prediction) covers compute noise, thread wake-ups and serialisation.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from formulation.loader import load_instance_data
+from toolchain.importers.pytorch import from_module
+from toolchain.runtime import partition as pt
+from toolchain.runtime.driver import WorkerFailure, run_workers
+from toolchain.runtime.report import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+XFER = 0.010 + 262144 / 2.5e6
+"""One transfer: latency + bytes / bandwidth (seconds)."""
+LAYER = 0.001
+"""Latency-table time of each layer (seconds)."""
+TOL = 0.10
+
+
+class Three(nn.Module):
+    """conv 1x1 -> ReLU -> conv 1x1 on a 64x32x32 tensor (256 KiB in float32)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(64, 64, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(64, 64, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.conv1(x)))
+
+
+def three() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    """Factory for the command line."""
+    return Three(), (torch.randn(1, 64, 32, 32),)
+
+
+def instance_data(devices: list[str]) -> dict[str, Any]:
+    module, args = three()
+    model = from_module(module, args)
+    links = [{"from": a, "to": b, "bandwidth": "20 Mbit/s", "latency": "10 ms"}
+             for i, a in enumerate(devices) for b in devices[i + 1:]]
+    return {
+        "dnnpart": 1, "name": "three", "model": model,
+        "system": {"devices": [{"id": d, "compute": "1 GFLOP/s"} for d in devices], "links": links,
+                   "source": devices[0], "sink": devices[0],
+                   "latency": {d: {lay["id"]: f"{LAYER * 1e3:g} ms" for lay in model["layers"]} for d in devices}},
+        "problem": {"objective": "latency", "execution": "parallel"},
+    }
+
+
+@pytest.fixture(scope="module")
+def cut_parts(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    def make(placement: dict[str, str], devices: list[str]) -> tuple[Any, Any, Path]:
+        inst = load_instance_data(instance_data(devices))
+        torch.manual_seed(0)
+        module, args = three()
+        part = pt.cut(inst, placement, module, args, {})
+        out = tmp_path_factory.mktemp("parts")
+        pt.save(part, out)
+        return inst, part, out
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("placement", "devices", "n_xfers"),
+    [
+        ({"conv1": "a", "relu": "b", "conv2": "b"}, ["a", "b"], 2),  # a -> b, result back to the sink a
+        ({"conv1": "a", "relu": "b", "conv2": "c"}, ["a", "b", "c"], 3),  # a -> b -> c -> a
+    ],
+    ids=["two-workers", "three-workers"],
+)
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_measured_latency_matches_hand_computed(cut_parts: Any, placement: dict[str, str], devices: list[str],
+                                               n_xfers: int, mode: str) -> None:
+    inst, part, out = cut_parts(placement, devices)
+    hand = 3 * LAYER + n_xfers * XFER  # a chain: sequential and parallel latency coincide
+    run = run_workers(inst, part.plan, out, part.inputs, mode, inferences=3, warmup=1)
+    diff = pt.max_abs_diff([run.outputs[o] for o in part.plan.outputs], part.reference)
+    rep = compare(inst, part.plan, run, diff)
+    assert rep["latency"]["predicted_s"] == pytest.approx(hand, rel=1e-12)
+    assert rep["latency"]["measured_median_s"] == pytest.approx(hand, rel=TOL)
+    assert rep["outputs_match"] <= 1e-5
+    assert len(rep["transfers"]) == n_xfers
+    for t in rep["transfers"]:
+        assert t["predicted_s"] == pytest.approx(XFER, rel=1e-12)
+        assert t["measured_median_s"] == pytest.approx(XFER, rel=TOL)
+
+
+def test_stream_throughput_matches_link_occupancy(cut_parts: Any) -> None:
+    inst, part, out = cut_parts({"conv1": "a", "relu": "b", "conv2": "c"}, ["a", "b", "c"])
+    run = run_workers(inst, part.plan, out, part.inputs, "stream", inferences=5, warmup=1)
+    rep = compare(inst, part.plan, run, 0.0)
+    period = 262144 / 2.5e6  # each link carries one tensor per inference; latency does not occupy it
+    assert rep["throughput"]["predicted_period_s"] == pytest.approx(period, rel=1e-12)
+    assert rep["throughput"]["measured_period_s"] == pytest.approx(period, rel=TOL)
+
+
+def test_slowdown_multiplies_compute(cut_parts: Any) -> None:
+    inst, part, out = cut_parts({"conv1": "a", "relu": "a", "conv2": "a"}, ["a", "b"])
+    run = run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=2, warmup=1, slowdown={"a": 4.0})
+    for tr in run.traces[-1].values():
+        for _inf, _lay, start, end, compute in tr["layers"]:
+            assert end - start == pytest.approx(4.0 * compute, rel=0.2, abs=5e-4)
+
+
+def _gone(pids: list[int]) -> bool:
+    return all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
+
+
+def test_killed_worker_ends_the_run(cut_parts: Any) -> None:
+    inst, part, out = cut_parts({"conv1": "a", "relu": "b", "conv2": "c"}, ["a", "b", "c"])
+    seen: list[int] = []
+
+    def kill_b(pids: dict[str, int | None]) -> None:
+        seen.extend(p for p in pids.values() if p is not None)
+        threading.Timer(0.3, os.kill, (pids["b"], signal.SIGKILL)).start()
+
+    with pytest.raises(WorkerFailure, match=r"device 'b'.*exit status -9"):
+        run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=50, warmup=0, on_start=kill_b)
+    assert len(seen) == 3
+    deadline = time.monotonic() + 10
+    while not _gone(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(seen)
+
+
+def test_cli_run_killed_worker_exit_1_no_process_left(tmp_path: Path) -> None:
+    inst = tmp_path / "three.yaml"
+    inst.write_text(yaml.safe_dump(instance_data(["a", "b", "c"])))
+    placement = tmp_path / "p.json"
+    placement.write_text('{"conv1": "a", "relu": "b", "conv2": "c"}')
+    cmd = [sys.executable, "-m", "toolchain.cli", "run", str(inst), "--model", "tests.test_runtime_run:three",
+           "-p", str(placement), "--inferences", "100", "--json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        me = psutil.Process(proc.pid)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 120
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            kids = me.children(recursive=True)
+            seen |= {k.pid for k in kids}
+            # The workers are the forked children of the fork server (grandchildren of the driver).
+            workers = [k for k in kids if k.ppid() != proc.pid]
+            if len(workers) == 3:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 3, "the three workers did not start"
+        time.sleep(1.5)  # connected and in the middle of the inferences
+        workers[1].send_signal(signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    assert "worker of device" in err and "exit status -9" in err and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while not _gone(sorted(seen)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(sorted(seen)), "a process of the run outlived it"
