@@ -46,7 +46,8 @@ def chain_file(tmp_path: Path) -> Path:
         ("--jobs", "-3", "got -3"),
         ("--connect-timeout", "-5", "connect_timeout_s (--connect-timeout) must be a positive"),
         ("--memory-limit", "-4 GiB", "--memory-limit '-4 GiB': expected a positive size"),
-        ("--seeds", "1,99999999999999999999999", "seed (--seeds) must be a whole number in [-2^63, 2^63)"),
+        ("--seeds", "1,99999999999999999999999", "seed (--seeds) must be a whole number in 0..2147483647"),
+        ("--seeds", "-1", "got -1"),
     ],
 )  # fmt: skip
 def test_numeric_options_out_of_range_exit_2_before_anything_runs(

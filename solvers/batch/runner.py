@@ -172,10 +172,12 @@ def check_numbers(
             )
     else:
         _positive(memory_limit_bytes, "memory_limit_bytes", "--memory-limit", "a positive number of bytes")
+    from solvers.options import MAX_SEED
+
     for seed in seeds:
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not -(2**63) <= seed < 2**63):
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
             raise BatchError(
-                "seed (--seeds) must be a whole number in [-2^63, 2^63) (the store's integer range), "
+                f"seed (--seeds) must be a whole number in 0..{MAX_SEED} (the engines take a 32-bit seed), "
                 f"got {shorten(seed)}"
             )
 
