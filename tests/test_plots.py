@@ -330,3 +330,14 @@ def test_plot_pareto_takes_the_pareto_json(tmp_path: Path) -> None:
     ax = plot_pareto(other).axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("energy [J]", "cost [USD]")
     assert sum(len(c.get_offsets()) for c in ax.collections) == 2
+
+
+def test_solve_names_the_bottleneck() -> None:
+    from typer.testing import CliRunner
+
+    from toolchain.cli import app
+
+    res = CliRunner().invoke(app, ["solve", str(EXAMPLES / "tiny-dag-three-tier-throughput.yaml"), "-s", "brute"])
+    assert res.exit_code == 0, res.output
+    # the period, 48 ms, is 600 kB over the 100 Mbit/s camera -> edge link
+    assert "bottleneck: link camera->edge, busy 48 ms per inference (sets the period)" in res.output

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from formulation.units import format_quantity
+from toolchain.bottleneck import bottleneck
 from toolchain.plots import CUT_COLOUR, PALETTE, _figure, _save, device_colours
 
 if TYPE_CHECKING:
@@ -52,17 +53,6 @@ def _bytes(n: float) -> str:
 
 def _time(t: float) -> str:
     return format_quantity(t, "time", digits=3)
-
-
-def bottleneck(ev: Evaluation) -> tuple[str, float]:
-    """The device or link direction with the most busy time per inference, and that time.
-
-    The period is the largest busy time over devices (compute, plus communication where it does not
-    overlap) and link directions (bytes / bandwidth), so this resource limits the throughput.
-    """
-    busy = {**ev.busy_s, **{f"link {k}": v for k, v in ev.link_busy_s.items()}}
-    name = max(busy, key=lambda k: busy[k])
-    return name, busy[name]
 
 
 def metrics_line(inst: Instance, ev: Evaluation) -> str:

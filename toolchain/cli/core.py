@@ -210,6 +210,13 @@ def register(app: typer.Typer) -> None:
             print_result(inst, res)
             if res.conflict is not None:
                 console.print(f"conflict: {res.conflict['summary']}", highlight=False, markup=False)
+            if res.metrics is not None:
+                from formulation.units import format_quantity
+                from toolchain.bottleneck import bottleneck
+
+                name, busy = bottleneck(res.metrics)
+                shown = format_quantity(busy, "time", digits=4)
+                console.print(f"bottleneck: {name}, busy {shown} per inference (sets the period)", highlight=False)
             if view is not None:
                 granularity_cli.print_original(view, res)
             if verbose and res.log:
