@@ -191,7 +191,7 @@ class Result:
             "options": self.options,
             "message": self.message,
             "extra": json_safe(self.extra),
-            "conflict": self.conflict,
+            "conflict": json_safe(self.conflict),
         }
         if with_log:
             out["log"] = self.log
