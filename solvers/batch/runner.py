@@ -341,7 +341,12 @@ def run(
 def _ray_start(
     jobs: int | None, address: str | None, ray_init: Mapping[str, Any] | None, connect_timeout_s: float | None
 ) -> bool:
+    import importlib.util
+
     from solvers.batch.ray_executor import ensure_ray
+
+    if importlib.util.find_spec("ray") is None:  # pragma: no cover - the tests run with the ray extra
+        raise BatchError("--executor ray needs Ray: install the ray extra (pip install 'dnnpart[ray]')")
 
     return ensure_ray(jobs, address=address, init_kwargs=ray_init, connect_timeout_s=connect_timeout_s)
 

@@ -8,7 +8,8 @@ millisecond, where a Parquet dataset would need one file per row to give the sam
 of thousands of tiny files, slow to read back). A tidy Parquet (or CSV) copy is one call away:
 :func:`export_results`.
 
-Only the batch driver writes; workers return rows to it. ``synchronous=NORMAL`` in WAL mode keeps
+Only the batch driver writes; workers return rows to it. Two batches on one store take turns on
+SQLite's write lock and never run one task twice (:mod:`solvers.batch.claims`). ``synchronous=NORMAL`` in WAL mode keeps
 every committed row through a crash of the process; only a power cut or kernel crash may lose the
 last few (``synchronous=FULL`` would fsync each row, which the batch rate does not need).
 """
