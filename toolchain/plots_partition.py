@@ -324,12 +324,14 @@ def _draw_blocks(inst: Instance, placement: Mapping[str, str]) -> Figure:
     where_block = {f"block:{k}": b.device for k, b in enumerate(bl)}
     sent: set[tuple[int, str]] = set()
     for (u, v), tensors in agg.items():
-        x0, x1 = xpos[u], xpos[v]
+        # from the right side of a block to the left side of the next, so the arrowhead shows
+        x0 = xpos[u] + (0.28 if u.startswith("block:") else 0.0)
+        x1 = xpos[v] - (0.28 if v.startswith("block:") else 0.0)
         src = s.source if u in node_x else where_block[u]
         dst = sink if v == "__sink__" else where_block[v]
         mixed = src is None or dst is None
         cut = not mixed and src != dst
-        rad = -min(0.45, 0.12 * (x1 - x0)) if x1 - x0 > 1 else 0.0
+        rad = -min(0.45, 0.12 * (x1 - x0)) if xpos[v] - xpos[u] > 1 else 0.0
         _arrow(ax, (x0, 0.0), (x1, 0.0), cut, rad, f"edge:{u}->{v}")
         if cut:
             assert dst is not None
