@@ -226,7 +226,7 @@ def replay(
     policies: list[str],
     *,
     link: str | None = None,
-    switch: str = "weights",
+    switch: str = "none",
     rate: float | None = None,
     deadline_s: float | None = None,
     static_placement: dict[str, str] | None = None,
