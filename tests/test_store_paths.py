@@ -148,3 +148,15 @@ def test_export_path_checked_first_and_written_whole(tmp_path: Path) -> None:
     assert batch.export_results(db, out) == 1
     assert batch.load_results(out)["objective"].tolist() == [pytest.approx(4.0)]
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_pipes_devices_and_folders_are_refused_without_opening_them(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    for path in (fifo, Path(os.devnull), tmp_path):
+        with pytest.raises(StoreError, match=r"not a regular file|is a folder"):
+            batch.load_results(path)
+        with pytest.raises(StoreError, match=r"not a regular file|is a folder"):
+            ResultsStore(path)

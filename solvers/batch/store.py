@@ -191,6 +191,8 @@ class ResultsStore:
             )
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder; expected the results store's file name (e.g. results.db)")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a regular file (a device, a pipe...); expected a results store file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         hint = "choose another --out file"
         try:
@@ -412,6 +414,8 @@ def load_results(path: str | Path, *, expand: bool = True) -> pd.DataFrame:
         raise FileNotFoundError(2, "no such file", str(p))
     if p.is_dir():
         raise StoreError(f"{p}: is a folder; expected a results store file (e.g. results.db)")
+    if not p.is_file():  # a pipe would block the reader forever, a device never ends
+        raise StoreError(f"{p}: not a regular file (a device, a pipe...); expected a results store file")
     if p.suffix in EXPORT_SUFFIXES:
         return _read_export(p)
     hint = "pass a store written by `dnnpart batch --out` (or a .parquet/.csv export of one)"
