@@ -245,6 +245,7 @@ _LINK_FIELDS: tuple[tuple[str, Kind, Rule], ...] = (
     ("tx_power", "power", "nonneg"),
     ("rx_power", "power", "nonneg"),
     ("price", "usd_per_byte", "nonneg"),
+    ("overhead", "time", "nonneg"),
 )
 
 
@@ -280,6 +281,9 @@ def _build_links(sec: _Section, links: Sequence[LinkSpec], devices: Sequence[str
             sec.error(("links", i, "to"), lk.to, f"a device other than {lk.from_!r} (links join two devices)")
         ends_ok = len(sec.errors) == n_before
         values = [sec.quantity(("links", i, k), getattr(lk, k), kind, rule) for k, kind, rule in _LINK_FIELDS]
+        obw = math.inf
+        if lk.overhead_bandwidth is not None:
+            obw = sec.quantity(("links", i, "overhead_bandwidth"), lk.overhead_bandwidth, "byte_rate", "positive")
         if not ends_ok:
             continue
         for a, b in [(lk.from_, lk.to)] + ([(lk.to, lk.from_)] if lk.bidirectional else []):
@@ -288,7 +292,8 @@ def _build_links(sec: _Section, links: Sequence[LinkSpec], devices: Sequence[str
                 sec.error(("links", i), f"{a} -> {b}", text)
                 continue
             defined[(a, b)] = sec.at("links", i)
-            out.append(Link(a, b, *values))
+            bw, lat, tx, rx, price, overhead = values  # the order of _LINK_FIELDS
+            out.append(Link(a, b, bw, lat, tx, rx, price, overhead, obw))
     return out
 
 
@@ -552,6 +557,10 @@ def _figures(lk: Link) -> dict[str, float]:
         "tx_power": lk.tx_power_w,
         "rx_power": lk.rx_power_w,
         "price": lk.price_usd_per_byte,
+        # Optional fields (§3.2) only where set, so that files without them are written unchanged.
+        **({"overhead": lk.overhead_s} if lk.overhead_s else {}),
+        **({"overhead_bandwidth": lk.overhead_bandwidth_bytes_per_s}
+           if math.isfinite(lk.overhead_bandwidth_bytes_per_s) else {}),
     }
 
 

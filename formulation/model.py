@@ -309,6 +309,12 @@ class Link:
     tx_power_w: float = 0.0
     rx_power_w: float = 0.0
     price_usd_per_byte: float = 0.0
+    overhead_s: float = 0.0
+    """Fixed cost of every transfer beyond the link (serialisation, sockets, framework); a delay like
+    ``latency_s`` (docs/instance-format.md §3.2)."""
+    overhead_bandwidth_bytes_per_s: float = math.inf
+    """Rate of the per-byte overhead: each transfer also takes ``bytes / overhead_bandwidth``, counted
+    as occupied link time (unlimited: none)."""
 
 
 class System:
@@ -348,15 +354,21 @@ class System:
         for (a, b), lk in self.links.items():
             i, j = self.device_index[a], self.device_index[b]
             has[i, j] = True
+            # The optional overheads (§3.2) fold into the two figures every transfer time uses:
+            # latency + overhead, and bytes / bandwidth + bytes / overhead_bandwidth.
             bw[i, j] = lk.bandwidth_bytes_per_s
-            lat[i, j] = lk.latency_s
+            if math.isfinite(lk.overhead_bandwidth_bytes_per_s):
+                bw[i, j] = 1.0 / (1.0 / lk.bandwidth_bytes_per_s + 1.0 / lk.overhead_bandwidth_bytes_per_s)
+            lat[i, j] = lk.latency_s + lk.overhead_s
             tx[i, j] = lk.tx_power_w
             rx[i, j] = lk.rx_power_w
             price[i, j] = lk.price_usd_per_byte
         self.has_link: BoolArray = _frozen(has, bool)
         """``has_link[a, b]``: a channel ``a -> b`` exists."""
         self.bandwidth: FloatArray = _frozen(bw)
+        """Effective bandwidth of each channel (the link's, combined with its overhead bandwidth)."""
         self.link_latency: FloatArray = _frozen(lat)
+        """Delay of every transfer on each channel: the link's latency plus its overhead."""
         self.tx_power: FloatArray = _frozen(tx)
         self.rx_power: FloatArray = _frozen(rx)
         self.link_price: FloatArray = _frozen(price)

@@ -237,6 +237,10 @@ class LinkSpec(_Strict):
     tx_power: QuantityValue = _q("power", "power drawn by the sender while sending", 0)
     rx_power: QuantityValue = _q("power", "power drawn by the receiver while receiving", 0)
     price: QuantityValue = _q("usd_per_byte", "price per byte sent", 0)
+    overhead: QuantityValue = _q("time", "fixed overhead added to every transfer (serialisation, sockets)", 0)
+    overhead_bandwidth: QuantityValue | None = _q(
+        "byte_rate", "rate of the per-byte overhead: each transfer also takes bytes / overhead_bandwidth (> 0)", None
+    )
     bidirectional: bool = Field(True, description="the same figures apply from `to` to `from`")
 
 
