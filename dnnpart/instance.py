@@ -40,6 +40,16 @@ class Instance(_model.Instance):
             return inst
         return cls(**{f.name: getattr(inst, f.name) for f in dataclasses.fields(inst)})
 
+    def to_dict(self) -> dict[str, Any]:
+        """The instance as plain data (SI numbers, model and system inline) that :meth:`from_dict` loads back.
+
+        See :func:`formulation.loader.instance_to_data`; ``yaml.safe_dump`` or ``json.dump`` it to
+        keep an instance built in code.
+        """
+        from formulation.loader import instance_to_data
+
+        return instance_to_data(self)
+
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, allow_outside: bool = False) -> Instance:
         """Load an instance file (YAML or JSON); see :func:`formulation.loader.load_instance`."""

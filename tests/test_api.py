@@ -193,3 +193,13 @@ def test_from_networkx_reads_edge_bytes_and_converts_graph_nx_back() -> None:
         )
     plain = dnnpart.solve(tiny.with_problem(back.problem), "brute").objective
     assert dnnpart.solve(back, "brute").objective == pytest.approx(plain)
+
+
+def test_to_dict_round_trips() -> None:
+    inst = dnnpart.load(EXAMPLES / "tiny-dag-three-tier.yaml")
+    data = inst.to_dict()
+    assert data["dnnpart"] == 1 and data["model"]["layers"][0]["id"] == "stem"
+    again = dnnpart.from_dict(data)
+    assert again.graph.flops.tolist() == inst.graph.flops.tolist()
+    assert again.system.bandwidth.tolist() == inst.system.bandwidth.tolist()
+    assert dnnpart.solve(again, "brute").objective == pytest.approx(0.066325)
