@@ -40,6 +40,10 @@ class Instance(_model.Instance):
             return inst
         return cls(**{f.name: getattr(inst, f.name) for f in dataclasses.fields(inst)})
 
+    def with_problem(self, problem: _model.Problem) -> Instance:
+        """The same model and system under another problem (still a :class:`dnnpart.Instance`)."""
+        return Instance.of(super().with_problem(problem))
+
     def to_dict(self) -> dict[str, Any]:
         """The instance as plain data (SI numbers, model and system inline) that :meth:`from_dict` loads back.
 

@@ -200,6 +200,7 @@ def test_to_dict_round_trips() -> None:
     data = inst.to_dict()
     assert data["dnnpart"] == 1 and data["model"]["layers"][0]["id"] == "stem"
     again = dnnpart.from_dict(data)
+    assert isinstance(again.with_problem(again.problem), dnnpart.Instance)
     assert again.graph.flops.tolist() == inst.graph.flops.tolist()
     assert again.system.bandwidth.tolist() == inst.system.bandwidth.tolist()
     assert dnnpart.solve(again, "brute").objective == pytest.approx(0.066325)
