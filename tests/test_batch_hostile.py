@@ -44,6 +44,8 @@ def chain_file(tmp_path: Path) -> Path:
         ("--time-limit", "nan", "time_limit_s (--time-limit) must be a positive"),
         ("--jobs", "0", "jobs (--jobs) must be a whole number >= 1, got 0"),
         ("--jobs", "-3", "got -3"),
+        ("--jobs", "1000000", "jobs (--jobs) must be at most"),
+        ("--connect-timeout", "1e300", "connect_timeout_s (--connect-timeout) must be at most 86400, got 1e+300"),
         ("--connect-timeout", "-5", "connect_timeout_s (--connect-timeout) must be a positive"),
         ("--memory-limit", "-4 GiB", "--memory-limit '-4 GiB': expected a positive size"),
         ("--seeds", "1,99999999999999999999999", "seed (--seeds) must be a whole number in 0..2147483647"),

@@ -124,22 +124,40 @@ class _Progress:
 
 
 def _rows(
-    executor: str, tasks: Iterator[Task], jobs: int | None, memory: int | None
+    executor: str, tasks: Iterator[Task], jobs: int | None, memory: int | None, n_tasks: int
 ) -> Iterator[tuple[Task, dict[str, Any]]]:
     if executor == "local":
-        return local_rows(tasks, jobs or os.cpu_count() or 1, memory)
+        # no more worker processes than tasks: the pool starts all of its workers at once
+        return local_rows(tasks, max(1, min(jobs or os.cpu_count() or 1, n_tasks)), memory)
     from solvers.batch.ray_executor import ray_rows
 
     return ray_rows(tasks, jobs, memory)  # Ray is initialised by run() before the store is opened
 
 
-def _positive(value: float | None, name: str, flag: str, what: str = "a positive, finite number of seconds") -> None:
-    """Refuse zero, negative, infinite and NaN values of a numeric batch option."""
+#: Longest wait for a cluster, s: longer waits overflow the system's timers, and a day is plenty.
+MAX_CONNECT_TIMEOUT_S = 86_400.0
+
+
+def local_jobs_limit() -> int:
+    """Most local workers allowed: 16 per CPU, at least 64 (solvers are CPU-bound; each worker is a process)."""
+    return max(64, 16 * (os.cpu_count() or 1))
+
+
+def _positive(
+    value: float | None,
+    name: str,
+    flag: str,
+    what: str = "a positive, finite number of seconds",
+    upper: float = math.inf,
+) -> None:
+    """Refuse zero, negative, infinite and NaN values of a numeric batch option (and values above ``upper``)."""
     if value is None:
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     if not ok:
         raise BatchError(f"{name} ({flag}) must be {what}, got {value!r}")
+    if value > upper:
+        raise BatchError(f"{name} ({flag}) must be at most {upper:g}, got {value!r}")
 
 
 def check_numbers(
@@ -163,7 +181,7 @@ def check_numbers(
         raise BatchError(f"jobs (--jobs) must be a whole number >= 1, got {jobs!r}")
     _positive(time_limit_s, "time_limit_s", "--time-limit")
     _positive(task_timeout_s, "task_timeout_s", "--task-timeout")
-    _positive(connect_timeout_s, "connect_timeout_s", "--connect-timeout")
+    _positive(connect_timeout_s, "connect_timeout_s", "--connect-timeout", upper=MAX_CONNECT_TIMEOUT_S)
     _positive(lease_s, "lease_s", "--lease")
     if isinstance(memory_limit_bytes, str):
         if memory_limit_bytes != "auto":
@@ -276,6 +294,12 @@ def run(
     """
     if executor not in EXECUTORS:
         raise BatchError(f"unknown executor {executor!r}; one of {', '.join(EXECUTORS)}")
+    if executor == "local" and jobs is not None and isinstance(jobs, int) and jobs > local_jobs_limit():
+        raise BatchError(
+            f"jobs (--jobs) must be at most {local_jobs_limit()} on this machine ({os.cpu_count()} CPUs) with the "
+            f"local executor, got {jobs}: each worker is a process, and CPU-bound solvers gain nothing from more "
+            "workers than CPUs"
+        )
     check_numbers(
         jobs=jobs,
         time_limit_s=time_limit_s,
@@ -328,7 +352,7 @@ def run(
                 else:
                     bar.skip()
 
-        for task, row in _rows(executor, claimed(), jobs, memory):
+        for task, row in _rows(executor, claimed(), jobs, memory, len(todo)):
             store.add(row)
             claims.release(task.key)
             n_run += 1
