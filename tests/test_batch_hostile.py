@@ -165,3 +165,13 @@ def test_any_exception_of_a_loader_fails_that_file_only(
         rep.bad_files[0].message
         == f"{odd}: the file could not be loaded (OverflowError: int too large to convert to float)"
     )
+
+
+def test_a_pipe_given_as_an_instance_fails_its_tasks_without_blocking(chain_file: Path, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    rep = batch.run([fifo, chain_file], ["local"], out=tmp_path / "p.db", jobs=1)
+    assert (rep.n_run, rep.n_failed) == (2, 1)
+    assert [b.file for b in rep.bad_files] == [str(fifo)] and "regular file" in rep.bad_files[0].message

@@ -9,6 +9,7 @@ file keeps its rows, and two files with the same content are solved once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -196,11 +197,10 @@ def bad_file(path: str | os.PathLike[str], exc: BaseException) -> BadFile:
         text = " ".join(str(exc).split())
         text = text if len(text) <= 300 else text[:297] + "..."
         message = f"{file}: the file could not be loaded ({type(exc).__name__}: {text})"
-    try:
-        with open(file, "rb") as f:
+    digest = hashlib.sha256(file.encode()).hexdigest()
+    if os.path.isfile(file):  # never open a pipe or a device: reading it may block or never end
+        with contextlib.suppress(OSError), open(file, "rb") as f:
             digest = hashlib.sha256(f.read(64 << 20)).hexdigest()
-    except OSError:
-        digest = hashlib.sha256(file.encode()).hexdigest()
     return BadFile(file, message, f"file-sha256:{digest}")
 
 
