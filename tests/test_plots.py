@@ -341,3 +341,20 @@ def test_solve_names_the_bottleneck() -> None:
     assert res.exit_code == 0, res.output
     # the period, 48 ms, is 600 kB over the 100 Mbit/s camera -> edge link
     assert "bottleneck: link camera->edge, busy 48 ms per inference (sets the period)" in res.output
+
+
+def test_gantt_of_two_thousand_layers_stays_within_the_cap(tmp_path: Path) -> None:
+    from formulation import generators
+    from formulation.model import Problem
+
+    sys3 = generators.system(3)
+    inst = generators.instance(generators.resnet_like(2000), sys3, Problem(execution="parallel"))
+    placement = {v: sys3.device_ids[(k // 150) % 2] for k, v in enumerate(inst.graph.layer_ids)}  # d2 unused
+    ev = evaluate(inst, placement)
+    fig = plot_gantt(inst, ev, path=tmp_path / "g.png")
+    _within_cap(tmp_path / "g.png")
+    rows = {t.get_text() for t in fig.axes[0].get_yticklabels()}
+    assert rows == {"d0", "d1"} | {f"{t.src}->{t.dst}" for t in ev.transfers}
+    # one collection per lane instead of 2,000 patches; every layer and transfer is drawn
+    drawn = sum(len(c.get_paths()) for c in fig.axes[0].collections)
+    assert drawn == inst.n + len(ev.transfers)

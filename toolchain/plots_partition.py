@@ -486,8 +486,7 @@ def plot_gantt(inst: Instance, ev: Evaluation, *, title: str | None = None, path
                     [(b.start, max(b.occupied, span * 1e-3)) for b in mine],
                     (y + k - 0.35, 0.7),
                     facecolors=[b.colour for b in mine],
-                    edgecolor="black",
-                    lw=0.2,
+                    edgecolor="none",  # thousands of outlines would hide the colours
                 )
         else:
             for b, k in zip(bars, lane, strict=True):
