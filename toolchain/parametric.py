@@ -31,7 +31,8 @@ Since ``z`` is concave, two lines that are optimal at ``lo`` and ``hi`` and meet
 nothing is better bound ``z`` from below on ``[lo, hi]`` and equal it: the envelope is proven by
 the solver's optimality at the probe points (each probe's status, objective and bound are kept as
 the certificate). Lines equal within :data:`VALUE_RTOL` count as one piece; of several placements
-with the same line the one with the smallest device-index vector is reported.
+with the same line that the oracle returned, the one with the smallest device-index vector is
+reported (the oracles are deterministic, so the same input gives the same table).
 
 Refused (:class:`ParametricError`, exit code 2), because ``z`` is then not a lower envelope of
 lines: throughput (a maximum), parallel execution (a makespan, a maximum over paths), a deadline or

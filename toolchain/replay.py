@@ -135,7 +135,11 @@ def _link_params(inst: Instance, link: str | None) -> tuple[str, Param, Param]:
             raise ReplayError(f"--link: the instance has several links ({shown}); name the one the trace describes")
         a, b = next(iter(pairs))
         link = f"{a}-{b}"
-    return link, parse_param(inst, f"links.{link}.bandwidth"), parse_param(inst, f"links.{link}.latency")
+    try:
+        return link, parse_param(inst, f"links.{link}.bandwidth"), parse_param(inst, f"links.{link}.latency")
+    except SweepError:
+        shown = ", ".join(sorted({"-".join(sorted(p)) for p in inst.system.links}))
+        raise ReplayError(f"--link {link!r}: expected a link a-b of the instance ({shown})") from None
 
 
 class _States:
