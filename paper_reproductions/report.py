@@ -11,7 +11,8 @@ A reproduction written before the convention (``deepthings_modnn``: ``run.py --j
 ``expected.json`` holds ``studies`` with published speedup ranges) is read through an adapter.
 
 Options: ``--only NAME`` (repeatable: run only these; the others enter the report from their
-existing ``results.json``), ``--no-run`` (run nothing: assemble the existing files),
+existing ``results.json``, judged again against the current ``expected.json``), ``--no-run`` (run
+nothing: assemble the existing files, judged again),
 ``--fast`` (each reproduction's test subset; the report says so), ``--timeout S`` per reproduction,
 ``--out FILE``.
 """
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from paper_reproductions.common import MACHINE, Outcome, Table, markdown_table, render, results
+from paper_reproductions.common import MACHINE, Outcome, Table, markdown_table, rejudge, render, results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -128,6 +129,18 @@ def run_one(name: str, timeout_s: float, fast: bool) -> tuple[dict[str, Any] | N
         return json.loads(out.read_text()), log
 
 
+def stored(name: str) -> dict[str, Any]:
+    """``<name>/results.json`` judged again against the current ``expected.json`` (as ``--rejudge``
+    does), so that the report never shows a verdict older than the expected values."""
+    doc: dict[str, Any] = json.loads((HERE / name / "results.json").read_text())
+    if "values" not in doc:
+        return doc
+    expected = json.loads((HERE / name / "expected.json").read_text())
+    new = rejudge(doc, legacy_expected(expected) if "numbers" not in expected else expected)
+    new["paper"] = doc["paper"]
+    return new
+
+
 def counts(doc: Mapping[str, Any]) -> tuple[int, int, int]:
     """(judged, reproduced, differs) numbers of a results document."""
     verdicts = [r["verdict"] for r in doc.get("numbers", [])]
@@ -188,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in known:
         path = HERE / name / "results.json"
         if name not in to_run:
-            docs[name] = json.loads(path.read_text()) if path.is_file() else None
+            docs[name] = stored(name) if path.is_file() else None
             if docs[name] is None:
                 failures[name] = "no results.json (not run yet)"
             continue

@@ -104,6 +104,35 @@ def test_archer_ratios_divide_by_the_best_known_solution() -> None:
     assert stored["problems"] == []
 
 
+def _artifact_results() -> dict[str, tuple[int, str]]:
+    """The artifact's logged runs (artifact/logs/summary.tsv): case -> (exit status, result)."""
+    path = Path(tarnawski.__file__).parent / "artifact" / "logs" / "summary.tsv"
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line]
+    return {r[0]: (int(r[2]), r[4]) for r in rows}
+
+
+def test_published_references_are_the_artifact_logs() -> None:
+    """Every reference value that came from running the MSR artifact is the one its logged run printed
+    (tarnawski2020/artifact/run_artifact_dp.sh regenerates the logs): the expert splits' max-loads
+    (printed to 6 digits), the DP's contiguous optima on the layer graphs, and the DP's pipeline optima
+    on the operator graphs with k accelerators. Inception-v3's DP did not finish: no published value."""
+    logged = _artifact_results()
+    t = common.load_expected(Path(tarnawski.__file__).parent)["numbers"]
+    for w in ("bert24", "gnmt", "resnet50", "inceptionv3"):
+        code, value = logged[f"layer_{w}_expert"]
+        assert code == 0 and t[f"{w}.expert.max_load_ms"]["published"] == float(value)
+        code, value = logged[f"layer_{w}_dp"]
+        if w == "inceptionv3":
+            assert code != 0 and value == "none" and t[f"{w}.contig.max_load_ms"]["published"] is None
+        else:
+            assert code == 0 and t[f"{w}.contig.max_load_ms"]["published"] == pytest.approx(float(value), rel=1e-12)
+    a = common.load_expected(Path(archer.__file__).parent)["numbers"]
+    for g in archer.GRAPHS:
+        for k in archer.STAGES:
+            code, value = logged[f"operator_{g}_k{k}_dp"]
+            assert code == 0 and a[f"{g}.k{k}.best_ms"]["published"] == pytest.approx(float(value), rel=1e-12)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("module", [tarnawski, archer])
 def test_full_runs_have_no_problems(module: ModuleType) -> None:
