@@ -235,23 +235,24 @@ def _run_probe(address: str, env: Mapping[str, str], timeout_s: float, log: Path
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             start_new_session=True,
         )
         assert proc.stdout is not None
+        fd = proc.stdout.fileno()
         sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         try:
             while (left := deadline - time.monotonic()) > 0:
                 if not sel.select(timeout=left):
                     continue
-                line = proc.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 1 << 16).decode(errors="replace")  # never blocks on a partial line
+                if not chunk:
                     break
-                sink.write(line)
-                out.append(line)
+                sink.write(chunk)
+                out.append(chunk)
+                text = "".join(out)
                 # an authentication failure is certain at its first line; Ray would retry for 20 s
-                if line.startswith("dnnpart-probe") or "InvalidAuthToken" in line:
+                if re.search(r"^dnnpart-probe .*\n", text, re.M) or "InvalidAuthToken" in text:
                     break
         finally:
             sel.close()
