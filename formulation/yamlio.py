@@ -472,24 +472,40 @@ def read_bytes(path: Path, display: str | None = None, limit: int | None = None)
     """
     name = display or str(path)
     limit = max_file_bytes() if limit is None else limit
+    size = check_regular_file(path, name)
+    if size > limit:
+        raise _too_big(name, size, limit)
     try:
-        st = os.stat(path)
-        kind = next((text for test, text in _KINDS if test(st.st_mode)), None)
-        if kind is not None or not stat.S_ISREG(st.st_mode):
-            raise InstanceError(name, "", str(path), f"a regular file, not {kind or 'a special file'}")
-        if st.st_size > limit:
-            raise _too_big(name, st.st_size, limit)
         with open(path, "rb") as fh:
             data = fh.read(limit + 1)
+    except OSError as exc:
+        raise InstanceError(name, "", str(path), f"a readable file ({exc.strerror})") from None
+    if len(data) > limit:  # the file grew after it was examined
+        raise _too_big(name, len(data), limit)
+    return data
+
+
+def check_regular_file(path: Path, display: str | None = None) -> int:
+    """The size of ``path`` if it is an existing regular file (examined without opening it).
+
+    Raises
+    ------
+    InstanceError
+        If it does not exist, or is a folder, a FIFO, a device or a socket.
+    """
+    name = display or str(path)
+    try:
+        st = os.stat(path)
     except FileNotFoundError:
         raise InstanceError(name, "", str(path), "an existing file") from None
     except NotADirectoryError:
         raise InstanceError(name, "", str(path), "an existing file (a folder on its path is a file)") from None
     except OSError as exc:
         raise InstanceError(name, "", str(path), f"a readable file ({exc.strerror})") from None
-    if len(data) > limit:  # the file grew after it was examined
-        raise _too_big(name, len(data), limit)
-    return data
+    kind = next((text for test, text in _KINDS if test(st.st_mode)), None)
+    if kind is not None or not stat.S_ISREG(st.st_mode):
+        raise InstanceError(name, "", str(path), f"a regular file, not {kind or 'a special file'}")
+    return st.st_size
 
 
 def _too_big(name: str, size: int, limit: int) -> InputLimitError:

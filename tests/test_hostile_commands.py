@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.hostile import ROOT, TINY, assert_paragraph, run, tiny, write
 
@@ -187,3 +188,19 @@ def test_onnx_empty_and_cyclic_graphs(tmp_path: Path) -> None:
     res = run("import", "onnx", tmp_path / "cyclic.onnx", "-o", out)
     assert_paragraph(res, 2, "node 0 (n1) reads tensor 'b'", "a cycle")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["import", "onnx"], ["import", "pipedream"], ["import", "msr"]])
+def test_importers_refuse_special_files(tmp_path: Path, command: list[str]) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert_paragraph(run(*command, fifo), 2, "a regular file, not a FIFO")
+    assert_paragraph(run(*command, "/dev/zero"), 2, "a regular file, not a character device")
+
+
+def test_scenario_device_count_is_bounded() -> None:
+    res = run("scenario", "--devices", "phone:99999999999,cloud", "--network", "lte")
+    assert_paragraph(res, 2, "100000000000 devices; expected at most 1024")
+    ok = run("scenario", "--devices", "phone:3,cloud", "--network", "lte")
+    assert ok.exit_code == 0, ok.stderr
+    assert [d["id"] for d in yaml.safe_load(ok.stdout)["devices"]] == ["phone-1", "phone-2", "phone-3", "cloud"]

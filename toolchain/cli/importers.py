@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from formulation.errors import DnnpartError, UntrustedCodeError
+from formulation.yamlio import check_regular_file
 from toolchain.cli.common import UserError, console, err_console, user_errors
 from toolchain.cli.outputs import check_output, write_output
 
@@ -232,8 +233,9 @@ def import_onnx(
             if not sep or not key:
                 raise UserError(f"--input-shape {item!r}: expected NAME=DIMS, e.g. input=1,3,224,224")
             shapes[key] = parse_shape(dims)
-        if not file.is_file():
+        if not file.exists():
             raise FileNotFoundError(2, "no such file", str(file))
+        check_regular_file(file)  # not a FIFO, a device or a folder
         import onnx
 
         from toolchain.importers.onnx_model import from_onnx
@@ -267,8 +269,9 @@ def import_pipedream(
         check_output(latency_out, "--latency-out", create_parents=True)
         from toolchain.importers.pipedream import ProfileError, from_pipedream, header_lines
 
-        if not file.is_file():
+        if not file.exists():
             raise FileNotFoundError(2, "no such file", str(file))
+        check_regular_file(file)  # not a FIFO, a device or a folder
         try:
             res = from_pipedream(file, device=device, name=name, per_sample=per_sample)
         except (ProfileError, UnicodeDecodeError) as exc:

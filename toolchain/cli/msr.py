@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from formulation.yamlio import check_regular_file
 from toolchain.cli.common import UserError, console, err_console, user_errors
 from toolchain.cli.importers import import_app
 from toolchain.cli.outputs import check_output, write_output
@@ -58,8 +59,9 @@ def import_msr(
         from toolchain.importers.msr import MsrError, instance_yaml, msr_instance_data, read_msr
 
         check_output(output, "--output", create_parents=True)
-        if not file.is_file():
+        if not file.exists():
             raise FileNotFoundError(2, "no such file", str(file))
+        check_regular_file(file)  # not a FIFO, a device or a folder
         try:
             bw = parse_quantity(bandwidth, "byte_rate", file="--bandwidth")
         except InstanceError as exc:

@@ -23,6 +23,10 @@ def _write_yaml(data: dict[str, Any], output: Path | None, header: list[str]) ->
         write_output(output, text, create_parents=True)
 
 
+MAX_SCENARIO_DEVICES = 1024
+"""Most devices ``dnnpart scenario`` builds (``phone:99999999999`` would never finish)."""
+
+
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
@@ -119,8 +123,11 @@ def register(app: typer.Typer) -> None:
                 return
             if topology not in ("auto", "chain", "star", "full"):
                 raise UserError(f"--topology {topology!r}: expected auto, chain, star or full")
+            devs = _split(devices)
+            total = sum(int(c) if c.strip().isdigit() else 1 for c in (d.partition(":")[2] for d in devs))
+            if total > MAX_SCENARIO_DEVICES:
+                raise UserError(f"--devices {devices!r}: {total} devices; expected at most {MAX_SCENARIO_DEVICES}")
             try:
-                devs = _split(devices)
                 system = build_system(
                     devs, _split(network), topology=topology,  # type: ignore[arg-type]
                     source=source, sink="source" if sink is None else (None if sink == "none" else sink),
