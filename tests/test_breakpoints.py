@@ -245,3 +245,10 @@ def test_ties_give_one_deterministic_piece() -> None:
         assert bp.breakpoints == pytest.approx([1.001], rel=1e-12)
         assert bp.intervals[0].placement == {"a": "m"} and bp.intervals[1].placement["a"] in ("c1", "c2")
     assert runs[0].intervals[1].placement == runs[1].intervals[1].placement
+
+
+def test_unit_of_the_range() -> None:
+    # 1000:64000 kbit/s is 1:64 Mbit/s: the same breakpoint, in B/s
+    bp = exact_breakpoints(offload_choice(), "links.m-c.bandwidth", 1000, 64000, unit="kbit/s", solver="brute")
+    assert bp.breakpoints == pytest.approx([1.001e6 / 0.999], rel=1e-12)
+    assert (bp.lo, bp.hi) == pytest.approx((1.25e5, 8e6))

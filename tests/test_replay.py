@@ -198,3 +198,15 @@ def test_cli_replay_with_a_table_file(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "'x' is not a number" in r.output
     r = runner.invoke(app, ["replay", str(f), "--trace", str(tr), "--policy", "oracle:x.json"])
     assert r.exit_code == 2 and "--policy" in r.output
+
+
+def test_replay_plot(tmp_path: Path) -> None:
+    from toolchain.plots import plot_replay
+
+    rep = replay(offload_choice(), hand_trace(tmp_path), ["static", "oracle"], deadline_s=0.6)
+    fig = plot_replay(rep, path=tmp_path / "replay.png")
+    assert (tmp_path / "replay.png").stat().st_size > 0
+    bandwidth, latency, energy = fig.axes
+    assert np.asarray(bandwidth.lines[0].get_ydata(), dtype=float).tolist() == pytest.approx([1, 16, 64, 4])
+    assert np.asarray(latency.lines[2].get_ydata(), dtype=float).tolist() == pytest.approx([1, 0.5015, 0.126125, 1])
+    assert [ln.get_label() for ln in energy.lines] == ["static", "oracle"]
