@@ -85,6 +85,14 @@ def test_deadline_misses_and_rate(tmp_path: Path) -> None:
     assert rep.runs["oracle"].latency.tolist() == pytest.approx([1, 1, 0.5015, 0.5015, 0.126125, 0.126125, 1, 1])
 
 
+def test_trace_without_header(tmp_path: Path) -> None:
+    tr = hand_trace(tmp_path, "0,1,40\n1,16,20\n")
+    assert tr.bandwidth.tolist() == [1.25e5, 2e6] and tr.latency is not None
+    assert tr.latency.tolist() == pytest.approx([0.04, 0.02])
+    with pytest.raises(TraceError, match="4 values and no header"):
+        hand_trace(tmp_path, "0,1,2,3\n")
+
+
 def test_latency_and_load_columns(tmp_path: Path) -> None:
     # 30 ms more per transfer at 16 Mbit/s: offloading costs 0.5015 + 2 x 0.03 = 0.5615 s;
     # the phone at half load runs the layer in 2 s, so at 1 Mbit/s (offload 8.009 s) it still stays

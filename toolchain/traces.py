@@ -3,7 +3,8 @@ seeded generators of the traces shipped in ``instances/traces/``.
 
 CSV format
     A header row names the columns; ``time`` and ``bandwidth`` are required, ``latency`` and
-    ``load:<device>`` optional, in any order. A unit may follow a name in brackets: ``time [s]``,
+    ``load:<device>`` optional, in any order. Without a header (the first row is numbers) the
+    columns are ``time, bandwidth[, latency]`` in the default units. A unit may follow a name in brackets: ``time [s]``,
     ``bandwidth [Mbit/s]``, ``latency [ms]`` (these are the defaults); units are parsed by the
     instance-file parser. ``load:<device>`` is the fraction of the device's compute taken by other
     work, in ``[0, 1)``: the device runs at ``compute * (1 - load)``. Times must increase
@@ -121,6 +122,14 @@ def read_trace(path: str | Path, devices: tuple[str, ...] | None = None) -> Trac
     if not rows:
         raise TraceError(f"{p}: empty; expected a header 'time,bandwidth[,latency]' and at least one row")
     head_line, head = rows[0]
+    if all(_is_number(c) for c in head):  # no header: time, bandwidth[, latency] in the default units
+        if len(head) not in (2, 3):
+            raise TraceError(
+                f"{p}: line {head_line}: {len(head)} values and no header; expected time, bandwidth[, latency] "
+                "(s, Mbit/s, ms) or a header row naming the columns"
+            )
+        rows.insert(0, (0, ["time", "bandwidth", "latency"][: len(head)]))
+        head_line, head = rows[0]
     cols = _header(p, head)
     if devices is not None:
         for name, _ in cols:
@@ -149,6 +158,14 @@ def read_trace(path: str | Path, devices: tuple[str, ...] | None = None) -> Trac
         np.asarray(data["latency"]) if "latency" in data else None,
         {n[5:]: np.asarray(v) for n, v in data.items() if n.startswith("load:")},
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _value(path: Path, line: int, name: str, unit: str | None, cell: str) -> float:
