@@ -595,14 +595,18 @@ class ReferenceReader:
         if not target or (hashmark and not key):
             raise fail("PATH or PATH#KEY with a non-empty PATH and KEY")
         full = base_dir / target
-        real = full.resolve()  # symlinks resolved: a link may not lead out of the fence either
-        if not self.allow_outside and not any(real.is_relative_to(r) for r in self.roots):
-            raise fail(
-                f"a file inside {' or '.join(map(str, self.roots))} (this resolves to {real}); "
-                "pass --allow-outside (allow_outside=True) to follow references outside"
-            )
-        if not real.is_file():
-            raise fail(f"an existing file (looked for {full})")
+        try:
+            real = full.resolve()  # symlinks resolved: a link may not lead out of the fence either
+            if not self.allow_outside and not any(real.is_relative_to(r) for r in self.roots):
+                raise fail(
+                    f"a file inside {' or '.join(map(str, self.roots))} (this resolves to {real}); "
+                    "pass --allow-outside (allow_outside=True) to follow references outside"
+                )
+            if not real.is_file():
+                raise fail(f"an existing file (looked for {full})")
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a loop of links
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise fail(f"a path the system can look up ({reason})") from None
         # Show a referenced file the way the user reached it (relative stays relative).
         naming_dir = base_dir if naming_file.startswith("<") else os.path.dirname(naming_file)
         shown = os.path.normpath(os.path.join(naming_dir, target))

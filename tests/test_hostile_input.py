@@ -170,3 +170,12 @@ def test_every_bundled_instance_still_loads() -> None:
             raise
         loaded += 1
     assert loaded >= 30
+
+
+@pytest.mark.parametrize(("ref", "reason"), [("a\x00b", "embedded null byte"), ("a" * 5000, "File name too long")])
+def test_unusable_reference_paths(tmp_path: Path, ref: str, reason: str) -> None:
+    data = tiny()
+    data["model"] = {"file": ref}
+    f = write(tmp_path / "ref.yaml", data)
+    err = assert_paragraph(run("validate", f), 2, f"{f}: model.file: got", f"a path the system can look up ({reason})")
+    assert len(err) < 400

@@ -93,6 +93,7 @@ def describe(exc: BaseException, *, internal: bool = True) -> tuple[int, str] | 
         return EXIT_BAD_INPUT, _text_of(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         names = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+        names = names if len(names) <= 300 else names[:297] + "..."
         return EXIT_BAD_INPUT, f"{names}: {exc.strerror or type(exc).__name__}"
     if isinstance(exc, RecursionError):
         return EXIT_BAD_INPUT, (
