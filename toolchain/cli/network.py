@@ -11,6 +11,7 @@ from rich.table import Table
 
 from formulation.model import Instance
 from toolchain.cli.common import EXIT_NO_SOLUTION, EXIT_OK, UserError, console, dump_json, fail, load
+from toolchain.cli.outputs import check_output, check_plot, staged, write_output
 
 
 def exact_sweep(
@@ -36,6 +37,8 @@ def exact_sweep(
     from toolchain.parametric import OracleError, exact_breakpoints, parse_range
     from toolchain.sweep import SweepError, parse_param, to_si
 
+    check_output(out, "--out")
+    check_plot(plot)
     try:
         lo, hi = parse_range(values)
         opts = SolverOptions(time_limit_s=time_limit) if time_limit else None
@@ -50,7 +53,7 @@ def exact_sweep(
         fail(f"{file}: {exc}", EXIT_NO_SOLUTION)
     unit_name = unit or shown.field.unit
     if out is not None:
-        out.write_text(dump_json(bp.policy()) + "\n")
+        write_output(out, dump_json(bp.policy()) + "\n")
     if as_json:
         print(dump_json(bp.to_dict()))
     else:
@@ -82,7 +85,8 @@ def exact_sweep(
 
         vals, log = parse_values(values, points)
         res = run_sweep(inst, param, vals, unit=unit, log=log, solver=solver)
-        plot_sweep(res, breakpoints=[b / per_unit for b in bp.breakpoints], path=plot)
+        with staged(plot) as tmp:
+            plot_sweep(res, breakpoints=[b / per_unit for b in bp.breakpoints], path=tmp)
         if not as_json:
             console.print(f"plot written to {plot}", highlight=False, markup=False)
     raise typer.Exit(EXIT_OK if bp.intervals else EXIT_NO_SOLUTION)
@@ -139,6 +143,8 @@ def register(app: typer.Typer) -> None:
         from toolchain.traces import TraceError, read_trace
 
         with user_errors():
+            check_output(out, "--out")
+            check_plot(plot)
             names, static_file, table_file = _policies(policy)
             inst = load(file)
             try:
@@ -156,7 +162,7 @@ def register(app: typer.Typer) -> None:
             except SweepError as exc:
                 raise UserError(f"{file}: {exc}") from None
         if out is not None:
-            out.write_text(dump_json(rep.to_dict(per_inference=True)) + "\n")
+            write_output(out, dump_json(rep.to_dict(per_inference=True)) + "\n")
         if as_json:
             print(dump_json(rep.to_dict()))
         else:
@@ -164,7 +170,8 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             from toolchain.plots import plot_replay
 
-            plot_replay(rep, path=plot)
+            with staged(plot) as tmp:
+                plot_replay(rep, path=tmp)
             if not as_json:
                 console.print(f"plot written to {plot}", highlight=False, markup=False)
 
