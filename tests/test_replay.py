@@ -161,6 +161,13 @@ def test_bad_trace_files(tmp_path: Path, text: str, message: str) -> None:
     assert message in str(exc.value) and str(f) in str(exc.value)
 
 
+def test_trace_that_is_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="an existing file"):
+        read_trace(tmp_path / "missing.csv")
+    with pytest.raises(TraceError, match="a regular file, not a directory"):
+        read_trace(tmp_path)
+
+
 def test_bad_requests(tmp_path: Path) -> None:
     tr = hand_trace(tmp_path)
     with pytest.raises(ReplayError, match="expected some of static, oracle, table"):

@@ -107,13 +107,13 @@ def read_trace(path: str | Path, devices: tuple[str, ...] | None = None) -> Trac
     TraceError
         For anything that makes the file unusable, naming line, column, value and expectation.
     """
+    from formulation.yamlio import read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise TraceError(f"{p}: no such file" if not p.exists() else f"{p}: not a regular file")
-    try:
-        text = p.read_text()
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{p}: not UTF-8 text ({exc.reason}); expected a CSV file") from None
+    try:  # regular files only, within the input size limit, UTF-8
+        text = read_text(p)
+    except InstanceError as exc:
+        raise TraceError(exc.message()) from None
     rows = [
         (i + 1, r)
         for i, r in enumerate(csv.reader(text.splitlines()))
