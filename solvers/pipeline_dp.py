@@ -31,10 +31,10 @@ is the max-load. Model inputs and sink outputs add nothing to the DP's value.
 Method. Units (:mod:`solvers.pipeline_units`: colocation classes, their convex hulls, free layers)
 and device classes (devices the stage value cannot tell apart) shrink the DP; then a search on a
 threshold ``T`` (:func:`solvers.pipeline_search.search`: the DP with every stage ``<= T``) is run
-for rising ``T`` from a lower bound (the period bounds of :mod:`solvers.bounds` and
-:mod:`solvers.unit_load`, valid for every placement): each failure proves the optimum above ``T``,
-the first success is the optimum. An incumbent from the same DP on one topological order (a chain,
-PipeDream's linearisation) caps ``T`` and answers if time runs out.
+for rising ``T`` from a lower bound (:func:`solvers.pipeline_search.dp_lower_bound`): each failure
+proves the optimum above ``T``, the first success is the optimum. An incumbent from the same DP
+on one topological order (a chain, PipeDream's linearisation) caps ``T`` and answers if time runs
+out.
 
 Complexity. With ``D`` down-sets of the units, ``K_c`` devices in class ``c`` and ``P = prod_c
 (K_c + 1)`` count vectors: ``O(P D)`` states and ``O(P D^2)`` stage enumerations in the worst case
@@ -56,10 +56,9 @@ from solvers.additive import EXACT_OPTIONS, static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
-from solvers.pipeline_search import Plan, SearchTimeout, chain_order, search
+from solvers.pipeline_search import Plan, SearchTimeout, chain_order, dp_lower_bound, search
 from solvers.pipeline_units import Units, build_units
 from solvers.result import Termination
-from solvers.unit_load import unit_load_bound
 
 #: Relative step of the threshold after a failed search (doubled after each failure).
 STEP = 0.005
@@ -81,13 +80,6 @@ def plan_placement(U: Units, plan: Plan, n: int) -> np.ndarray:
             mask >>= 1
             x += 1
     return P
-
-
-def period_lower_bound(inst: Instance) -> float:
-    """A lower bound on the period of every placement (cheap bounds, then the unit-load cuts)."""
-    lb = cheap_lower_bound(inst)
-    lb = max(lb, 0.0) if math.isfinite(lb) else 0.0
-    return unit_load_bound(inst, lb)
 
 
 class PipelineDP(Solver):
@@ -138,7 +130,7 @@ class PipelineDP(Solver):
             return RawSolution(Termination.INFEASIBLE if exact else Termination.COMPLETED, message=why)
         U = build_units(inst, contract_free=bool(options.raw.get("contract", True)))
         max_stages = c.max_devices if c.max_devices is not None else inst.k
-        lb = period_lower_bound(inst)
+        lb = dp_lower_bound(U)
         build = time.perf_counter() - t0
         extra: dict[str, object] = {"units": U.count, "device_classes": len(U.classes), "thresholds": []}
         incumbent: Plan | None = None
