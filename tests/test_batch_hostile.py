@@ -6,6 +6,7 @@ the phone ``m`` (sequential latency 4.0 s).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,20 @@ def test_a_pipe_given_as_an_instance_fails_its_tasks_without_blocking(chain_file
     rep = batch.run([fifo, chain_file], ["local"], out=tmp_path / "p.db", jobs=1)
     assert (rep.n_run, rep.n_failed) == (2, 1)
     assert [b.file for b in rep.bad_files] == [str(fifo)] and "regular file" in rep.bad_files[0].message
+
+
+def test_python_api_takes_folders_and_refuses_missing_paths(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    data = instance_to_data(CASES[0].build())
+    (folder / "b.yaml").write_text(yaml.safe_dump(data))
+    (folder / "a.json").write_text(json.dumps(data))
+    (folder / "notes.txt").write_text("not an instance")
+    rep = batch.run([folder], ["local"], out=tmp_path / "f.db", jobs=1)
+    assert (rep.n_tasks, rep.n_run, rep.bad_files) == (1, 1, [])  # two files, one content: one task
+    assert batch.load_results(rep.out)["instance_file"].tolist() == [str(folder / "a.json")]
+    with pytest.raises(batch.BatchError, match=r"nope\.yaml: no such file"):
+        batch.run([tmp_path / "nope.yaml"], ["local"], out=tmp_path / "g.db")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(batch.BatchError, match="folder holds no instance file"):
+        batch.run([tmp_path / "empty"], ["local"], out=tmp_path / "g.db")

@@ -8,8 +8,8 @@ Modules: :mod:`.grid` (tasks and keys), :mod:`.worker` (one solve, its row, the 
 :mod:`.executors` (pebble pool), :mod:`.ray_executor` (Ray), :mod:`.store` (the SQLite results store), :mod:`.runner`.
 """
 
-from solvers.batch.grid import Task, expand_grid, instance_hash
-from solvers.batch.runner import BatchError, BatchReport, is_failure, run
+from solvers.batch.grid import BatchError, Task, expand_grid, instance_files, instance_hash
+from solvers.batch.runner import BatchReport, is_failure, run
 from solvers.batch.store import (
     COLUMN_NAMES,
     VOLATILE_COLUMNS,
@@ -29,6 +29,7 @@ __all__ = [
     "Task",
     "expand_grid",
     "export_results",
+    "instance_files",
     "instance_hash",
     "is_failure",
     "load_results",

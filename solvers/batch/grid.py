@@ -16,10 +16,45 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from formulation.model import Instance
 from solvers.options import SolverOptions
+
+
+class BatchError(ValueError):
+    """A batch that cannot start as asked (e.g. the store already holds rows of this grid)."""
+
+
+#: Suffixes of instance files, when a folder is given.
+INSTANCE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def instance_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; a folder stands for the instance files directly inside it (sorted).
+
+    Sub-folders are not searched: they usually hold the shared model and system files that
+    instances reference with ``file:``.
+
+    Raises
+    ------
+    BatchError
+        A path that does not exist, or a folder without instance files.
+    """
+    out: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in INSTANCE_SUFFIXES)
+            if not found:
+                raise BatchError(f"{p}: folder holds no instance file ({', '.join(INSTANCE_SUFFIXES)})")
+            out += found
+        elif not p.exists():
+            raise BatchError(f"{p}: no such file")
+        else:
+            out.append(p)
+    return out
 
 
 def _canonical(obj: Any) -> str:

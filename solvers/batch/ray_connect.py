@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from solvers.batch.runner import BatchError
+from solvers.batch.grid import BatchError
 
 #: Default limit on connecting to a cluster, s (``--connect-timeout``).
 DEFAULT_CONNECT_TIMEOUT_S = 30.0

@@ -15,7 +15,17 @@ from formulation.errors import shorten
 from formulation.model import Instance
 from solvers.batch.claims import LEASE_S, Claims
 from solvers.batch.executors import local_rows
-from solvers.batch.grid import BadFile, InstanceLike, Task, bad_file, bad_file_cells, expand_grid, option_sets_of
+from solvers.batch.grid import (
+    BadFile,
+    BatchError,
+    InstanceLike,
+    Task,
+    bad_file,
+    bad_file_cells,
+    expand_grid,
+    instance_files,
+    option_sets_of,
+)
 from solvers.batch.store import ResultsStore, load_results
 from solvers.batch.worker import bad_input_row
 
@@ -23,10 +33,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EXECUTORS = ("local", "ray")
-
-
-class BatchError(ValueError):
-    """A batch that cannot start as asked (e.g. the store already holds rows of this grid)."""
 
 
 @dataclass
@@ -201,12 +207,19 @@ def check_numbers(
 
 
 def _load_all(instances: Iterable[InstanceLike]) -> tuple[list[Instance], list[BadFile]]:
-    """Load the instance files; a file that fails (whatever the exception) is set aside, not fatal."""
+    """Load the instance files (a folder: the files inside); a file that fails to load is set aside, not fatal.
+
+    Raises
+    ------
+    BatchError
+        A path that does not exist, or a folder without instance files (nothing to set aside).
+    """
     from formulation.loader import load_instance
 
     good: list[Instance] = []
     bad: list[BadFile] = []
-    for item in instances:
+    items = [x for item in instances for x in ([item] if isinstance(item, Instance) else instance_files([item]))]
+    for item in items:
         if isinstance(item, Instance):
             good.append(item)
             continue
@@ -241,8 +254,9 @@ def run(
     Parameters
     ----------
     instances : iterable of Instance or path
-        Instances or instance files. A file that cannot be loaded does not stop the batch: each of
-        its tasks is an error row naming the file and the problem (see ``BatchReport.bad_files``).
+        Instances, instance files, or folders (the instance files directly inside). A file that
+        cannot be loaded does not stop the batch: each of its tasks is an error row naming the file
+        and the problem (see ``BatchReport.bad_files``).
     solvers : sequence of str
         Registry names (``auto``, ``brute``, ``highs``, ``pyomo:cbc``, ...).
     option_sets : sequence of mapping

@@ -19,28 +19,6 @@ if TYPE_CHECKING:
 #: Exit code after Ctrl-C (128 + SIGINT), the shell's convention.
 EXIT_INTERRUPTED = 130
 
-INSTANCE_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-def instance_files(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder stands for the instance files directly inside it (sorted).
-
-    Sub-folders are not searched: they usually hold the shared model and system files that
-    instances reference with ``file:``.
-    """
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in INSTANCE_SUFFIXES)
-            if not found:
-                raise UserError(f"{p}: folder holds no instance file ({', '.join(INSTANCE_SUFFIXES)})")
-            out += found
-        elif not p.exists():
-            raise UserError(f"{p}: no such file")
-        else:
-            out.append(p)
-    return out
-
 
 def _csv(text: str, what: str) -> list[str]:
     items = [x.strip() for x in text.split(",") if x.strip()]
@@ -187,7 +165,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             check_output(export, "--export", suffixes={".parquet", ".csv"})
             check_output(out, "--out", create_parents=True)
-            files = instance_files(instances)
+            files = b.instance_files(instances)
             if executor not in b.runner.EXECUTORS:
                 raise UserError(f"--executor {executor!r}: expected one of {', '.join(b.runner.EXECUTORS)}")
             if address is not None and executor != "ray":
