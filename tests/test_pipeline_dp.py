@@ -190,3 +190,46 @@ def test_milp_and_cpsat_equal_brute_under_pipeline(inst: Instance) -> None:
         else:
             assert res.status == Status.OPTIMAL, (name, res.message)
             assert res.objective == pytest.approx(best, rel=1e-6, abs=1e-9), name
+
+
+def medium_instance(seed: int, n: int = 14, n_acc: int = 3) -> Instance:
+    """A random layered DAG of ``n`` layers (each reads one or two of the previous four) on ``n_acc``
+    MSR accelerators and one CPU, with a colocation pair and a memory limit."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for v in range(n):
+        k = min(v, int(rng.integers(1, 3)))
+        ins = tuple(f"L{u}" for u in sorted(rng.choice(range(max(0, v - 4), v), size=k, replace=False))) if v else ("x",)
+        layers.append(Layer(f"L{v}", "op", ins, flops=float(rng.choice([1e9, 2e9, 4e9, 8e9])),
+                            output_bytes=float(rng.choice([0.0, 5e5, 2e6, 8e6])),
+                            param_bytes=float(rng.choice([0.0, 1e6, 4e6]))))
+    g = Graph("medium", [ModelInput("x", 0.0)], layers)
+    devs = [Device("cpu0", 1e9)] + [Device(f"acc{i}", 1e10, memory_bytes=1.2e7, comm_overlap=False, send_once=True)
+                                     for i in range(n_acc)]
+    links = [Link(a.id, b.id, 1e8) for a, b in itertools.permutations(devs, 2)]
+    c = Constraints(memory_model="params", pipeline=True, colocate=((f"L{n // 3}", f"L{n // 3 + 1}"),))
+    return Instance(f"medium{seed}", g, System(devs, links, "cpu0", None), Problem(Objective("throughput"), constraints=c))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dp_equals_milp_and_cpsat_on_medium_dags(seed: int) -> None:
+    """14 layers on 3 accelerators and a CPU (brute would need 4^14 placements): the DP's optimum is
+    the one both exact engines prove."""
+    inst = medium_instance(seed)
+    dp = solve(inst, "pipeline-dp")
+    assert dp.status == Status.OPTIMAL and dp.objective is not None, dp.message
+    for name in ("cpsat", "highs"):
+        res = solve(inst, name, SolverOptions(time_limit_s=120))
+        assert res.status == Status.OPTIMAL and res.objective is not None, (name, res.message)
+        assert res.objective == pytest.approx(dp.objective, rel=1e-6), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3, 10))
+def test_dp_equals_cpsat_on_larger_dags(seed: int) -> None:
+    """20 layers on 4 accelerators and a CPU."""
+    inst = medium_instance(seed, n=20, n_acc=4)
+    dp = solve(inst, "pipeline-dp")
+    res = solve(inst, "cpsat", SolverOptions(time_limit_s=300))
+    assert dp.status == Status.OPTIMAL and res.status == Status.OPTIMAL, (dp.message, res.message)
+    assert res.objective == pytest.approx(dp.objective, rel=1e-6)
