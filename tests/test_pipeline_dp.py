@@ -199,7 +199,8 @@ def medium_instance(seed: int, n: int = 14, n_acc: int = 3) -> Instance:
     layers = []
     for v in range(n):
         k = min(v, int(rng.integers(1, 3)))
-        ins = tuple(f"L{u}" for u in sorted(rng.choice(range(max(0, v - 4), v), size=k, replace=False))) if v else ("x",)
+        window = range(max(0, v - 4), v)
+        ins = tuple(f"L{u}" for u in sorted(rng.choice(window, size=k, replace=False))) if v else ("x",)
         layers.append(Layer(f"L{v}", "op", ins, flops=float(rng.choice([1e9, 2e9, 4e9, 8e9])),
                             output_bytes=float(rng.choice([0.0, 5e5, 2e6, 8e6])),
                             param_bytes=float(rng.choice([0.0, 1e6, 4e6]))))
@@ -208,7 +209,8 @@ def medium_instance(seed: int, n: int = 14, n_acc: int = 3) -> Instance:
                                      for i in range(n_acc)]
     links = [Link(a.id, b.id, 1e8) for a, b in itertools.permutations(devs, 2)]
     c = Constraints(memory_model="params", pipeline=True, colocate=((f"L{n // 3}", f"L{n // 3 + 1}"),))
-    return Instance(f"medium{seed}", g, System(devs, links, "cpu0", None), Problem(Objective("throughput"), constraints=c))
+    system = System(devs, links, "cpu0", None)
+    return Instance(f"medium{seed}", g, system, Problem(Objective("throughput"), constraints=c))
 
 
 @pytest.mark.parametrize("seed", range(3))
