@@ -10,6 +10,7 @@ with ``force=True``, which kills its worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,7 +55,15 @@ def start_local_ray(num_cpus: int | None = None, *, dashboard: bool = False, **k
     }
     if dashboard:
         options["dashboard_host"] = "127.0.0.1"
-    ray.init(**{**options, **kwargs})
+    # Ray's Python loggers have no handler here (configure_logging=False), so its start-up warnings
+    # (e.g. that token authentication is on) would reach the console through logging's last resort.
+    quiet = logging.getLogger("ray")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        ray.init(**{**options, **kwargs})
+    finally:
+        quiet.setLevel(level)
 
 
 class StartLog:
