@@ -120,9 +120,11 @@ def test_stream_throughput_matches_link_occupancy(cut_parts: Any) -> None:
 def test_slowdown_multiplies_compute(cut_parts: Any) -> None:
     inst, part, out = cut_parts({"conv1": "a", "relu": "a", "conv2": "a"}, ["a", "b"])
     run = run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=2, warmup=1, slowdown={"a": 4.0})
-    for tr in run.traces[-1].values():
-        for _inf, _lay, start, end, compute in tr["layers"]:
-            assert end - start == pytest.approx(4.0 * compute, rel=0.2, abs=5e-4)
+    rows = [r for tr in run.traces[-1].values() for r in tr["layers"]]
+    assert len(rows) == 3
+    for _inf, _lay, start, end, compute in rows:
+        # A sleep never ends early; it may end late by the scheduler's wake-up delay (loaded host).
+        assert 4.0 * compute - 1e-6 <= end - start <= 4.0 * compute + 0.02
 
 
 def _gone(pids: list[int]) -> bool:

@@ -38,6 +38,10 @@ def _random_like(x: Any) -> Any:
     return x
 
 
+#: Zoo transformers -> their builder in :mod:`toolchain.models.transformer`.
+_HF_CPU = {"bert_base": "bert_base", "gpt2": "gpt2_small", "vit_b16": "vit_b16"}
+
+
 def real_model(target: str, seed: int = 0) -> RealModel:
     """Build ``target`` (a zoo model name or ``MODULE:FACTORY``) with random weights and inputs.
 
@@ -49,6 +53,14 @@ def real_model(target: str, seed: int = 0) -> RealModel:
     from toolchain.profiling import _materialise
 
     torch.manual_seed(seed)
+    if target in _HF_CPU:
+        # Built on the CPU: their integer buffers (position and token-type ids) would be garbage
+        # after materialising a meta module.
+        from toolchain.models import transformer
+
+        module, args, kwargs = getattr(transformer, _HF_CPU[target])(device="cpu")
+        return RealModel(target, module.eval(), tuple(_random_like(a) for a in args),
+                         {k: _random_like(v) for k, v in kwargs.items()})
     # A factory's own weights are kept (built on the CPU); zoo modules come on the meta device and
     # are materialised with random weights.
     module, args, kwargs, name = resolve_module(target, None, "float32", meta=False)

@@ -135,27 +135,31 @@ def _is_tensor(x: Any) -> bool:
     return isinstance(x, torch.Tensor)
 
 
-def cut(inst: Instance, placement: dict[str, str], module: Any, args: tuple[Any, ...],
-        kwargs: dict[str, Any], where: str = "the model") -> Partition:
-    """Trace ``module`` as the importer does and cut it by ``placement`` (layer id -> device id).
+@dataclass
+class Traced:
+    """A module traced for cutting: the export, its weights and one run's values of every node."""
 
-    Raises
-    ------
-    InstanceError
-        When the instance's layers do not match the traced graph.
-    """
+    trace: Any
+    weights: dict[str, Any]
+    user_inputs: list[str]
+    outputs: list[str]
+    flat: list[Any]
+    values: dict[str, Any]
+    reference: list[Any]
+
+
+def trace_for_cut(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], where: str = "the model") -> Traced:
+    """Trace ``module`` as the importer does and run the graph once on ``args`` (reusable by :func:`cut`)."""
     import torch
     import torch.fx
     from torch.export.graph_signature import InputKind, OutputKind
     from torch.utils import _pytree as pytree
 
-    from formulation.evaluator import evaluate
     from toolchain.importers.pytorch import trace_module
 
     module = module.eval()
     with torch.no_grad():
         trace = trace_module(module, args, "module", example_kwargs=kwargs, method="export")
-    check_ids(inst, trace.model, where)
     ep = trace.program
     gm = ep.graph_module
     sig = ep.graph_signature
@@ -194,6 +198,28 @@ def cut(inst: Instance, placement: dict[str, str], module: Any, args: tuple[Any,
     graph_outs = [values[o] for o in outputs]
     if len(reference) != len(graph_outs):
         reference = graph_outs
+    return Traced(trace, weights, user_inputs, outputs, flat, values, reference)
+
+
+def cut(inst: Instance, placement: dict[str, str], module: Any, args: tuple[Any, ...],
+        kwargs: dict[str, Any], where: str = "the model", traced: Traced | None = None) -> Partition:
+    """Cut ``module`` by ``placement`` (layer id -> device id); ``traced`` reuses an earlier trace.
+
+    Raises
+    ------
+    InstanceError
+        When the instance's layers do not match the traced graph.
+    """
+    import torch
+    import torch.fx
+
+    from formulation.evaluator import evaluate
+
+    tr = traced if traced is not None else trace_for_cut(module, args, kwargs, where)
+    check_ids(inst, tr.trace.model, where)
+    trace, weights, user_inputs, outputs = tr.trace, tr.weights, tr.user_inputs, tr.outputs
+    flat, values, reference = tr.flat, tr.values, tr.reference
+    gm = trace.program.graph_module
 
     node_layer = trace.node_layer
     layer_ids = set(inst.graph.layer_ids)

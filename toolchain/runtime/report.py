@@ -5,7 +5,10 @@ monotonic clock of the host, relative to the inference's common start ``t0``:
 
 * **latency**: when the last model output is on the sink (its layer's end there, or the release
   of the message carrying it), or the last sequential step's end, minus ``t0``;
-* **layer time**: end minus start of the layer's segment (compute, plus the slow-down sleep);
+* **layer time**: end minus start of the layer's segment (compute, plus the slow-down sleep); its
+  **span** runs from the end of the device's previous layer instead (the worker's bookkeeping
+  between layers included): in an all-local run the spans add up to the latency, and their medians
+  are the host's layer times as the runtime executes them;
 * **transfer time**: release at the receiver minus the end of the producing layer (``t0`` for a
   model input): serialisation, queueing, the emulated link and delivery;
 * **period** (``stream``): the mean spacing of successive completions after the warm-up,
@@ -62,10 +65,12 @@ def inference_events(plan: Plan, traces: dict[str, dict[str, Any]], inf: int, t0
     ends: dict[str, float] = {}
     layers = []
     for tr in traces.values():
-        for r in tr["layers"]:
-            if r[0] == inf:
-                layers.append({"layer": r[1], "device": tr["device"], "start": r[2] - t0, "end": r[3] - t0})
-                ends[r[1]] = r[3] - t0
+        prev: float | None = None
+        for r in sorted((r for r in tr["layers"] if r[0] == inf), key=lambda r: r[2]):
+            span = r[3] - (r[2] if prev is None else prev)
+            layers.append({"layer": r[1], "device": tr["device"], "start": r[2] - t0, "end": r[3] - t0, "span": span})
+            ends[r[1]] = r[3] - t0
+            prev = r[3]
     transfers = []
     for tr in traces.values():
         for r in tr["recvs"]:
@@ -84,6 +89,7 @@ def compare(inst: Instance, plan: Plan, run: RunTraces, outputs_match: float,
     timed = range(run.warmup, run.warmup + _count(run))
     lat: list[float] = []
     layer_t: dict[str, list[float]] = {}
+    span_t: dict[str, list[float]] = {}
     xfer_t: dict[tuple[str, str, str], list[float]] = {}
     xfer_bytes: dict[tuple[str, str, str], int] = {}
     per_inf_events = []
@@ -98,6 +104,7 @@ def compare(inst: Instance, plan: Plan, run: RunTraces, outputs_match: float,
         per_inf_events.append(evs)
         for e in evs["layers"]:
             layer_t.setdefault(e["layer"], []).append(e["end"] - e["start"])
+            span_t.setdefault(e["layer"], []).append(e["span"])
         for e in evs["transfers"]:
             key = (e["tensor"], e["src"], e["dst"])
             xfer_t.setdefault(key, []).append(e["end"] - e["start"])
@@ -133,7 +140,8 @@ def compare(inst: Instance, plan: Plan, run: RunTraces, outputs_match: float,
         m = _stats(layer_t.get(lay, []))
         rows.append({"layer": lay, "device": plan.placement[lay], "predicted_s": pred,
                      "measured_median_s": m["median"], "measured_p95_s": m["p95"],
-                     "rel_error": rel_error(m["median"], pred)})
+                     "rel_error": rel_error(m["median"], pred),
+                     "span_median_s": _stats(span_t.get(lay, []))["median"]})
     out["layers"] = rows
     trows = []
     for t in ev.transfers:

@@ -49,24 +49,39 @@ class Frame:
     payload: bytes
 
 
+def describe_values(values: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The header of :func:`encode_values` and the payload size, without copying any tensor."""
+    import torch
+
+    entries: list[list[Any]] = []
+    for name, v in values.items():
+        if isinstance(v, torch.Tensor):
+            size = int(v.numel()) * v.element_size()
+            entries.append([name, "t", str(v.dtype).removeprefix("torch."), list(v.shape), size])
+        else:
+            entries.append([name, "p", "", [], len(_pickled(v))])
+    return {"values": entries}, sum(int(e[4]) for e in entries)
+
+
+def _pickled(v: Any) -> bytes:
+    buf = io.BytesIO()
+    pickle.dump(v, buf)
+    return buf.getvalue()
+
+
 def encode_values(values: dict[str, Any]) -> Frame:
     """Encode named values (tensors as raw bytes, anything else pickled)."""
     import torch
 
-    entries: list[list[Any]] = []
+    meta, _ = describe_values(values)
     parts: list[bytes] = []
-    for name, v in values.items():
+    for v in values.values():
         if isinstance(v, torch.Tensor):
             t = v.detach().contiguous()
-            raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-            entries.append([name, "t", str(t.dtype).removeprefix("torch."), list(t.shape), len(raw)])
+            parts.append(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         else:
-            buf = io.BytesIO()
-            pickle.dump(v, buf)
-            raw = buf.getvalue()
-            entries.append([name, "p", "", [], len(raw)])
-        parts.append(raw)
-    return Frame({"values": entries}, b"".join(parts))
+            parts.append(_pickled(v))
+    return Frame(meta, b"".join(parts))
 
 
 def decode_values(frame: Frame) -> dict[str, Any]:
@@ -112,7 +127,8 @@ class _Open:
     mid: int
     start: float = field(compare=False)
     rate: float = field(compare=False)
-    payload: bytes = field(compare=False)
+    values: dict[str, Any] = field(compare=False)
+    payload: bytes | None = field(compare=False, default=None)
     sent: int = field(compare=False, default=0)
 
 
@@ -151,14 +167,16 @@ class Channel:
             if data:
                 self.sock.sendall(data)
 
-    def send(self, header: dict[str, Any], frame: Frame, t_ready: float) -> tuple[float, float]:
-        """Queue a message; returns its emulated (start, arrival) times.
+    def send(self, header: dict[str, Any], values: dict[str, Any], t_ready: float) -> tuple[float, float, int]:
+        """Queue a message; returns its emulated start and arrival times and its payload bytes.
 
-        The header is written at once; the payload follows, paced by the thread.
+        The header is written at once; the thread encodes the payload (off the caller's thread: the
+        copy does not delay the device's next layer) and sends it, paced. The values must not be
+        modified afterwards.
         """
         if self.failed is not None:
             raise TransportError(f"sending failed earlier: {self.failed}")
-        n = len(frame.payload)
+        meta, n = describe_values(values)
         occ = n / self.bandwidth if math.isfinite(self.bandwidth) else 0.0
         with self._cv:
             start = max(t_ready, self.free_at) if self.shared else t_ready
@@ -166,12 +184,12 @@ class Channel:
             arrival = start + occ + self.latency
             mid = self._next_id
             self._next_id += 1
-            head = {**header, **frame.meta, "size": n, "start": start, "arrival": arrival}
+            head = {**header, **meta, "size": n, "start": start, "arrival": arrival}
             self._write(b"H", mid, json.dumps(head).encode())
             if n:
-                heapq.heappush(self._heap, _Open(start, mid, start, self.bandwidth, frame.payload))
+                heapq.heappush(self._heap, _Open(start, mid, start, self.bandwidth, values))
             self._cv.notify()
-        return start, arrival
+        return start, arrival, n
 
     def control(self, header: dict[str, Any]) -> None:
         """An unpaced control message (a token), written at once."""
@@ -191,6 +209,8 @@ class Channel:
                         self._cv.wait(wait)  # a message due earlier may arrive meanwhile
                         continue
                     heapq.heappop(self._heap)
+                if op.payload is None:
+                    op.payload = encode_values(op.values).payload
                 end = min(op.sent + CHUNK, len(op.payload))
                 self._write(b"C", op.mid, op.payload[op.sent : end])
                 op.sent = end

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.runtime.partition import Plan, load_part
-from toolchain.runtime.transport import Channel, Inbox, Received, encode_values, reader
+from toolchain.runtime.transport import Channel, Inbox, Received, reader
 
 OUTPUT_KEY = "__outputs__"
 
@@ -131,10 +131,9 @@ class Worker:
 
     def _send(self, inf: int, key: str, dst: str, values: dict[str, Any], trace: dict[str, Any]) -> float:
         """Encode and queue one message; returns its emulated arrival time."""
-        frame = encode_values(values)
         t_ready = time.monotonic()
-        start, arrival = self.channels[dst].send({"inf": inf, "key": key, "src": self.cfg.device}, frame, t_ready)
-        trace["sends"].append([inf, key, dst, t_ready, start, arrival, len(frame.payload)])
+        start, arrival, n = self.channels[dst].send({"inf": inf, "key": key, "src": self.cfg.device}, values, t_ready)
+        trace["sends"].append([inf, key, dst, t_ready, start, arrival, n])
         return arrival
 
     def _compute(self, inf: int, seg: Any, env: dict[str, Any], trace: dict[str, Any]) -> None:
