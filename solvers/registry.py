@@ -34,6 +34,7 @@ _SOLVERS: dict[str, str] = {
     "local-search": "solvers.local_search:LocalSearch",
     "cpsat": "solvers.cpsat:CpSatSolver",
     "highs": "solvers.milp.solver:HighsSolver",
+    "scip": "solvers.milp.scip_solver:ScipSolver",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.

@@ -79,6 +79,30 @@ PYOMO_LEGACY_STATUS: dict[str, T] = {
 }
 
 
+#: pyscipopt ``Model.getStatus()`` string (the lower-cased members of ``PY_SCIP_STATUS``) -> Termination.
+#: ``gaplimit`` is the relative gap asked for: :mod:`solvers.milp.scip_direct` reads it as optimal when
+#: that gap is the default one (1e-7, as HiGHS reports ``kOptimal``) or the gap reached is at most 1e-6.
+SCIP_STATUS: dict[str, T] = {
+    "unknown": T.INTERRUPTED,
+    "userinterrupt": T.INTERRUPTED,
+    "nodelimit": T.ITERATION_LIMIT,
+    "totalnodelimit": T.ITERATION_LIMIT,
+    "stallnodelimit": T.ITERATION_LIMIT,
+    "timelimit": T.TIME_LIMIT,
+    "memlimit": T.INTERRUPTED,
+    "gaplimit": T.GAP_LIMIT,
+    "sollimit": T.ITERATION_LIMIT,
+    "bestsollimit": T.ITERATION_LIMIT,
+    "restartlimit": T.ITERATION_LIMIT,
+    "primallimit": T.INTERRUPTED,
+    "duallimit": T.INTERRUPTED,
+    "optimal": T.OPTIMAL,
+    "infeasible": T.INFEASIBLE,
+    "unbounded": T.UNBOUNDED,
+    "inforunbd": T.INFEASIBLE,
+}
+
+
 def termination(table: dict[str, T], native: str) -> T:
     """Look ``native`` up in ``table``; an unmapped code is an error (never a guess)."""
     return table.get(native, T.ERROR)
