@@ -201,6 +201,13 @@ class ResultsStore:
             raise StoreError(f"{self.path}: cannot open the results store ({exc})") from None
         try:
             is_store = check_schema(self.conn, self.path, hint=hint)  # before anything alters the file
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise _not_a_store(self.path, f"SQLite cannot read it ({exc})", hint) from None
+        except StoreError:
+            self.conn.close()
+            raise
+        try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             if not is_store:
@@ -208,10 +215,10 @@ class ResultsStore:
             self.conn.execute(CLAIMS_TABLE)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise _not_a_store(self.path, f"SQLite cannot read it ({exc})", hint) from None
-        except StoreError:
-            self.conn.close()
-            raise
+            raise StoreError(
+                f"{self.path}: cannot write to the results store (SQLite: {exc}); check that the file and its "
+                "folder are writable (SQLite also writes STORE-wal and STORE-shm beside it), or choose another --out"
+            ) from None
 
     def _create(self) -> None:
         cols = ", ".join(f"{name} {typ}" for name, typ in COLUMNS)
