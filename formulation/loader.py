@@ -501,8 +501,12 @@ def _build(
             "model and system files are named from one by {file: PATH})",
         )
     version = data["dnnpart"]
+    if not isinstance(version, bool) and isinstance(version, int) and version == 2:
+        from formulation.loader_v2 import build_v2  # version 2: docs/instance-format.md §9
+
+        return build_v2(data, file, base_dir, allow_outside, source_path)
     if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
-        raise InstanceError(file, "dnnpart", version, f"the format version {FORMAT_VERSION} (an integer)")
+        raise InstanceError(file, "dnnpart", version, f"the format version {FORMAT_VERSION} or 2 (an integer)")
     header = validate_section(InstanceHeader, dict(data), file=file)
     reader = ReferenceReader(_roots(base_dir), allow_outside)
     here = base_dir if base_dir is not None else Path.cwd()
@@ -612,6 +616,8 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
         channels, problem and time table. Layers are listed in the graph's topological order and a
         pair of channels with identical figures is written as one bidirectional link.
     """
+    if instance.workload is not None:
+        raise ValueError(f"instance {instance.name!r} is a version-2 instance; its export is not supported yet")
     g, p = instance.graph, instance.problem
     layers = []
     for lay in g.layers:

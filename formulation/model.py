@@ -20,11 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from formulation.workload import Workload
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -487,6 +490,9 @@ class Instance:
     description: str = ""
     latency_table: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
     source_path: str | None = None
+    workload: Workload | None = None
+    """The requests of a version-2 instance (docs/instance-format.md §9); ``None`` for version 1, whose
+    every code path is unchanged."""
 
     @property
     def n(self) -> int:
@@ -656,6 +662,7 @@ class Instance:
             self.description,
             self.latency_table,
             self.source_path,
+            self.workload,
         )
 
     def __repr__(self) -> str:

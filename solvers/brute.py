@@ -59,7 +59,9 @@ class BruteForce(Solver):
 
     name = "brute"
     exact = True
-    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
+    capabilities = Capabilities(
+        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+    )
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "exact enumeration of placements (and schedules in parallel mode); tiny instances"
 
@@ -80,6 +82,10 @@ class BruteForce(Solver):
             )
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        if inst.workload is not None:  # version 2: docs/instance-format.md §9
+            from solvers.brute_workload import solve_workload
+
+            return solve_workload(inst, options, count_placements(inst), enumerate_placements)
         t0 = time.perf_counter()
         deadline = t0 + options.time_limit_s if options.time_limit_s else math.inf
         total = count_placements(inst)

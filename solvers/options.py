@@ -128,6 +128,10 @@ class Capabilities:
     max_layers: int | None = None
     features: frozenset[str] = frozenset()
     """Optional model features (``formulation.model.DEVICE_FEATURES``) the solver handles."""
+    workload: frozenset[str] = frozenset()
+    """Version-2 workloads (docs/instance-format.md §9) the solver handles: the contention models
+    (``none``, ``schedule``, ``share``) and ``routing`` (routes other than direct channels). Empty: it
+    refuses every version-2 instance."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -154,6 +158,15 @@ class Capabilities:
             out.append(f"device features {unsupported}")
         if self.max_layers is not None and inst.n > self.max_layers:
             out.append(f"{inst.n} layers (at most {self.max_layers})")
+        wl = inst.workload
+        if wl is not None:
+            have = sorted(self.workload - {"routing"})
+            if not have:
+                out.append("version-2 workloads (format version 1 only)")
+            elif wl.contention not in self.workload:
+                out.append(f"version-2 contention {wl.contention!r} (supported: {have})")
+            if wl.routing != "direct" and "routing" not in self.workload:
+                out.append(f"version-2 routing {wl.routing!r} (only direct channels)")
         return out
 
     def supports(self, inst: Instance) -> bool:
@@ -170,6 +183,7 @@ class Capabilities:
             "max_devices": self.max_devices,
             "max_layers": self.max_layers,
             "features": sorted(self.features),
+            "workload": sorted(self.workload),
         }
 
 

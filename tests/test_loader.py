@@ -313,7 +313,7 @@ def test_error_message_format() -> None:
 
 def test_version_is_checked_first() -> None:
     d = tiny()
-    d["dnnpart"] = 2
+    d["dnnpart"] = 3  # 2 is a version since issue 14 (docs/instance-format.md §9)
     d["model"]["layers"] = []
     with pytest.raises(InstanceError) as info:
         load_instance_data(d)

@@ -81,6 +81,8 @@ class Evaluation:
     transfers: tuple[Transfer, ...]
     objective: float
     violations: tuple[Violation, ...] = field(default=())
+    workload: dict[str, Any] = field(default_factory=dict)
+    """Version 2 only (docs/instance-format.md §9.8): requests, utilisation, routes; empty for version 1."""
 
     @property
     def feasible(self) -> bool:
@@ -115,6 +117,7 @@ class Evaluation:
             "transfers": [t.__dict__ for t in self.transfers],
             "feasible": self.feasible,
             "violations": [{"kind": v.kind, "message": v.message} for v in self.violations],
+            **({"workload": self.workload} if self.workload else {}),
         }
 
 
@@ -141,6 +144,8 @@ def evaluate(
     Evaluation
     """
     P = inst.placement_indices(placement)
+    if inst.workload is not None:
+        return _evaluate_workload(inst, P, schedule)
     g, s = inst.graph, inst.system
     # The list schedule is computed once here (it gives both the starts and L); every use of L
     # below passes it explicitly, so batch_metrics need not schedule again.
@@ -186,6 +191,70 @@ def evaluate(
         transfers=transfers,
         objective=objective,
         violations=tuple(violations),
+    )
+
+
+def _evaluate_workload(
+    inst: Instance, P: npt.NDArray[np.int64], schedule: Mapping[str, float] | None
+) -> Evaluation:
+    """A version-2 placement (docs/instance-format.md §9): the metrics of the workload as a whole."""
+    from formulation.evaluator.workload_eval import request_latencies, workload_metrics, workload_report
+
+    s = inst.system
+    wm = workload_metrics(inst, P)
+    lat = request_latencies(wm, schedule if inst.problem.execution == "parallel" else None)
+    L = lat.latency
+    viol = [Violation(kind, msg) for kind, msgs in wm.violations(L).items() for msg in msgs]
+    viol += [Violation("schedule", p) for p in lat.problems]
+    energy = wm.energy(L)
+    dev = s.device_ids
+    sched: dict[str, float] = {}
+    if lat.starts is not None:
+        tasks = wm.tasks
+        sched = {key: float(lat.starts[i]) for i, key in enumerate(tasks.keys)}
+    transfers = []
+    for tr in wm.loads.transfers:
+        req = inst.workload.requests[tr.request] if inst.workload else None
+        t0 = req.release_s if req else 0.0
+        if lat.starts is not None:
+            key = f"{inst.graph.tensor_ids[tr.tensor]}>{dev[tr.dst]}#0"
+            t0 = sched.get(key, t0)
+        transfers.append(
+            Transfer(
+                tensor=inst.graph.tensor_ids[tr.tensor],
+                src=dev[tr.src],
+                dst=dev[tr.dst],
+                bytes=tr.bytes,
+                occupied_s=float(sum(tr.occupied)),
+                duration_s=tr.duration,
+                start_s=t0,
+                end_s=t0 + tr.duration,
+            )
+        )
+    busy = wm.loads.link_busy
+    channels = [(a, b) for a in range(s.k) for b in range(s.k) if s.has_link[a, b]]
+    agg = wm.aggregate(L)
+    period = wm.period
+    return Evaluation(
+        placement=inst.placement_dict(P),
+        schedule=sched,
+        latency_s=agg,
+        latency_sequential_s=wm.aggregate(wm.loads.alone),
+        latency_parallel_s=agg,
+        period_s=period,
+        throughput_per_s=(1.0 / period) if period > 0 else math.inf,
+        compute_time_s={d: float(wm.loads.compute_time[j]) for j, d in enumerate(dev)},
+        busy_s={d: float(wm.loads.compute_time[j]) for j, d in enumerate(dev)},
+        energy_j={d: float(energy[j]) for j, d in enumerate(dev)},
+        energy_total_j=float(energy[inst.scope_mask].sum()),
+        cost_usd=wm.loads.cost,
+        memory_bytes={d: float(wm.loads.memory[j]) for j, d in enumerate(dev)},
+        link_bytes={f"{dev[a]}->{dev[b]}": float(wm.loads.link_bytes[a, b]) for a, b in channels},
+        link_busy_s={f"{dev[a]}->{dev[b]}": float(busy[a, b]) for a, b in channels},
+        transfers=tuple(transfers),
+        objective=wm.objective(L),
+        violations=tuple(viol),
+        workload=workload_report(wm, lat),
     )
 
 

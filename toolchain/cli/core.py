@@ -124,6 +124,18 @@ def register(app: typer.Typer) -> None:
                         highlight=False,
                         markup=True,
                     )
+                    if inst.workload is not None:  # version 2: requests and the routes computed at load
+                        from formulation.routing import describe_routes
+
+                        wl = inst.workload
+                        console.print(
+                            f"  {len(wl.requests)} requests, aggregate {wl.aggregate}, contention "
+                            f"{wl.contention}, routing {wl.routing}",
+                            highlight=False,
+                            markup=False,
+                        )
+                        for line in describe_routes(inst.system, wl.routes):
+                            console.print(f"  route {line}", highlight=False, markup=False)
             except typer.Exit:
                 bad += 1
             except InstanceError:  # pragma: no cover - user_errors already handles it
@@ -327,12 +339,17 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
         ] = None,
+        version: Annotated[int, typer.Option("--version", help="Format version: 1 or 2.")] = 1,
     ) -> None:
         """Print the JSON Schema of instance files (generated from the pydantic model)."""
         from formulation.schema import json_schema
+        from formulation.schema_v2 import json_schema_v2
 
         check_output(out, "--out")
-        text = json.dumps(json_schema(), indent=2) + "\n"
+        if version not in (1, 2):
+            console.print(f"[red]error[/]: --version must be 1 or 2, got {version}", markup=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        text = json.dumps(json_schema() if version == 1 else json_schema_v2(), indent=2) + "\n"
         if out is None:
             print(text, end="")
         else:

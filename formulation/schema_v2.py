@@ -1,0 +1,166 @@
+"""The raw structure of a version-2 instance file (docs/instance-format.md §9) and its JSON Schema.
+
+Version 2 reuses the model, device and link sections of version 1 (:mod:`formulation.schema`) and
+adds ``models``, ``workload``, ``system.routing`` and ``problem.aggregate``/``contention``. As in
+version 1 these models check shape only; :mod:`formulation.loader_v2` converts units and checks
+cross-references. ``python -m formulation.schema_v2`` rewrites ``formulation/instance-v2.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from formulation.schema import (
+    DeviceSpec,
+    FileRef,
+    Id,
+    LinkSpec,
+    MemoryValue,
+    ModelSpec,
+    NonEmptyIds,
+    ObjectiveValue,
+    QuantityValue,
+    _q,
+    _Strict,
+)
+
+FORMAT_VERSION_2 = 2
+SCHEMA_V2_FILE = Path(__file__).with_name("instance-v2.schema.json")
+
+
+def _check_version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value != FORMAT_VERSION_2:
+        raise PydanticCustomError("version", "{expected}", {"expected": "the format version 2 (an integer)"})
+    return FORMAT_VERSION_2
+
+
+Version2 = Annotated[int, PlainValidator(_check_version), WithJsonSchema({"const": FORMAT_VERSION_2})]
+
+
+def _check_routing(value: Any) -> str | dict[str, Any]:
+    if value in ("direct", "shortest") or (isinstance(value, dict) and set(value) == {"routes"}):
+        return value
+    raise PydanticCustomError(
+        "routing", "{expected}", {"expected": "direct, shortest, or {routes: {'a->b': [a, x, b], ...}}"}
+    )
+
+
+_ROUTING_SCHEMA = {
+    "anyOf": [
+        {"enum": ["direct", "shortest"]},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["routes"],
+            "properties": {
+                "routes": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                }
+            },
+        },
+    ],
+    "description": "direct | shortest | {routes: {'a->b': [a, x, b]}} (other pairs direct)",
+    "default": "direct",
+}
+
+RoutingValue = Annotated[str | dict[str, Any], PlainValidator(_check_routing), WithJsonSchema(_ROUTING_SCHEMA)]
+
+
+class SystemV2Spec(_Strict):
+    """Devices, links and routing of a version-2 system (docs/instance-format.md §9.4)."""
+
+    devices: list[DeviceSpec] = Field(min_length=1, description="the devices, in a fixed order")
+    links: list[LinkSpec] = Field(default_factory=list, description="network links")
+    routing: RoutingValue = "direct"
+
+
+class RequestSpecV2(_Strict):
+    """One request of the workload (docs/instance-format.md §9.2)."""
+
+    id: Id = Field(description="request id, unique, without '/'")
+    model: Id = Field(description="name of a model of `models`")
+    source: Id = Field(description="device holding the request's model inputs at its release")
+    sink: Id | None = Field(None, description="device that must receive the request's outputs (default: none)")
+    weight: QuantityValue = _q("number", "weight of the request's latency in the aggregate (>= 0)", 1)
+    rate: QuantityValue | None = _q("number", "inferences per second (> 0); all requests or none", None)
+    release: QuantityValue = _q("time", "time its inputs exist on the source", 0)
+    deadline: QuantityValue | None = _q("time", "latency (completion - release) <= deadline (> 0)", None)
+    allowed: dict[str, NonEmptyIds] = Field(
+        default_factory=dict, description="devices a layer of this request may run on {layer: [device, ...]}"
+    )
+    private: list[Id] = Field(
+        default_factory=list, description="this request's tensors allowed only on trusted devices"
+    )
+
+
+class ConstraintsV2Spec(_Strict):
+    """Constraints of a version-2 problem (docs/instance-format.md §9.3)."""
+
+    memory: MemoryValue = Field(True, description="enforce device memory: true, false, or params")
+    energy_budget: dict[str, QuantityValue] = Field(
+        default_factory=dict,
+        description="energy bound per device {device: energy}, over all requests",
+        json_schema_extra={"x-unit": "energy"},
+    )
+    max_devices: int | None = Field(None, ge=1, description="at most this many devices execute layers")
+
+
+class ProblemV2Spec(_Strict):
+    """Objective, aggregate, contention, energy scope and constraints (docs/instance-format.md §9.3)."""
+
+    objective: ObjectiveValue = "latency"
+    aggregate: Literal["sum", "max"] = Field("sum", description="sum (weighted) or max of per-request latencies")
+    contention: Literal["none", "schedule", "share"] = Field(
+        "none", description="how requests share devices and links: none | schedule | share"
+    )
+    energy_scope: NonEmptyIds | None = Field(None, description="devices whose energy counts (default: all)")
+    constraints: ConstraintsV2Spec = ConstraintsV2Spec.model_validate({})
+
+
+class InstanceV2Header(_Strict):
+    """Top level of a version-2 file with the sections left unchecked (the loader resolves them)."""
+
+    dnnpart: Version2 = Field(description="format version, the integer 2")
+    name: str = Field(min_length=1, description="instance identifier, used in result tables")
+    description: str = Field("", description="free text")
+    models: dict[str, Any] = Field(min_length=1, description="named models {name: model or {file: PATH}}")
+    system: Any = Field(description="devices, links and routing, inline or {file: PATH}")
+    workload: list[Any] = Field(min_length=1, description="the requests")
+    problem: Any = Field(None, description="objective, aggregate, contention and constraints")
+
+
+class InstanceV2File(InstanceV2Header):
+    """A whole version-2 instance file, as described by its JSON Schema."""
+
+    models: dict[str, ModelSpec | FileRef] = Field(
+        min_length=1, description="named models {name: model or {file: PATH}}"
+    )
+    system: SystemV2Spec | FileRef = Field(description="devices, links and routing, inline or {file: PATH}")
+    workload: list[RequestSpecV2] = Field(min_length=1, description="the requests")
+    problem: ProblemV2Spec | None = Field(None, description="objective, aggregate, contention and constraints")
+
+
+def json_schema_v2() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a version-2 instance file."""
+    schema = InstanceV2File.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://dnnpart.invalid/instance-v2.schema.json",
+        "title": "dnnpart instance, format version 2",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def write_json_schema_v2(path: Path | str = SCHEMA_V2_FILE) -> None:
+    """Write :func:`json_schema_v2` to ``path`` (default: the committed copy next to this module)."""
+    Path(path).write_text(json.dumps(json_schema_v2(), indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_json_schema_v2()
