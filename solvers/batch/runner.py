@@ -338,7 +338,7 @@ def run(
     assert not isinstance(memory, str)
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        if executor == "ray":
+        if executor == "ray" and address:  # a cluster that cannot be used is refused before the store is made
             stack.callback(_ray_shutdown, _ray_start(jobs, address, ray_init, connect_timeout_s))
         store = stack.enter_context(ResultsStore(Path(out)))
         done = store.done_keys()
@@ -351,6 +351,8 @@ def run(
                 f"{out} already holds {skipped} of the {n_all} rows of this batch; pass resume=True "
                 "(--resume) to skip them, or choose another output file"
             )
+        if executor == "ray" and not address:  # a local Ray takes seconds to start: only once the store is fine
+            stack.callback(_ray_shutdown, _ray_start(jobs, address, ray_init, connect_timeout_s))
         n_run = failed = 0
         for row in bad_todo:
             if store.add(row):
