@@ -1,0 +1,130 @@
+"""Benchmark: pipelines on the MSR workloads, ``pipeline-dp`` next to the artifact's own DP.
+
+Run: ``python benchmarks/pipelines.py [--limit SECONDS] [--quick]`` from the repository root.
+
+Workloads: ``instances/third_party/msr-dnn-partitioning/throughput-inputs`` (Tarnawski et al.,
+NeurIPS 2020), imported by ``toolchain.importers.msr`` (the MSR max-load model, exactly).
+
+1. Layer graphs (6 accelerators, 1 CPU, as in the files), ``pipeline: true``: our time, optimum,
+   bound and gap next to the artifact DP's optimum and time.
+2. The same graphs without contiguity (the general problem): ``pipeline-dp`` as a heuristic
+   (``raw heuristic``), its pipeline's max-load and the cheap lower bound of the general problem,
+   next to the best known non-contiguous solution (paper_reproductions/tarnawski2020).
+3. Operator graphs (BERT L-3, L-6, L-12, ResNet-50) on k = 2, 4, 8, 16 accelerators and no CPU,
+   ``pipeline: true``.
+
+Reference values: the artifact's ``throughput-dp/dp.cpp`` (github.com/msr-fiddle/dnn-partitioning,
+commit b207b6ad27a1407d321f1e028cea96d7f2c90e3e, built with ``g++ -O3``) run on the same files on
+this 2-core machine by ``paper_reproductions/tarnawski2020/artifact/run_artifact_dp.sh``; its
+optimum and wall time are read from ``logs/summary.tsv`` there (the command of each row is in that
+file). ``ratio`` is our time over the artifact's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from formulation.loader import load_instance_data  # noqa: E402
+from formulation.model import Instance  # noqa: E402
+from solvers.options import SolverOptions  # noqa: E402
+from solvers.registry import solve  # noqa: E402
+from solvers.result import Result  # noqa: E402
+from toolchain.importers.msr import msr_instance_data, read_msr  # noqa: E402
+
+DATA = ROOT / "instances" / "third_party" / "msr-dnn-partitioning" / "throughput-inputs"
+SUMMARY = ROOT / "paper_reproductions" / "tarnawski2020" / "artifact" / "logs" / "summary.tsv"
+LAYER_GRAPHS = ["bert24", "gnmt", "resnet50", "inceptionv3"]
+OPERATOR_GRAPHS = ["bert_l-3", "bert_l-6", "bert_l-12", "resnet50"]
+#: Best known non-contiguous max-load (ms) and how it stands (paper_reproductions/tarnawski2020/README.md).
+NON_CONTIGUOUS_BEST = {
+    "bert24": ("17.71471875", "proven"),
+    "gnmt": ("31.687", "gap 4.94%"),
+    "resnet50": ("33.406", "gap 0.96%"),
+    "inceptionv3": ("51.414", "gap 0.83%"),
+}
+
+
+def artifact_rows() -> dict[str, tuple[str, str]]:
+    """case -> (artifact optimum in ms or 'none', wall seconds) from the artifact run's summary."""
+    with SUMMARY.open() as f:
+        return {row["case"]: (row["result"], row["wall_s"]) for row in csv.DictReader(f, delimiter="\t")}
+
+
+def instance(graph: str, name: str, *, pipeline: bool, contiguous: bool, fpgas: int | None = None) -> Instance:
+    """An MSR inference workload; ``fpgas`` (with no CPU) overrides the file's counts."""
+    w = read_msr(DATA / graph / f"{name}_inference.json")
+    data = msr_instance_data(w, contiguous=contiguous, fpgas=fpgas, cpus=0 if fpgas is not None else None)
+    if pipeline:
+        data["problem"]["constraints"]["pipeline"] = True
+    return load_instance_data(data)
+
+
+def cells(res: Result) -> str:
+    """``status | ms | bound ms | gap | seconds``."""
+    ms = "-" if res.objective is None else f"{1e3 * res.objective:.9g}"
+    bound = "-" if res.bound is None or not math.isfinite(res.bound) else f"{1e3 * res.bound:.6g}"
+    gap = "-" if res.gap is None or not math.isfinite(res.gap) else f"{100 * res.gap:.2f}%"
+    return f"{res.status.value} | {ms} | {bound} | {gap} | {res.wall_time_s:.2f}"
+
+
+def ratio(ours: float, theirs: str) -> str:
+    try:
+        t = float(theirs)
+    except ValueError:
+        return "-"
+    return f"{ours / t:.2g}" if t > 0 else "-"
+
+
+def agree(res: Result, optimum: str) -> str:
+    """Whether our objective equals the artifact's optimum (relative 1e-9)."""
+    if res.objective is None or optimum == "none":
+        return "-"
+    return "yes" if abs(1e3 * res.objective - float(optimum)) <= 1e-9 * float(optimum) else "NO"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--limit", type=float, default=60.0, help="time limit per run (s)")
+    ap.add_argument("--quick", action="store_true", help="layer graphs and BERT L-12 only")
+    args = ap.parse_args()
+    art = artifact_rows()
+    opts = SolverOptions(time_limit_s=args.limit)
+
+    print("| layer graph, pipeline | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
+          "| ours / artifact time | same optimum |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name in LAYER_GRAPHS:
+        res = solve(instance("LayerGraphs", name, pipeline=True, contiguous=True), "pipeline-dp", opts)
+        opt, secs = art[f"layer_{name}_dp"]
+        shown = opt if opt != "none" else "not finished (exit 124)"
+        print(f"| {name} | {cells(res)} | {shown} | {secs} | {ratio(res.wall_time_s, secs)} | {agree(res, opt)} |")
+
+    print("\n| layer graph, no contiguity | pipeline-dp (heuristic) status | max-load ms | bound ms | gap | ours s "
+          "| best known non-contiguous ms |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    heuristic = SolverOptions(time_limit_s=args.limit, raw={"heuristic": True})
+    for name in LAYER_GRAPHS:
+        res = solve(instance("LayerGraphs", name, pipeline=False, contiguous=False), "pipeline-dp", heuristic)
+        best, how = NON_CONTIGUOUS_BEST[name]
+        print(f"| {name} | {cells(res)} | {best} ({how}) |")
+
+    print("\n| operator graph | k | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
+          "| ours / artifact time | same optimum |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name in ["bert_l-12"] if args.quick else OPERATOR_GRAPHS:
+        for k in (2, 4, 8, 16):
+            res = solve(instance("OperatorGraphs", name, pipeline=True, contiguous=True, fpgas=k), "pipeline-dp", opts)
+            opt, secs = art[f"operator_{name}_k{k}_dp"]
+            print(f"| {name} | {k} | {cells(res)} | {opt} | {secs} | {ratio(res.wall_time_s, secs)} | "
+                  f"{agree(res, opt)} |")
+
+
+if __name__ == "__main__":
+    main()
