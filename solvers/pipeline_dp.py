@@ -66,6 +66,39 @@ STEP = 0.005
 RAW_KEYS = frozenset({"heuristic", "contract"})
 
 
+def exactness_problem(inst: Instance) -> str | None:
+    """Why the DP's stage values might fall below the period on ``inst`` (``None``: they cannot, so
+    every answer is proven; the module docstring's conditions). ``auto`` uses the DP only then."""
+    g, s = inst.graph, inst.system
+    if not inst.problem.constraints.pipeline:
+        return "no constraints.pipeline"
+    if s.sink_index is not None:
+        return "a sink (the DP does not count sending the outputs)"
+    if any(g.consumers[t] and g.tensor_bytes[t] > 0 for t in range(g.n, g.n + g.m)):
+        return "model inputs read by layers (the DP does not count shipping them)"
+    links = s.has_link & ~np.eye(s.k, dtype=bool)
+    if not links.any():
+        return None
+    uniform = np.zeros(s.k, dtype=bool)
+    for d in np.flatnonzero(~s.comm_overlap):
+        bw = np.concatenate([s.bandwidth[d, links[d]], s.bandwidth[links[:, d], d]])
+        uniform[d] = bool(s.send_once[d]) and bw.size > 0 and bool((bw == bw[0]).all())
+        if not uniform[d]:
+            return f"device {s.device_ids[d]!r} sends per destination or has channels of different bandwidths"
+    total = float(g.output_bytes.sum())
+    floor = None
+    for a, b in zip(*np.nonzero(links), strict=True):
+        if uniform[a] or uniform[b]:
+            continue  # the channel is never busier than its non-overlapping end
+        if floor is None:
+            from solvers.pipeline_search import dp_lower_bound
+
+            floor = dp_lower_bound(build_units(inst))
+        if total / float(s.bandwidth[a, b]) > floor:
+            return f"the channel {s.device_ids[a]} -> {s.device_ids[b]} between two overlapping devices may bind"
+    return None
+
+
 def plan_placement(U: Units, plan: Plan, n: int) -> np.ndarray:
     """Device index per layer: the stages in order, each on the next free device of its class."""
     P = np.empty(n, dtype=np.int64)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from formulation.evaluator import evaluate, pipeline_order, pipeline_sets
 from formulation.model import Constraints, Device, Graph, Instance, Layer, Link, ModelInput, Objective, Problem, System
 from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.pipeline_dp import exactness_problem
 from solvers.registry import get_solver, solve
 from solvers.result import Status
 from solvers.testing import case
@@ -149,6 +150,7 @@ def _brute(inst: Instance) -> float | None:
 @given(msr_like())
 def test_dp_equals_brute_on_the_msr_model(inst: Instance) -> None:
     """On the MSR model the DP's value is the period: it is proven optimal and equals brute's optimum."""
+    assert exactness_problem(inst) is None
     best = _brute(inst)
     res = solve(inst, "pipeline-dp")
     if best is None:
@@ -175,6 +177,8 @@ def test_dp_is_a_bound_and_a_pipeline_elsewhere(inst: Instance) -> None:
     assert res.bound is not None and res.bound <= best * (1 + RTOL) + 1e-12
     if res.status == Status.OPTIMAL:
         assert res.objective == pytest.approx(best, rel=RTOL, abs=1e-12)
+    if exactness_problem(inst) is None:
+        assert res.status == Status.OPTIMAL, res.message
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
