@@ -187,6 +187,11 @@ def test_onnx_empty_and_cyclic_graphs(tmp_path: Path) -> None:
     assert_paragraph(res, 2, "empty.onnx: the graph has 0 nodes", "no layer to import")
     res = run("import", "onnx", tmp_path / "cyclic.onnx", "-o", out)
     assert_paragraph(res, 2, "node 0 (n1) reads tensor 'b'", "a cycle")
+    untyped = helper.make_tensor_value_info("x", TensorProto.FLOAT, None)
+    relu = helper.make_node("Relu", ["x"], ["y"])
+    onnx.save(helper.make_model(helper.make_graph([relu], "untyped", [untyped], [y])), tmp_path / "untyped.onnx")
+    res = run("import", "onnx", tmp_path / "untyped.onnx", "-o", out)
+    assert_paragraph(res, 2, "untyped.onnx: cannot import this ONNX model (KeyError: 'x')")
     assert not out.exists()
 
 

@@ -249,6 +249,11 @@ def import_onnx(
                               input_shapes=shapes or None)
         except ValueError as exc:
             raise UserError(f"{file}: {exc}") from None
+        except Exception as exc:  # a malformed model (missing types, unknown domains) fails anywhere inside
+            raise UserError(
+                f"{file}: cannot import this ONNX model ({type(exc).__name__}: {str(exc)[:300]}); expected a "
+                "model that onnx.checker accepts, with typed inputs"
+            ) from None
         _emit(model, output, [f"Imported by `dnnpart import onnx {file.name}` (level {level}, shape inference)."])
 
 
