@@ -47,12 +47,24 @@ def prefers_cpsat(inst: Instance) -> bool:
     return p.execution == "parallel" and ("latency" in terms or p.constraints.deadline_s is not None)
 
 
+#: Why ``pipeline-dp`` goes before the general engines (:func:`candidates`).
+PIPELINE_DP_FIRST = "pipeline stages of a DAG whose period the DP's stage values give exactly: DP over down-sets"
+
+
 def candidates(inst: Instance) -> list[tuple[str, str]]:
     """:data:`CANDIDATES` in the order for ``inst``: ``cpsat`` before ``highs`` where
-    :func:`prefers_cpsat` says so."""
+    :func:`prefers_cpsat` says so; ``pipeline-dp`` before both on ``pipeline`` instances where its
+    answer is always proven (:func:`solvers.pipeline_dp.exactness_problem`)."""
+    base = CANDIDATES
+    if inst.problem.constraints.pipeline:
+        from solvers.pipeline_dp import exactness_problem
+
+        if exactness_problem(inst) is None:
+            at = next((i for i, (name, _) in enumerate(base) if name == "highs"), len(base))
+            base = [*base[:at], ("pipeline-dp", PIPELINE_DP_FIRST), *base[at:]]
     if not prefers_cpsat(inst):
-        return CANDIDATES
-    out = [c for c in CANDIDATES if c[0] != "cpsat"]
+        return base
+    out = [c for c in base if c[0] != "cpsat"]
     at = next((i for i, (name, _) in enumerate(out) if name == "highs"), len(out))
     return [*out[:at], ("cpsat", CPSAT_FIRST), *out[at:]]
 
