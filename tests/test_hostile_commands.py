@@ -209,3 +209,12 @@ def test_scenario_device_count_is_bounded() -> None:
     ok = run("scenario", "--devices", "phone:3,cloud", "--network", "lte")
     assert ok.exit_code == 0, ok.stderr
     assert [d["id"] for d in yaml.safe_load(ok.stdout)["devices"]] == ["phone-1", "phone-2", "phone-3", "cloud"]
+
+
+def test_validate_goes_on_after_a_failing_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    res = run("validate", fifo, TINY, "/dev/zero")
+    assert res.exit_code == 2
+    assert res.stderr.count("error:") == 2 and "Traceback" not in res.stderr
+    assert res.stdout.startswith(f"ok {TINY}: tiny-dag-three-tier (5 layers, 3 devices")

@@ -111,9 +111,9 @@ def register(app: typer.Typer) -> None:
         allow_outside: AllowOutside = False,
     ) -> None:
         """Check instance files against the format and its consistency rules."""
-        from formulation.errors import InstanceError
+        from toolchain.cli.guard import describe, report
 
-        bad = 0
+        codes: list[int] = []  # exit codes of the files that failed
         for f in files:
             try:
                 with user_errors():
@@ -136,12 +136,15 @@ def register(app: typer.Typer) -> None:
                         )
                         for line in describe_routes(inst.system, wl.routes):
                             console.print(f"  route {line}", highlight=False, markup=False)
-            except typer.Exit:
-                bad += 1
-            except InstanceError:  # pragma: no cover - user_errors already handles it
-                bad += 1
-        if bad:
-            raise typer.Exit(EXIT_BAD_INPUT)
+            except typer.Exit as exc:
+                codes.append(exc.exit_code)
+            except Exception as exc:  # a bug met on one file: report it and go on with the others
+                described = describe(exc)
+                if described is None:
+                    raise
+                codes.append(report(described, exc).exit_code)
+        if codes:
+            raise typer.Exit(EXIT_BAD_INPUT if EXIT_BAD_INPUT in codes else max(codes))
 
     @app.command()
     def solve(
