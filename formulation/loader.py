@@ -536,7 +536,15 @@ def _build(
         problem = _build_problem(problem_sec, header.problem, graph, system)
     except InstanceError as exc:
         problem_sec.absorb(exc)
-    _raise(model_sec.errors + system_sec.errors + problem_sec.errors)
+    scenario_sec = _Section(file, "scenarios")
+    if system is not None and not problem_sec.errors:
+        from formulation.loader_scenarios import with_scenarios  # network states: §10
+
+        try:
+            problem = with_scenarios(scenario_sec, problem, header.scenarios, header.problem, system)
+        except InstanceError as exc:
+            scenario_sec.absorb(exc)
+    _raise(model_sec.errors + system_sec.errors + problem_sec.errors + scenario_sec.errors)
     assert graph is not None and system is not None  # no errors means both were built
     latency = MappingProxyType({d: MappingProxyType(row) for d, row in table.items()})
     return Instance(header.name, graph, system, problem, header.description, latency, source_path)
@@ -653,5 +661,10 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
     out: dict[str, Any] = {"dnnpart": FORMAT_VERSION, "name": instance.name}
     if instance.description:
         out["description"] = instance.description
+    if p.scenarios is not None:
+        from formulation.loader_scenarios import scenarios_data
+
+        out["scenarios"], robust = scenarios_data(p.scenarios)
+        problem.update(robust)
     out.update(model=model, system=_system_data(instance), problem={**problem, "constraints": constraints})
     return cast(dict[str, Any], _plain(out))

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from formulation.scenarios import ScenarioSet
     from formulation.workload import Workload
 
 FloatArray = npt.NDArray[np.float64]
@@ -466,6 +467,9 @@ class Problem:
     energy_scope: tuple[str, ...] | None = None
     """Devices whose energy counts; ``None`` means all."""
     constraints: Constraints = field(default_factory=Constraints)
+    scenarios: ScenarioSet | None = None
+    """Network states and the robust measure over them (docs/instance-format.md §10); ``None``: one
+    state, the system as given, and every code path unchanged."""
 
 
 # --------------------------------------------------------------------------------------------------

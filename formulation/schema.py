@@ -297,6 +297,29 @@ class ProblemSpec(_Strict):
     )
     energy_scope: NonEmptyIds | None = Field(None, description="devices whose energy counts (default: all)")
     constraints: ConstraintsSpec = ConstraintsSpec.model_validate({})
+    robust: str = Field(
+        "expected",
+        description="with scenarios: what one placement minimises over the states: expected | worst | "
+        "cvar:ALPHA (0 <= ALPHA < 1)",
+        json_schema_extra={"pattern": r"^(expected|worst|cvar:[0-9.eE+-]+)$"},
+    )
+    deadline_probability: float | None = Field(
+        None,
+        description="with scenarios: the deadline must hold in states of total probability >= this "
+        "(0 < value <= 1; default: in every state)",
+    )
+
+
+class ScenarioSpec(_Strict):
+    """A network state (docs/instance-format.md §10.1)."""
+
+    name: Id = Field(description="state name, unique among the states")
+    probability: float = Field(description="probability of the state (> 0; the states' probabilities sum to 1)")
+    set_: dict[str, QuantityValue] = Field(
+        default_factory=dict,
+        alias="set",
+        description="figures of this state {links.FROM-TO.FIELD | links.FROM->TO.FIELD | devices.ID.FIELD: value}",
+    )
 
 
 class FileRef(_Strict):
@@ -317,6 +340,7 @@ class InstanceHeader(_Strict):
     model: Any = Field(description="the DNN graph, inline or {file: PATH}")
     system: Any = Field(description="devices and links, inline or {file: PATH}")
     problem: Any = Field(None, description="objective and constraints")
+    scenarios: Any = Field(None, description="network states, each overriding link and device figures")
 
 
 class InstanceFile(InstanceHeader):
@@ -325,6 +349,9 @@ class InstanceFile(InstanceHeader):
     model: ModelSpec | FileRef = Field(description="the DNN graph, inline or {file: PATH}")
     system: SystemSpec | FileRef = Field(description="devices and links, inline or {file: PATH}")
     problem: ProblemSpec | None = Field(None, description="objective and constraints")
+    scenarios: list[ScenarioSpec] | None = Field(
+        None, min_length=1, description="network states, each overriding link and device figures"
+    )
 
 
 # Guard against the literals drifting from the names in formulation.model.

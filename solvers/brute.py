@@ -60,7 +60,9 @@ class BruteForce(Solver):
     name = "brute"
     exact = True
     capabilities = Capabilities(
-        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+        features=frozenset(DEVICE_FEATURES),
+        workload=frozenset({"none", "schedule", "share", "routing"}),
+        scenarios=True,
     )
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "exact enumeration of placements (and schedules in parallel mode); tiny instances"
@@ -86,6 +88,10 @@ class BruteForce(Solver):
             from solvers.brute_workload import solve_workload
 
             return solve_workload(inst, options, count_placements(inst), enumerate_placements)
+        if inst.problem.scenarios is not None:  # network states: docs/instance-format.md §10
+            from solvers.brute_scenarios import solve_states
+
+            return solve_states(inst, options, count_placements(inst), enumerate_placements, CHUNK)
         t0 = time.perf_counter()
         deadline = t0 + options.time_limit_s if options.time_limit_s else math.inf
         total = count_placements(inst)

@@ -132,6 +132,9 @@ class Capabilities:
     """Version-2 workloads (docs/instance-format.md §9) the solver handles: the contention models
     (``none``, ``schedule``, ``share``) and ``routing`` (routes other than direct channels). Empty: it
     refuses every version-2 instance."""
+    scenarios: bool = False
+    """Network states with a robust measure (docs/instance-format.md §10) are solved exactly; False:
+    every instance with ``scenarios`` is refused."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -158,6 +161,8 @@ class Capabilities:
             out.append(f"device features {unsupported}")
         if self.max_layers is not None and inst.n > self.max_layers:
             out.append(f"{inst.n} layers (at most {self.max_layers})")
+        if inst.problem.scenarios is not None and not self.scenarios:
+            out.append("network states (scenarios; solved by brute, highs, scip and cpsat)")
         wl = inst.workload
         if wl is not None:
             have = sorted(self.workload - {"routing"})
@@ -184,6 +189,7 @@ class Capabilities:
             "max_layers": self.max_layers,
             "features": sorted(self.features),
             "workload": sorted(self.workload),
+            "scenarios": self.scenarios,
         }
 
 

@@ -83,6 +83,9 @@ class Evaluation:
     violations: tuple[Violation, ...] = field(default=())
     workload: dict[str, Any] = field(default_factory=dict)
     """Version 2 only (docs/instance-format.md §9.8): requests, utilisation, routes; empty for version 1."""
+    scenarios: dict[str, Any] = field(default_factory=dict)
+    """Instances with network states only (docs/instance-format.md §10): the robust measure and every
+    state's metrics; the other fields then describe the nominal system and ``objective`` is robust."""
 
     @property
     def feasible(self) -> bool:
@@ -118,6 +121,7 @@ class Evaluation:
             "feasible": self.feasible,
             "violations": [{"kind": v.kind, "message": v.message} for v in self.violations],
             **({"workload": self.workload} if self.workload else {}),
+            **({"scenarios": self.scenarios} if self.scenarios else {}),
         }
 
 
@@ -144,6 +148,10 @@ def evaluate(
     Evaluation
     """
     P = inst.placement_indices(placement)
+    if inst.problem.scenarios is not None:  # network states: docs/instance-format.md §10
+        from formulation.evaluator.scenario_eval import evaluate_states
+
+        return evaluate_states(inst, P, schedule)
     if inst.workload is not None:
         return _evaluate_workload(inst, P, schedule)
     g, s = inst.graph, inst.system
