@@ -62,6 +62,7 @@ class Reference:
 
     upper_bound: float
     latency: float
+    period: float
     energy: float
     cost: float
     memory: float
@@ -73,19 +74,20 @@ def reference(inst: Instance) -> Reference:
 
     inf = math.inf
     if inst.n == 0 or inst.k == 0:
-        return Reference(inf, inf, inf, inf, inf)
+        return Reference(inf, inf, inf, inf, inf, inf)
     P = np.repeat(np.arange(inst.k, dtype=np.int64)[:, None], inst.n, axis=1)
     with np.errstate(all="ignore"):
         bm = batch_metrics(inst, P, parallel=inst.problem.execution == "parallel")
         obj = bm.objective()
         ok = bm.feasible() & np.isfinite(obj)
     if not ok.any():
-        return Reference(inf, inf, inf, inf, inf)
+        return Reference(inf, inf, inf, inf, inf, inf)
     i = int(np.argmin(np.where(ok, obj, inf)))
     with np.errstate(all="ignore"):
         return Reference(
             float(obj[i]),
             float(bm.latency()[i]),
+            float(bm.period[i]),
             float(bm.energy_total()[i]),
             float(bm.cost[i]),
             float(bm.memory[i].max(initial=0.0)),
@@ -106,7 +108,10 @@ def unit_scales(inst: Instance, ref: Reference | None = None) -> dict[str, float
     g, s = inst.graph, inst.system
     with np.errstate(all="ignore"):
         t = np.where(inst.placement_mask & np.isfinite(inst.time), inst.time, 0.0)
-        tau = ref.latency if _positive(ref.latency) else float(t.max(initial=0.0))
+        terms = {m for m, w in inst.problem.objective.terms().items() if w}
+        # the time metric the objective weighs: the period for pure throughput, else the latency
+        main = ref.period if terms == {"throughput"} else ref.latency
+        tau = main if _positive(main) else float(t.max(initial=0.0))
         tau = tau if _positive(tau) else 1.0
         power = max(
             float(s.power_active.max(initial=0.0)),

@@ -94,7 +94,7 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
     Returns
     -------
     ByteUnit or None
-        The unit used, or None when no memory constraint can bind.
+        The coarsest unit used (each device has its own), or None when no memory constraint can bind.
     """
     if not {"memory", "memory_params"} & inst.active_constraints:
         return None
@@ -102,11 +102,15 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
     work = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
     if inst.problem.constraints.memory_model == "params":
         work = 0.0 * work
-    unit = ByteUnit.choose(float(g.param_bytes.sum() + work.max(initial=0.0)))
+    coarsest = ByteUnit(1.0)
     for d in range(inst.k):
         layers = [v for v in range(g.n) if (v, d) in pv.x]
         if not layers or not np.isfinite(s.memory[d]):
             continue
+        # one unit per device, from the layers it may run: a huge layer kept off it (or another
+        # device's figures) must not round its small demands and capacity to nothing
+        unit = ByteUnit.choose(float(g.param_bytes[layers].sum() + work[layers].max(initial=0.0)))
+        coarsest = max(coarsest, unit, key=lambda u: u.unit)
         cap = unit.capacity(float(s.memory[d]))
         params = [unit.demand(float(g.param_bytes[v])) for v in layers]
         works = [unit.demand(float(work[v])) for v in layers]
@@ -118,7 +122,7 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
                 model.add(peak >= w).only_enforce_if(pv.x[v, d])
         lits = [pv.x[v, d] for v in layers]
         model.add(cp_model.LinearExpr.weighted_sum(lits, params) + peak <= cap)
-    return unit
+    return coarsest
 
 
 def add_symmetry_breaking(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> list[list[int]]:
