@@ -358,6 +358,10 @@ def prepare(inst: Instance, engine: str) -> tuple[Instance, bool]:
     NumericallyUnsafe
         Before anything is built, when a remaining number is out of the engine's safe range.
     """
+    if inst.problem.scenarios is not None:  # network states: checked per state, nothing pruned
+        from formulation.scenarios import prepare_states
+
+        return prepare_states(inst, engine)
     ref = reference(inst)
     out, empty = restricted(inst, ref)
     if not empty:

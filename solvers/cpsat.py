@@ -13,8 +13,9 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 (default 0; with more than one worker CP-SAT is not deterministic even with a fixed seed),
 ``warm_start`` (a placement used as the solution hint). ``raw`` keys:
 
-* ``hint``: ``"auto"`` (default: the best of ``heft``, ``local-search`` (when registered) and the
-  simple placements of :func:`simple_placement`), ``"none"``, or a solver name;
+* ``hint``: ``"auto"`` (default: the best of ``heft``, ``local-search``, ``pipeline-dp`` (when
+  registered and applicable) and the simple placements of :func:`simple_placement`), ``"none"``,
+  or a solver name;
 * ``hint_time_s``: time for each hint heuristic (default: 10% of the limit, at most 10 s; 2 s
   without a limit);
 * ``ticks_max``: time horizon in ticks (default: :func:`formulation.cp.scaling.ticks_max_for`);
@@ -270,11 +271,16 @@ def _hint(inst: Instance, options: SolverOptions) -> Hint:
     from solvers.registry import get_solver, names
     from solvers.result import Status
 
-    heuristics = ["heft", "local-search"] if mode == "auto" else [mode]
+    heuristics = ["heft", "local-search", "pipeline-dp"] if mode == "auto" else [mode]
     found = []
     for name in (h for h in heuristics if h in set(names())):
+        # pipeline-dp (throughput only): its best pipeline, also where the instance does not ask
+        # for one (a pipeline is contiguous), without the bound a hint does not need.
+        raw = {"heuristic": True, "bound": False} if name == "pipeline-dp" else {}
         try:
-            res = get_solver(name).solve(inst, SolverOptions(time_limit_s=_hint_time(options), seed=options.seed))
+            res = get_solver(name).solve(
+                inst, SolverOptions(time_limit_s=_hint_time(options), seed=options.seed, raw=raw)
+            )
         except Exception:  # a heuristic that cannot take the instance just gives no hint
             continue
         if res.status in (Status.OPTIMAL, Status.FEASIBLE) and res.placement:

@@ -63,7 +63,7 @@ from solvers.result import Termination
 #: Relative step of the threshold after a failed search (doubled after each failure).
 STEP = 0.005
 #: Raw options.
-RAW_KEYS = frozenset({"heuristic", "contract"})
+RAW_KEYS = frozenset({"heuristic", "contract", "bound"})
 
 
 def exactness_problem(inst: Instance) -> str | None:
@@ -205,7 +205,7 @@ class PipelineDP(Solver):
         extra["dp_value"] = best.value
         extra["stages"] = len(best.stages)
         if plan is None:
-            bound = proven_lb if exact else cheap_lower_bound(inst)
+            bound = proven_lb if exact else _heuristic_bound(inst, options)
             return RawSolution(Termination.TIME_LIMIT, placement=P, bound=bound, build_time_s=build,
                                solve_time_s=solve, extra=extra, message="time limit: the chain-order incumbent")
         from formulation.evaluator import evaluate
@@ -214,10 +214,15 @@ class PipelineDP(Solver):
         agrees = value <= best.value * (1 + 1e-9) + 1e-15
         if exact and agrees:
             return RawSolution(Termination.OPTIMAL, placement=P, build_time_s=build, solve_time_s=solve, extra=extra)
-        bound = best.value * (1 - 1e-12) if exact else cheap_lower_bound(inst)
+        bound = best.value * (1 - 1e-12) if exact else _heuristic_bound(inst, options)
         msg = "" if agrees else "the period exceeds the DP's stage values (link occupancy): the DP's value is the bound"
         return RawSolution(Termination.COMPLETED, placement=P, bound=bound, build_time_s=build, solve_time_s=solve,
                            extra=extra, message=msg)
+
+
+def _heuristic_bound(inst: Instance, options: SolverOptions) -> float:
+    """The cheap lower bound of the general problem, unless ``raw={"bound": false}`` (a hint)."""
+    return cheap_lower_bound(inst) if options.raw.get("bound", True) else -math.inf
 
 
 def _rising(

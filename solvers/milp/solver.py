@@ -45,11 +45,17 @@ def baseline_warm_start(inst: Instance) -> IntArray | None:
     the evaluator; ``None`` when none is feasible.
     """
     P = np.repeat(np.arange(inst.k, dtype=np.int64)[:, None], inst.n, axis=1)
-    bm = batch_metrics(inst, P, parallel=inst.problem.execution == "parallel")
-    feas = bm.feasible()
+    if inst.problem.scenarios is not None:  # judged over the network states
+        from formulation.scenarios import robust_batch
+
+        rb = robust_batch(inst, P)
+        feas, value = rb.feasible, rb.objective
+    else:
+        bm = batch_metrics(inst, P, parallel=inst.problem.execution == "parallel")
+        feas, value = bm.feasible(), bm.objective()
     if not feas.any():
         return None
-    obj = np.where(feas, bm.objective(), np.inf)
+    obj = np.where(feas, value, np.inf)
     return P[int(np.argmin(obj))]
 
 
@@ -59,6 +65,7 @@ class MilpSolver(Solver):
     exact = True
     capabilities = Capabilities(
         features=frozenset(DEVICE_FEATURES),
+        scenarios=True,
         note="every objective, both latency modes, every constraint and device feature",
     )
     supported_options: ClassVar[frozenset[str]] = frozenset(
