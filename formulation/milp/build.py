@@ -82,13 +82,43 @@ def build_milp(
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; expected some of {OBJECTIVES}")
     c = inst.problem.constraints
-    s = inst.system
     ctx = MilpContext.new(inst)
     ctx.pair_mode = pairs
     add_placement(ctx)
     if pairs:
         add_pairs(ctx)
     add_shipping(ctx)
+    robust = inst.problem.scenarios is not None
+    if robust:  # network states (docs/instance-format.md §10): one copy of the metrics per state
+        from formulation.milp.robust import add_states
+
+        add_states(ctx, weights, metrics, add_metrics)
+    else:
+        add_metrics(ctx, metrics)
+    if c.memory:
+        add_memory(ctx)
+    if not robust:
+        add_deadline(ctx)
+        add_energy_budgets(ctx)
+    if c.contiguous:
+        add_contiguity(ctx)
+    if c.pipeline:
+        add_pipeline(ctx)
+    add_max_devices(ctx)
+    add_colocation(ctx)
+    if symmetry:
+        add_symmetry_breaking(ctx)
+    if not robust:
+        set_objective(ctx, weights)
+    return ctx
+
+
+def add_metrics(ctx: MilpContext, metrics: Iterable[str]) -> None:
+    """The metric columns of ``metrics`` and what the constraints need: the latency model (when
+    latency, a deadline or an idle-energy term needs it), the period, per-device energy (objective
+    scope and budgeted devices), total energy and cost."""
+    inst, metrics = ctx.inst, set(metrics)
+    c, s = inst.problem.constraints, inst.system
     energy_devs = set(np.flatnonzero(inst.scope_mask).tolist()) if "energy" in metrics else set()
     energy_devs |= {s.device_index[d] for d in c.energy_budget_j}
     idle_matters = any(s.power_idle[d] > 0 for d in energy_devs)
@@ -105,17 +135,3 @@ def build_milp(
         add_energy_total(ctx)
     if "cost" in metrics:
         add_cost(ctx)
-    if c.memory:
-        add_memory(ctx)
-    add_deadline(ctx)
-    add_energy_budgets(ctx)
-    if c.contiguous:
-        add_contiguity(ctx)
-    if c.pipeline:
-        add_pipeline(ctx)
-    add_max_devices(ctx)
-    add_colocation(ctx)
-    if symmetry:
-        add_symmetry_breaking(ctx)
-    set_objective(ctx, weights)
-    return ctx
