@@ -140,6 +140,9 @@ def check_tree(data: Any, file: str, prefix: str = "") -> None:
         Naming the field path of the first offending value.
     """
     limit = max_depth()
+    if not _has_problem(data, limit):
+        return
+    # Only now build field paths (doing so for every value would cost more than parsing).
     stack: list[tuple[Any, str, int]] = [(data, prefix, 0)]
     seen: set[int] = set()  # aliased YAML collections are shared objects: visit each once
     while stack:
@@ -156,6 +159,33 @@ def check_tree(data: Any, file: str, prefix: str = "") -> None:
                 stack.append((v, sub, depth + 1))
         elif isinstance(value, _HugeInt) or _beyond_float(value):
             raise _huge_int(file, path, value)
+
+
+def _has_problem(data: Any, limit: int) -> bool:
+    """Whether :func:`check_tree` has anything to report (a fast pass without field paths).
+
+    Recursive, but never deeper than ``limit``: a collection at the limit with any child is a
+    problem already.
+    """
+    if not isinstance(data, dict | list):
+        return isinstance(data, _HugeInt) or _beyond_float(data)
+
+    def bad(value: dict[Any, Any] | list[Any], depth: int) -> bool:
+        if depth >= limit and value:
+            return True
+        for child in value.values() if type(value) is dict else value:
+            kind = type(child)
+            if kind is str or kind is float or kind is bool:
+                continue
+            if kind is dict or kind is list or isinstance(child, dict | list):
+                if bad(child, depth + 1):
+                    return True
+            elif kind is _HugeInt or _beyond_float(child):
+                return True
+        return False
+
+    return bad(data, 0)
+
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
