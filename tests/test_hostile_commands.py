@@ -218,3 +218,17 @@ def test_validate_goes_on_after_a_failing_file(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert res.stderr.count("error:") == 2 and "Traceback" not in res.stderr
     assert res.stdout.startswith(f"ok {TINY}: tiny-dag-three-tier (5 layers, 3 devices")
+
+
+def test_plot_draws_ids_with_dollar_signs_as_written(tmp_path: Path) -> None:
+    data = tiny()
+    renamed = {"stem": "$\\frac{", "left": "a$b$c", "right": "$$", "merge": "[/]", "head": "\\"}
+    for lay in data["model"]["layers"]:
+        lay["id"] = renamed[lay["id"]]
+        lay["inputs"] = [renamed.get(i, i) for i in lay["inputs"]]
+    f = write(tmp_path / "dollar.yaml", data)
+    plot = tmp_path / "p.png"
+    res = run("solve", f, "--solver", "brute", "--plot", plot)
+    assert res.exit_code == 0, res.stderr
+    assert plot.stat().st_size > 10_000 and (tmp_path / "p-gantt.png").stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dollar.yaml", "p-gantt.png", "p.png"]

@@ -114,6 +114,14 @@ def plot_suffixes() -> frozenset[str]:
 
 
 def check_plot(path: Path | None, option: str = "--plot") -> None:
-    """:func:`check_output` for a figure: the ending must be a format matplotlib writes."""
+    """:func:`check_output` for a figure: the ending must be a format matplotlib writes.
+
+    Also turns matplotlib's math parsing off for this process: figures label layers and devices
+    with the user's ids, and an id such as ``a$b`` must be drawn as written, not parsed as TeX
+    (where it would fail after the solve). No figure of dnnpart uses math text.
+    """
     if path is not None:
         check_output(path, option, suffixes=plot_suffixes())
+        import matplotlib
+
+        matplotlib.rcParams["text.parse_math"] = False
