@@ -32,6 +32,7 @@ and 1e9 FLOP at 1e-300 FLOP/s is ``inf``. This module bridges the two:
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -362,11 +363,20 @@ def prepare(inst: Instance, engine: str) -> tuple[Instance, bool]:
         from formulation.scenarios import prepare_states
 
         return prepare_states(inst, engine)
-    ref = reference(inst)
-    out, empty = restricted(inst, ref)
+    hit = _PREPARED.get(inst)
+    if hit is None:
+        ref = reference(inst)
+        out, empty = restricted(inst, ref)
+        hit = _PREPARED[inst] = (out, empty, ref)
+    out, empty, ref = hit
     if not empty:
         check_range(out, engine, ref)
     return out, empty
+
+
+#: :func:`prepare`'s engine-independent work per instance (``auto`` checks several engines, and each
+#: engine checks before it solves); instances are immutable.
+_PREPARED: weakref.WeakKeyDictionary[Instance, tuple[Instance, bool, Reference]] = weakref.WeakKeyDictionary()
 
 
 #: Message of an instance in which some layer has no option of finite time within its constraints.
