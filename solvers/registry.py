@@ -34,6 +34,7 @@ _SOLVERS: dict[str, str] = {
     "local-search": "solvers.local_search:LocalSearch",
     "cpsat": "solvers.cpsat:CpSatSolver",
     "highs": "solvers.milp.solver:HighsSolver",
+    "tang": "solvers.tang:Tang",
     "scip": "solvers.milp.scip_solver:ScipSolver",
 }
 

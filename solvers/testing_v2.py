@@ -12,11 +12,11 @@ phone (source and sink its phone). A request alone: all local 5 s; ``a`` local, 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from formulation.loader import load_instance_data
 from formulation.model import Instance
-from solvers.testing import Case
 
 NET = {
     "inputs": [{"id": "x", "bytes": 1e6}],
@@ -69,28 +69,29 @@ def _tiers() -> dict[str, Any]:
     }
 
 
-def _build(data: dict[str, Any]) -> Any:
+def _build(data: dict[str, Any]) -> Callable[[], Instance]:
     def build() -> Instance:
         return load_instance_data(data)
 
     return build
 
 
-V2_CASES: list[Case] = [
-    Case(
+V2_CASES: list[tuple[str, Callable[[], Instance], float | None, str]] = [
+    # (name, build, optimum, why): solvers.testing wraps each in its Case
+    (
         "v2-share-max",
         _build(_phones("share", "max")),
         1.101,
         "both requests all on the edge: each 1.001 s alone plus 0.05 s of edge work at half the edge, "
         "0.1 s. A request keeping a on its phone takes >= 1.541 s; all local 5 s",
     ),
-    Case(
+    (
         "v2-share-sum",
         _build(_phones("share", "sum")),
         2.202,
         "both all on the edge: 2 x 1.001 + (sqrt(0.05) + sqrt(0.05))^2 = 2.202 (square-root rule)",
     ),
-    Case(
+    (
         "v2-schedule-one-phone",
         _build(_phones("schedule", "max", same_phone=True)),
         1.541,
@@ -99,7 +100,7 @@ V2_CASES: list[Case] = [
         "[1, 1.05] and b [1.5, 1.54]; outputs back at 1.051 and 1.541. Both on the edge: uploads end at 1 "
         "and 2, max 2.051; both with a on p1: 2.541; anything local takes >= 5 s",
     ),
-    Case(
+    (
         "v2-routed-latency",
         _build(_tiers()),
         1.071,

@@ -176,15 +176,19 @@ def share_latencies(loads: Loads, wl: Workload) -> Shares:
         S = np.divide(root, tot[None, :], out=np.zeros_like(W), where=tot[None, :] > 0)
         method = "square-root rule"
     else:
-        S, method = _minmax_shares(W, loads.fixed, w)
+        cap = np.array([math.inf if r.deadline_s is None else r.deadline_s for r in wl.requests])
+        S, method = _minmax_shares(W, loads.fixed, w, cap)
+        if not method:  # the deadlines cannot all be met: the plain min-max fractions (a violation)
+            S, method = _minmax_shares(W, loads.fixed, w, np.full(len(w), math.inf))
     with np.errstate(divide="ignore"):
         per = np.divide(W, S, out=np.zeros_like(W), where=W > 0)
     lat = loads.fixed + per.sum(axis=1)
     return Shares(S[:, :k], S[:, k:].reshape(R, k, k), lat, method)
 
 
-def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray) -> tuple[FloatArray, str]:
-    """Fractions minimising ``max_r w_r (fixed_r + sum_x W_rx / s_rx)`` s.t. ``sum_r s_rx <= 1``.
+def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray, cap: FloatArray) -> tuple[FloatArray, str]:
+    """Fractions minimising ``max_r w_r L_r``, ``L_r = fixed_r + sum_x W_rx / s_rx``, s.t. ``sum_r s_rx <= 1``
+    and ``L_r <= cap_r`` (the request's deadline); the method is ``""`` when no fractions meet the caps.
 
     A resource used by one request goes to it whole. When every request uses at most one resource
     it shares with others (Tang et al.'s single edge server, arXiv 2007.09072), the optimum is found
@@ -203,7 +207,7 @@ def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray) -> tuple[Flo
     c = fixed + np.where(shared, 0.0, W).sum(axis=1)
 
     def needs(T: float) -> FloatArray | None:
-        slack = T / w - c
+        slack = np.minimum(T / w, cap) - c
         n = np.zeros_like(W)
         for r in range(R):
             mine = shared[r]
@@ -219,6 +223,8 @@ def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray) -> tuple[Flo
     hi = max(lo, 1e-300) * 2
     while needs(hi) is None:
         hi *= 2
+        if not math.isfinite(hi):
+            return S, ""
     for _ in range(400):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
@@ -233,10 +239,12 @@ def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray) -> tuple[Flo
     S = np.where(shared, np.divide(n, col[None, :], out=np.zeros_like(n), where=col[None, :] > 0), S)
     if (shared.sum(axis=1) <= 1).all():
         return S, "bisection on the latency level"
-    return _slsqp_polish(W, fixed, w, shared, S), "convex solve (SLSQP) from the bisection point"
+    return _slsqp_polish(W, fixed, w, cap, shared, S), "convex solve (SLSQP) from the bisection point"
 
 
-def _slsqp_polish(W: FloatArray, fixed: FloatArray, w: FloatArray, shared: FloatArray, S0: FloatArray) -> FloatArray:
+def _slsqp_polish(
+    W: FloatArray, fixed: FloatArray, w: FloatArray, cap: FloatArray, shared: FloatArray, S0: FloatArray
+) -> FloatArray:
     idx = np.argwhere(shared)
     x0 = np.array([S0[r, x] for r, x in idx])
     _R, X = W.shape
@@ -253,8 +261,10 @@ def _slsqp_polish(W: FloatArray, fixed: FloatArray, w: FloatArray, shared: Float
 
     T0 = float(lat(x0).max())
     cols = np.unique(idx[:, 1])
+    capped = np.isfinite(cap)
     cons = [
         {"type": "ineq", "fun": lambda y: y[-1] - lat(y[:-1])},
+        {"type": "ineq", "fun": lambda y: (cap * w - lat(y[:-1]))[capped] / T0},
         {"type": "ineq", "fun": lambda y: 1.0 - np.bincount(idx[:, 1], weights=y[:-1], minlength=X)[cols]},
     ]
     res = minimize(
@@ -268,4 +278,5 @@ def _slsqp_polish(W: FloatArray, fixed: FloatArray, w: FloatArray, shared: Float
     z = np.clip(res.x[:-1], 1e-12, 1.0)
     col = np.bincount(idx[:, 1], weights=z, minlength=X)
     z = z / np.maximum(col[idx[:, 1]], 1.0)  # never more than the whole resource
-    return full(z) if lat(z).max() <= T0 else S0
+    better = lat(z).max() <= T0 and (lat(z)[capped] <= (cap * w)[capped]).all()
+    return full(z) if better else S0
