@@ -232,6 +232,11 @@ def build_cp_model(
     bytes_unit = add_memory(model, inst, pv)
     if symmetry:
         add_symmetry_breaking(model, inst, pv)
+    if inst.problem.scenarios is not None:  # network states (docs/instance-format.md §10): a copy per state
+        from formulation.cp.robust import build_states
+
+        robust, state_tables = build_states(model, inst, masks, pv, ticks_max)
+        return CpBuild(model, inst, masks, state_tables, pv, robust, bytes_unit=bytes_unit)
 
     schedule = period = None
     idle: list[Idle] = []
