@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,24 +23,39 @@ def run(*args: object):  # type: ignore[no-untyped-def]
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+#: The four examples the expected values below are for (the folder may gain more examples).
+FOUR = ["alexnet-lte-latency", "alexnet-lte-phone-energy", "tiny-dag-three-tier", "tiny-dag-three-tier-throughput"]
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of the four examples, with the models/ and systems/ they reference."""
+    root = tmp_path_factory.mktemp("examples")
+    for sub in ("models", "systems"):
+        shutil.copytree(EXAMPLES / sub, root / sub)
+    for name in FOUR:
+        shutil.copy(EXAMPLES / f"{name}.yaml", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, folder: Path) -> Path:
     out = tmp_path_factory.mktemp("cli") / "r.db"
-    res = run("batch", EXAMPLES, "--solvers", "local,offload", "--out", out, "--jobs", "2", "--no-progress")
+    res = run("batch", folder, "--solvers", "local,offload", "--out", out, "--jobs", "2", "--no-progress")
     assert res.exit_code == 0, res.output
     assert "8 tasks run (0 failed), 0 already done" in res.output
     return out
 
 
-def test_batch_store_and_resume(store: Path) -> None:
+def test_batch_store_and_resume(store: Path, folder: Path) -> None:
     df = batch.load_results(store)
     assert len(df) == 8 and sorted(set(df["solver"])) == ["local", "offload"]
     # offload ships the private image off the phone, and the camera frame off the camera: infeasible
     infeasible = df[df["status"] == "no_solution_found"]  # baselines prove nothing
     assert sorted(infeasible["instance"]) == ["alexnet-lte-phone-energy", "tiny-dag-three-tier"]
-    again = run("batch", EXAMPLES, "--solvers", "local,offload", "--out", store, "--no-progress")
+    again = run("batch", folder, "--solvers", "local,offload", "--out", store, "--no-progress")
     assert again.exit_code == 2 and "already holds 8 of the 8 rows" in again.output
-    resumed = run("batch", EXAMPLES, "--solvers", "local,offload", "--out", store, "--resume", "--no-progress")
+    resumed = run("batch", folder, "--solvers", "local,offload", "--out", store, "--resume", "--no-progress")
     assert resumed.exit_code == 0 and "0 tasks run (0 failed), 8 already done" in resumed.output
 
 
