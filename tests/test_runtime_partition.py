@@ -48,8 +48,20 @@ def small_block() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     return Block(), (torch.randn(1, 6, 16),)
 
 
-def instance_for(module: nn.Module, args: tuple[Any, ...], devices: int = 3) -> Any:
-    model = from_module(module, args)
+_TRACED: dict[str, tuple[nn.Module, tuple[Any, ...], pt.Traced]] = {}
+
+
+def traced(factory: Any) -> tuple[nn.Module, tuple[Any, ...], pt.Traced]:
+    """The factory's module, inputs and trace, traced once per test session (tracing takes seconds)."""
+    if factory.__name__ not in _TRACED:
+        torch.manual_seed(0)
+        module, args = factory()
+        _TRACED[factory.__name__] = (module, args, pt.trace_for_cut(module, args, {}))
+    return _TRACED[factory.__name__]
+
+
+def instance_for(module: nn.Module, args: tuple[Any, ...], devices: int = 3, model: Any = None) -> Any:
+    model = model if model is not None else from_module(module, args)
     ids = [chr(ord("a") + i) for i in range(devices)]
     links = [{"from": a, "to": b, "bandwidth": "100 Mbit/s", "latency": "1 ms"}
              for i, a in enumerate(ids) for b in ids[i + 1:]]
@@ -69,11 +81,10 @@ def round_robin(inst: Any, devices: list[str]) -> dict[str, str]:
 @pytest.mark.parametrize("factory", [small_cnn, small_block], ids=["cnn", "transformer"])
 @pytest.mark.parametrize("devices", [["a"], ["a", "b"], ["a", "b", "c"]], ids=["local", "two", "three"])
 def test_parts_reproduce_outputs(factory: Any, devices: list[str], tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    module, args = factory()
-    inst = instance_for(module, args)
+    module, args, tr = traced(factory)
+    inst = instance_for(module, args, model=tr.trace.model)
     pl = round_robin(inst, devices)
-    part = pt.cut(inst, pl, module, args, {})
+    part = pt.cut(inst, pl, module, args, {}, traced=tr)
     assert pt.max_abs_diff(pt.run_in_process(part.plan, part.parts, part.inputs), part.reference) <= 1e-5
     # The cut matches the instance: every transfer of the evaluator is a message of the plan.
     from formulation.evaluator import evaluate
@@ -92,11 +103,10 @@ def test_parts_reproduce_outputs(factory: Any, devices: list[str], tmp_path: Pat
 
 
 def test_segments_follow_the_evaluator_schedule() -> None:
-    torch.manual_seed(0)
-    module, args = small_cnn()
-    inst = instance_for(module, args)
+    module, args, tr = traced(small_cnn)
+    inst = instance_for(module, args, model=tr.trace.model)
     pl = round_robin(inst, ["a", "b"])
-    part = pt.cut(inst, pl, module, args, {})
+    part = pt.cut(inst, pl, module, args, {}, traced=tr)
     from formulation.evaluator import evaluate
 
     sched = evaluate(inst, pl).schedule
@@ -107,12 +117,11 @@ def test_segments_follow_the_evaluator_schedule() -> None:
 
 
 def test_mismatched_ids_are_refused() -> None:
-    torch.manual_seed(0)
-    cnn, cnn_args = small_cnn()
-    block, _ = small_block()
-    inst = instance_for(block, (torch.randn(1, 6, 16),))
+    cnn, cnn_args, tr = traced(small_cnn)
+    block, block_args, block_tr = traced(small_block)
+    inst = instance_for(block, block_args, model=block_tr.trace.model)
     with pytest.raises(InstanceError, match="layer ids of the graph"):
-        pt.cut(inst, {lay: "a" for lay in inst.graph.layer_ids}, cnn, cnn_args, {})
+        pt.cut(inst, {lay: "a" for lay in inst.graph.layer_ids}, cnn, cnn_args, {}, traced=tr)
 
 
 def test_cli_export_partition_and_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -183,3 +183,22 @@ def test_cli_run_killed_worker_exit_1_no_process_left(tmp_path: Path) -> None:
     while not _gone(sorted(seen)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _gone(sorted(seen)), "a process of the run outlived it"
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_and_a_killed_actor_ends_the_run(cut_parts: Any) -> None:
+    inst, part, out = cut_parts({"conv1": "a", "relu": "b", "conv2": "b"}, ["a", "b"])
+    run = run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=2, warmup=1, executor="ray")
+    rep = compare(inst, part.plan, run, 0.0)
+    assert rep["latency"]["measured_median_s"] == pytest.approx(3 * LAYER + 2 * XFER, rel=TOL)
+    assert pt.max_abs_diff([run.outputs[o] for o in part.plan.outputs], part.reference) <= 1e-5
+    seen: list[int] = []
+
+    def kill_b(pids: dict[str, int | None]) -> None:
+        seen.extend(p for p in pids.values() if p is not None)
+        threading.Timer(0.3, os.kill, (pids["b"], signal.SIGKILL)).start()
+
+    with pytest.raises(WorkerFailure, match="actor failed"):
+        run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=50, warmup=0, executor="ray",
+                    on_start=kill_b)
+    assert len(seen) == 2

@@ -149,7 +149,9 @@ class _Ray:
         self.phase = "start-up"
 
     def pids(self) -> dict[str, int | None]:
-        return {d: None for d in self.actors}
+        devices = list(self.actors)
+        pids = self.ray.get([self.actors[d].get_pid.remote() for d in devices], timeout=self.timeout)
+        return dict(zip(devices, pids, strict=True))
 
     def send(self, device: str, cmd: tuple[Any, ...]) -> None:
         a = self.actors[device]

@@ -82,6 +82,10 @@ class Worker:
         """The listening port on 127.0.0.1."""
         return self.port
 
+    def get_pid(self) -> int:
+        """The worker's process id."""
+        return os.getpid()
+
     # -- set-up ---------------------------------------------------------------------------------
 
     def connect(self, book: dict[str, int]) -> None:
