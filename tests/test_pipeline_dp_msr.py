@@ -66,3 +66,15 @@ def test_bert_l12_operator_graph(k: int, optimum_ms: float) -> None:
     """BERT L-12 operator graph on k identical accelerators and no CPU: the artifact DP's optima as it
     prints them (6 significant digits)."""
     _check(msr_pipeline("OperatorGraphs", "bert_l-12_inference", fpgas=k, cpus=0), optimum_ms, 5e-6)
+
+
+def test_time_limit_keeps_a_valid_bound() -> None:
+    """Stopped after 1 s on Inception-v3 (about 7 s to prove): the chain-order incumbent, never below
+    the optimum, and a bound (thresholds that failed) never above it."""
+    optimum = 51.55186358642579e-3
+    res = solve(msr_pipeline("LayerGraphs", "inceptionv3_inference"), "pipeline-dp", SolverOptions(time_limit_s=1.0))
+    assert res.status in (Status.FEASIBLE, Status.TIME_LIMIT_NO_SOLUTION), res.message
+    assert res.bound is not None and 0 < res.bound <= optimum
+    if res.status == Status.FEASIBLE:
+        assert res.objective is not None and res.objective >= optimum * (1 - 1e-12)
+        assert res.gap is not None and res.gap > 0
