@@ -41,9 +41,12 @@ def pipeline_sets(inst: Instance, P: IntArray) -> BoolArray:
     rows = np.broadcast_to(np.arange(N)[:, None], a.shape)
     cross = a != b
     reach[rows[cross], a[cross], b[cross]] = True
+    # Products count paths of two steps, at most k: uint8 cannot wrap below 256 devices.
+    dtype = np.uint8 if k < 256 else np.int64
     span = 1
     while span < k:
-        reach |= np.matmul(reach.astype(np.uint8), reach.astype(np.uint8)) > 0
+        m = reach.astype(dtype)
+        reach |= np.matmul(m, m) > 0
         span *= 2
     return np.asarray(~np.diagonal(reach, axis1=1, axis2=2).any(axis=1))
 
