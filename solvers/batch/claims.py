@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from solvers.batch.store import connect
+from solvers.batch.store import connect, rollback
 
 #: Default lease of a claim, s: a batch that stops renewing (it died) frees its tasks after this long.
 LEASE_S = 60.0
@@ -88,7 +88,7 @@ class Claims:
             )
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            rollback(self.conn)
             raise
         self.elsewhere.pop(key, None)
         return True

@@ -16,6 +16,7 @@ last few (``synchronous=FULL`` would fsync each row, which the batch rate does n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -138,6 +139,13 @@ def connect(path: str | Path, *, readonly: bool = False, timeout: float = 30.0) 
     return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
 
 
+def rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if any: an interrupt (Ctrl-C) may land before BEGIN or after COMMIT."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 def _not_a_store(path: Path, found: str, hint: str) -> StoreError:
     return StoreError(
         f"{path}: not a dnnpart results store: {found}; expected a SQLite file written by `dnnpart batch` "
@@ -229,7 +237,7 @@ class ResultsStore:
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            rollback(self.conn)
             raise
 
     def done_keys(self) -> set[str]:
