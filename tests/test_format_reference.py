@@ -39,6 +39,7 @@ SECTION_OF = {
     "LinkSpec": "3.2",
     "ProblemSpec": "4",
     "ConstraintsSpec": "4.4",
+    "ScenarioSpec": "10.1",
 }
 
 #: ``x-unit`` kind -> the base unit the reference writes in a table's unit column.

@@ -23,7 +23,15 @@ from formulation.errors import InstanceError
 from formulation.evaluator import evaluate
 from formulation.loader import instance_to_data, load_instance, load_instance_data
 from formulation.model import Instance
-from formulation.scenarios import Override, Scenario, ScenarioSet, cvar, parse_measure, robust_value
+from formulation.scenarios import (
+    Override,
+    Scenario,
+    ScenarioSet,
+    cvar,
+    parse_measure,
+    robust_value,
+    state_instances,
+)
 from solvers.milp.random_instances import random_instance
 from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
@@ -222,9 +230,9 @@ def random_states(seed: int, measure: str) -> Instance:
                 name = str(rng.choice(DEVICE_FIELDS))
                 base = getattr(s.devices[s.device_index[dev]], OVERRIDABLE["devices"][name][0])
                 target, section, path = (dev,), "devices", f"devices.{dev}.{name}"
-            value = float(base) * float(rng.uniform(0.1, 10.0)) if base else float(rng.uniform(0, 1))
-            if name in ("bandwidth", "compute") and not value > 0:
+            if not (base and math.isfinite(base)):  # a figure the instance does not use stays unused
                 continue
+            value = float(base) * float(rng.uniform(0.1, 10.0))
             overrides.append(Override(path, section, target, name, value))
         states.append(Scenario(f"s{i}", float(p[i]), tuple(overrides)))
     m, alpha = parse_measure(measure)
@@ -267,3 +275,49 @@ def test_exact_engines_equal_brute_fast(seed: int, measure: str) -> None:
 @given(seed=SEEDS)
 def test_exact_engines_equal_brute(seed: int, measure: str) -> None:
     agree(seed, measure)
+
+
+def test_the_worked_example_of_docs_networks_md() -> None:
+    """Every row of the table in docs/networks.md equals the evaluator's per-state latencies and measures."""
+    text = (ROOT / "docs" / "networks.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| phone, ") or line.startswith("| cloud, ")]
+    assert len(rows) == 4
+    inst = example()
+    for row in rows:
+        cells = [c.strip().strip("*") for c in row.strip("|").split("|")]
+        a, b = (x.strip() for x in cells[0].split(","))
+        numbers = [float(x) for x in cells[2:8]]
+        lat = LATENCY[(a, b)]
+        assert numbers[:3] == pytest.approx(lat, rel=1e-12)
+        ev = evaluate(inst, {"features": a, "head": b})
+        assert numbers[3] == pytest.approx(ev.objective, rel=1e-9)
+        assert numbers[4] == pytest.approx(max(lat), rel=1e-12)
+        assert numbers[5] == pytest.approx(cvar(np.array([lat]), P, 0.8)[0], rel=1e-9)
+
+
+def test_regret_against_each_states_own_optimum() -> None:
+    from toolchain.robust import state_report
+
+    rep = state_report(example(), {"features": "cloud", "head": "cloud"})
+    assert rep["objective"] == pytest.approx(0.238) and rep["worst"] == pytest.approx(1.507)
+    assert [s["optimum"] for s in rep["states"]] == pytest.approx([0.037, 0.305, 0.7])
+    assert [s["regret"] for s in rep["states"]] == pytest.approx([0.0, 0.002, 0.807], abs=1e-12)
+    assert rep["states"][2]["optimal_placement"] == {"features": "phone", "head": "phone"}
+
+
+def test_the_format_reference_example_loads() -> None:
+    import re
+
+    import yaml
+
+    body = (ROOT / "docs" / "instance-format.md").read_text(encoding="utf-8").split("## 10.")[1]
+    block = yaml.safe_load(re.search(r"```yaml\n(.*?)```", body, re.S).group(1))  # type: ignore[union-attr]
+    data = _file()
+    data["scenarios"] = block["scenarios"]
+    data["problem"] = block["problem"]
+    inst = load_instance_data(data)
+    sc = inst.problem.scenarios
+    assert sc is not None and sc.measure == "cvar" and sc.alpha == 0.8 and sc.deadline_probability == 0.9
+    bad = state_instances(inst)[2]
+    assert bad.system.compute[bad.system.device_index["cloud"]] == 50e9
+    assert bad.system.bandwidth[0, 1] == bad.system.bandwidth[1, 0] == 1.6e6 / 8

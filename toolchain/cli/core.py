@@ -136,6 +136,11 @@ def register(app: typer.Typer) -> None:
                         )
                         for line in describe_routes(inst.system, wl.routes):
                             console.print(f"  route {line}", highlight=False, markup=False)
+                    if inst.problem.scenarios is not None:  # network states: docs/instance-format.md §10
+                        from toolchain.cli.states import describe as describe_states
+
+                        for line in describe_states(inst):
+                            console.print(f"  {line}", highlight=False, markup=False)
             except typer.Exit as exc:
                 codes.append(exc.exit_code)
             except Exception as exc:  # a bug met on one file: report it and go on with the others
@@ -217,12 +222,21 @@ def register(app: typer.Typer) -> None:
         payload = res.to_dict(with_log=verbose)
         if view is not None:
             payload["granularity"] = granularity_cli.report(view, res)
+        if inst.problem.scenarios is not None and res.metrics is not None:  # per state, with regret
+            from toolchain.robust import state_report
+
+            with user_errors():
+                payload["scenarios"] = state_report(inst, res.placement, time_limit_s=time_limit)
         if out is not None:
             write_output(out, dump_json(payload) + "\n")
         if as_json:
             print(dump_json(payload))
         else:
             print_result(inst, res)
+            if "scenarios" in payload:
+                from toolchain.cli.states import show
+
+                show(payload["scenarios"])
             if res.conflict is not None:
                 console.print(f"conflict: {res.conflict['summary']}", highlight=False, markup=False)
             if res.metrics is not None:
@@ -291,6 +305,10 @@ def register(app: typer.Typer) -> None:
                 markup=True,
             )
             print_metrics(inst, ev)
+            if ev.scenarios:
+                from toolchain.cli.states import show
+
+                show(ev.scenarios)
         raise typer.Exit(EXIT_OK if ev.feasible else 1)
 
     @app.command("solvers")
