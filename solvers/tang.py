@@ -9,32 +9,37 @@ request's source (and sink, if any) its own device; per request ``L_r = c_r(p) +
 where ``W_r(p)`` is the server work of placement ``p`` and ``c_r(p)`` everything else (its device's
 compute and its own links' transfer times, which no other request uses).
 
-Algorithm (exact; the paper's one cut per user is a special case, any placement on the user's
-device and the server is considered):
+Algorithm (exact; the paper's one cut per user is a special case: every placement of a request on
+its own device and the server is considered, and models may be DAGs):
 
 * For a level ``T``, request ``r`` needs the server share
   ``need_r(T) = min over p of W_r(p) / (B_r - c_r(p))`` with ``B_r = min(T / w_r, deadline_r)``.
-  ``need_r <= s`` iff ``min_p [W_r(p) + s c_r(p)] <= s B_r``, an additive cost over the chain's
-  layers and transfers, minimised by a shortest path over (layer, device) in O(n); Dinkelbach's
-  iteration ``s <- W(p_s) / (B - c(p_s))`` reaches ``need_r`` in finitely many steps.
+  By Dinkelbach's optimality condition the minimiser at the optimal ratio ``s*`` minimises
+  ``W_r + s* c_r``, so it lies on the lower envelope of the lines ``W_r(p) + s c_r(p)`` over
+  ``s`` in ``(0, 1]`` (more than the whole server is infeasible anyway). The envelope's placements are
+  found once per distinct request by breakpoint search, each point a shortest path on a chain or a
+  minimum cut on a DAG (:mod:`solvers.tang_cut`); ``need_r(T)`` is then a minimum over them.
 * ``T`` is feasible iff ``sum_r need_r(T) <= 1`` (the shares of the server), which is monotone in
   ``T``: bisection on ``T`` to float precision. The last infeasible level is the proven bound.
 
-Each bisection step costs O(R n) shortest paths times the Dinkelbach steps, so the whole is
-polynomial (about 100 steps for double precision).
+The envelope has at most ``n + 1`` pieces (parametric cuts are nested), found with two cuts each, and
+each bisection step costs O(R x pieces): polynomial.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from formulation.model import Instance, IntArray
+from formulation.evaluator import REL_TOL
+from formulation.model import Instance
 from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
+from solvers.tang_cut import Line, RequestCosts, chain_best, cut_best, envelope, request_costs
 
 
 class Tang(Solver):
@@ -47,7 +52,7 @@ class Tang(Solver):
         constraints=frozenset({"allowed", "private"}),
         chain_only=False,
         workload=frozenset({"share"}),
-        note="version 2, share, max: each request a chain on its own device and one shared server",
+        note="version 2, share, max: each request on its own device and one shared server",
     )
     supported_options = frozenset({"time_limit_s"})
     description = "exact min-max latency of users sharing one edge server (Tang et al. 2020), polynomial"
@@ -60,36 +65,55 @@ class Tang(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        chains = [_Chain(inst, r) for r in range(len(inst.workload.requests))]  # type: ignore[union-attr]
-        lo = max(ch.alone_lower_bound() for ch in chains)  # no request beats its time with the whole server
+        wl = inst.workload
+        assert wl is not None
+        srv = next(d for d in range(inst.k) if d not in {q.source for q in wl.requests})
+        users: list[_User] = []
+        cache: dict[bytes, list[Line]] = {}
+        for r, req in enumerate(wl.requests):
+            rc = request_costs(inst, r, srv)
+            key = b"".join(np.ascontiguousarray(a).tobytes() for a in (rc.t, rc.ok, rc.up, rc.down))
+            key += repr((rc.consumers, rc.producer, rc.to_sink)).encode()
+            if key not in cache:
+                cache[key] = envelope(rc, chain_best if _simple_chain(rc) else cut_best)
+            # deadlines with the evaluator's tolerance for float noise (docs/instance-format.md §5.10)
+            cap = req.deadline_s * (1 + REL_TOL) if req.deadline_s is not None else math.inf
+            users.append(_User(rc, cache[key], req.weight, cap))
+        build = time.perf_counter() - t0
+        if any(not u.lines for u in users):
+            return RawSolution(Termination.INFEASIBLE, build_time_s=build, solve_time_s=time.perf_counter() - t0)
+        # with the whole server, no request beats its best time: a lower bound on the level
+        lo = max(u.w * min(W + c for W, c, _ in u.lines) for u in users)
         hi = max(lo, 1e-300)
-        while _total_need(chains, hi)[0] > 1.0:
+        while _total_need(users, hi)[0] > 1.0:
             hi *= 2.0
             if not math.isfinite(hi):
-                return RawSolution(Termination.INFEASIBLE, solve_time_s=time.perf_counter() - t0)
+                return RawSolution(Termination.INFEASIBLE, build_time_s=build, solve_time_s=time.perf_counter() - t0)
         steps = 0
         while steps < 2000:
             mid = 0.5 * (lo + hi)
             if not lo < mid < hi:
                 break
             steps += 1
-            if _total_need(chains, mid)[0] > 1.0:
+            if _total_need(users, mid)[0] > 1.0:
                 lo = mid
             else:
                 hi = mid
-        total, placements = _total_need(chains, hi)
-        assert total <= 1.0
+        total, placements = _total_need(users, hi)
         P = np.empty(inst.n, dtype=np.int64)
-        for ch, p in zip(chains, placements, strict=True):
-            P[list(ch.layers)] = p
+        for u, p in zip(users, placements, strict=True):
+            P[list(u.rc.layers)] = [u.rc.devs[d] for d in p]
+        n_lines = sum(len(v) for v in cache.values())
         return RawSolution(
             Termination.OPTIMAL,
             placement=P,
             solver_objective=hi,
             bound=lo,
+            build_time_s=build,
             solve_time_s=time.perf_counter() - t0,
-            log=f"bisection on the latency level: {steps} steps, T in [{lo!r}, {hi!r}]\n",
-            extra={"bisection_steps": steps, "server_share_used": total},
+            log=f"{len(cache)} distinct requests, {n_lines} envelope placements; bisection on the level: "
+            f"{steps} steps, T in [{lo!r}, {hi!r}]\n",
+            extra={"bisection_steps": steps, "server_share_used": total, "candidates": n_lines},
         )
 
 
@@ -123,114 +147,53 @@ def setting_problems(inst: Instance) -> list[str]:
         if srv not in (i, j):
             out.append(f"a link {a} -> {b} between two user devices (a star around the server)")
             break
-    g = inst.graph
     for r in wl.requests:
         if r.sink is not None and r.sink != r.source:
             out.append(f"request {r.id!r} has a sink other than its source")
         if r.weight <= 0:
             out.append(f"request {r.id!r} has weight {r.weight} (> 0 needed)")
-        lay = r.layers
-        ok_chain = all(g.preds[v] == ((lay[i - 1],) if i else ()) for i, v in enumerate(lay))
-        if not ok_chain or r.outputs != (lay[-1],):
-            out.append(f"request {r.id!r}: its model is not a chain with its last layer as the only output")
-        elif not r.inputs or any(t in g.layer_inputs[v] for t in r.inputs for v in lay[1:]):
-            out.append(f"request {r.id!r}: its model inputs must feed the first layer only")
     return out
 
 
-class _Chain:
-    """One request: additive costs over (layer, device) for device in {its own, the server}."""
+@dataclass(frozen=True)
+class _User:
+    rc: RequestCosts
+    lines: list[Line]
+    w: float
+    cap: float
 
-    def __init__(self, inst: Instance, r: int) -> None:
-        wl = inst.workload
-        assert wl is not None
-        req = wl.requests[r]
-        s, g = inst.system, inst.graph
-        srv = next(d for d in range(inst.k) if d not in {q.source for q in wl.requests})
-        self.layers = req.layers
-        self.devs = (req.source, srv)
-        self.t = np.array([[inst.time[v, d] for d in self.devs] for v in req.layers])
-        self.ok = np.array([[inst.placement_mask[v, d] for d in self.devs] for v in req.layers])
-        up, down = (req.source, srv), (srv, req.source)
-
-        def move(nbytes: float, a: int, b: int) -> float:
-            return s.transfer_time(a, b, nbytes)  # inf without a channel
-
-        # Inputs reach the first layer on the server through the uplink (each input once).
-        self.first = np.array([0.0, sum(move(float(g.tensor_bytes[t]), *up) for t in req.inputs)])
-        self.edge = [
-            np.array([[0.0, move(float(g.output_bytes[v]), *up)], [move(float(g.output_bytes[v]), *down), 0.0]])
-            for v in req.layers[:-1]
-        ]
-        last_b = float(g.output_bytes[req.layers[-1]])
-        self.last = np.array([0.0, move(last_b, *down) if req.sink is not None else 0.0])
-        self.B_cap = req.deadline_s if req.deadline_s is not None else math.inf
-        self.w = req.weight
-
-    def best(self, s: float) -> tuple[float, float, list[int]]:
-        """Minimise ``W(p) + s c(p)`` over placements: (W, c, device indices) of the minimiser."""
-        n = len(self.layers)
-        W = np.array([0.0, 1.0])  # server time counts in W, the rest in c
-        cost = np.where(self.ok[0], self.first * s + self.t[0] * np.where(W > 0, 1.0, s), np.inf)
-        back: list[IntArray] = []
-        for i in range(1, n):
-            step = self.edge[i - 1] * s + (self.t[i] * np.where(W > 0, 1.0, s))[None, :]
-            tot = cost[:, None] + step
-            arg = np.argmin(tot, axis=0)
-            back.append(arg)
-            cost = np.where(self.ok[i], tot[arg, [0, 1]], np.inf)
-        cost = cost + self.last * s
-        j = int(np.argmin(cost))
-        if not math.isfinite(cost[j]):
-            return math.inf, math.inf, []
-        path = [j]
-        for arg in reversed(back):
-            path.append(int(arg[path[-1]]))
-        path.reverse()
-        Wp = float(sum(self.t[i, 1] for i, d in enumerate(path) if d == 1))
-        cp = float(self.first[path[0]] + self.last[path[-1]])
-        cp += float(sum(self.t[i, 0] for i, d in enumerate(path) if d == 0))
-        cp += float(sum(self.edge[i][path[i], path[i + 1]] for i in range(n - 1)))
-        return Wp, cp, path
-
-    def alone_lower_bound(self) -> float:
-        """``w * min_p (c(p) + W(p))``: the request's latency with the whole server, a bound on ``T``."""
-        Wp, cp, _ = self.best(1.0)
-        return self.w * (Wp + cp)
-
-    def need(self, T: float) -> tuple[float, list[int]]:
-        """Least server share meeting ``L_r <= B = min(T / w, deadline)``, by Dinkelbach's iteration.
-
-        ``need <= s`` iff ``min_p [W(p) + s c(p)] <= s B``; from ``s = 1`` (the whole server; more is
-        infeasible) each step takes the minimiser ``p`` and ``s <- W(p) / (B - c(p))``, which
-        decreases strictly until ``s`` is the least ratio.
-        """
-        B = min(T / self.w, self.B_cap)
-        Wp, cp, p = self.best(1e-300)  # s -> 0: least server work, then least other time
-        if p and Wp == 0.0 and cp <= B:
-            return 0.0, [self.devs[d] for d in p]
-        s = 1.0
-        Wp, cp, p = self.best(s)
-        if not p or Wp + s * cp > s * B:
-            return math.inf, []
-        for _ in range(10_000):
-            ratio = Wp / (B - cp) if cp < B else math.inf
-            if ratio >= s:
-                break
-            s = ratio
-            Wn, cn, pn = self.best(s)
-            if not pn or Wn + s * cn >= Wp + s * cp:
-                break  # p stays a minimiser at s: s is the least ratio
-            Wp, cp, p = Wn, cn, pn
-        if cp >= B:
-            return math.inf, []
-        return Wp / (B - cp), [self.devs[d] for d in p]
+    def need(self, T: float) -> tuple[float, tuple[int, ...]]:
+        """Least server share meeting ``L <= B = min(T / w, deadline)`` over the envelope's placements."""
+        B = min(T / self.w, self.cap)
+        best: float = math.inf
+        arg: tuple[int, ...] = ()
+        for W, c, p in self.lines:
+            s = W / (B - c) if c < B else math.inf
+            if W == 0.0:  # no server work: no share needed when the budget is met
+                s = 0.0 if c <= B else math.inf
+            if s < best:
+                best, arg = s, p
+        return best, arg
 
 
-def _total_need(chains: list[_Chain], T: float) -> tuple[float, list[list[int]]]:
+def _simple_chain(rc: RequestCosts) -> bool:
+    """A chain whose model inputs feed its first layer only and whose last layer alone leaves it."""
+    n = len(rc.layers)
+    for x, users in enumerate(rc.consumers):
+        prod = rc.producer[x]
+        if prod < 0 and users != (0,):
+            return False
+        if prod >= 0 and users != ((prod + 1,) if prod + 1 < n else ()):
+            return False
+        if prod >= 0 and rc.to_sink[x] and prod != n - 1:
+            return False
+    return True
+
+
+def _total_need(users: list[_User], T: float) -> tuple[float, list[tuple[int, ...]]]:
     total, places = 0.0, []
-    for ch in chains:
-        s, p = ch.need(T)
+    for u in users:
+        s, p = u.need(T)
         total += s
         places.append(p)
         if not math.isfinite(total):

@@ -26,15 +26,21 @@ def tang_data(draw: st.DrawFn) -> dict[str, Any]:
     models = {}
     for u in range(users):
         n = draw(st.integers(1, per_user))
+        # a single user may run a DAG (two branches from the input joined by a third layer, or
+        # the input read by a later layer too): the min-cut oracle of solvers/tang_cut.py
+        dag = users <= 2 and draw(st.booleans())
+        ins = [["x"], ["x"], ["l0", "l1"]] if dag and draw(st.booleans()) else [["x"], ["l0"], ["l1", "x"]]
+        if dag and users == 2:
+            ins = [["x"], ["l0", "x"]]
         layers = [
             {
                 "id": f"l{v}",
                 "op": "op",
-                "inputs": ["x" if v == 0 else f"l{v - 1}"],
+                "inputs": ins[v] if dag else ["x" if v == 0 else f"l{v - 1}"],
                 "flops": draw(st.sampled_from([1e8, 5e8, 2e9, 4e9])),
                 "output_bytes": draw(st.sampled_from([1e3, 1e5, 5e5])),
             }
-            for v in range(n)
+            for v in range(len(ins) if dag else n)
         ]
         models[f"m{u}"] = {"inputs": [{"id": "x", "bytes": draw(st.sampled_from([1e4, 2e5, 1e6]))}], "layers": layers}
     devices = [{"id": f"u{u}", "compute": draw(st.sampled_from([1e9, 3e9]))} for u in range(users)]
