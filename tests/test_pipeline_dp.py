@@ -239,3 +239,19 @@ def test_dp_equals_cpsat_on_larger_dags(seed: int) -> None:
     res = solve(inst, "cpsat", SolverOptions(time_limit_s=300))
     assert dp.status == Status.OPTIMAL and res.status == Status.OPTIMAL, (dp.message, res.message)
     assert res.objective == pytest.approx(dp.objective, rel=1e-6)
+
+
+def test_pipeline_loads_round_trips_and_rejects_non_booleans() -> None:
+    """``constraints.pipeline`` is optional (files without it keep their meaning and are written
+    back without it), round-trips, and a non-boolean is a clear error naming the field."""
+    from formulation.errors import InstanceError
+    from formulation.loader import instance_to_data, load_instance_data
+
+    data = instance_to_data(two_chains(Constraints(pipeline=True)))
+    assert data["problem"]["constraints"]["pipeline"] is True
+    assert load_instance_data(data).problem.constraints.pipeline
+    assert "pipeline" not in instance_to_data(two_chains(Constraints(contiguous=True)))["problem"]["constraints"]
+    data["problem"]["constraints"]["pipeline"] = "maybe"
+    expected = r"x\.yaml: problem\.constraints\.pipeline: got 'maybe'; expected a boolean"
+    with pytest.raises(InstanceError, match=expected):
+        load_instance_data(data, file="x.yaml")
