@@ -26,11 +26,12 @@ from formulation.numerics import NO_FINITE_OPTION, prepare
 from formulation.symmetry import canonical_placement
 from solvers.base import RawSolution, Solver
 from solvers.milp.backend import MilpBackend, RunSettings
+from solvers.milp.bound_reduction import reduce_options
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
-RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry"})
+RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry", "reduce"})
 
 
 def settings_of(options: SolverOptions) -> RunSettings:
@@ -104,6 +105,13 @@ class MilpSolver(Solver):
         # Off by default: HiGHS detects the symmetry of interchangeable devices itself (orbitopes),
         # and on the MSR workloads it proved optima faster without the explicit rows.
         symmetry = bool(options.raw.get("symmetry", False))
+        # Options a forest relaxation and an incumbent prove useless are removed (same optimum;
+        # solvers/milp/bound_reduction.py). Off with symmetry rows, which need the devices' options intact.
+        reduction = None
+        if options.raw.get("reduce", True) and not symmetry:
+            keep = None if options.warm_start is None else inst.placement_indices(options.warm_start)
+            reduction = reduce_options(inst, keep)
+            inst = reduction.instance
         ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)), symmetry=symmetry)
         if ctx.model.infeasible_reasons:
             return RawSolution(
@@ -114,6 +122,8 @@ class MilpSolver(Solver):
         backend = self.make_backend(ctx, options)
         build_time = time.perf_counter() - t0
         warm = self._warm_start(inst, options)
+        if reduction is not None and reduction.start is not None and options.warm_start is None and warm is not None:
+            warm = reduction.start  # at least as good as the single-device placements it includes
         if warm is not None and symmetry:
             # The symmetry-breaking rows admit one relabelling of each placement (same value).
             warm = canonical_placement(inst, warm)
@@ -123,6 +133,7 @@ class MilpSolver(Solver):
             "native_status": run.native_status,
             "solver_gap": run.gap,
             "warm_start": None if warm is None else ("native" if native else "incumbent"),
+            "reduced_options": 0 if reduction is None else reduction.removed,
             **{f"model_{k}": v for k, v in ctx.model.stats().items()},
         }
         term, bound, message = run.termination, run.bound, ""
