@@ -7,6 +7,7 @@ capabilities cover the instance is used, and the Result records which one and wh
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import replace
 
@@ -24,6 +25,7 @@ CANDIDATES: list[tuple[str, str]] = [
     ("dp", "chain with contiguous stages on distinct devices: DP over layers and device subsets"),
     ("highs", "general problem: MILP with HiGHS"),
     ("cpsat", "general problem: CP-SAT"),
+    ("scip", "general problem: MILP with SCIP"),
     ("brute", "tiny instance: exhaustive enumeration"),
 ]
 
@@ -82,6 +84,7 @@ class AutoSolver(Solver):
         and the refusals (``"name: why"``) of the others."""
         from solvers.registry import get_solver, names
 
+        options = portfolio_mode(options)[1]
         registered = set(names())
         refused: list[str] = []
         out: list[tuple[Solver, str]] = []
@@ -125,10 +128,12 @@ class AutoSolver(Solver):
         evaluator contradicts, a non-finite objective), when it stopped at an internal limit
         (iteration limit, interruption) or claimed optimality it could not prove
         (:func:`leave_reason`). ``result.extra["tried"]`` lists each method left and why; a time
-        limit is shared: each fallback gets what the earlier ones left.
+        limit is shared: each fallback gets what the earlier ones left. With ``raw={"portfolio": true}``
+        the general exact engines run in parallel instead (:mod:`solvers.portfolio`, :func:`_portfolio`).
         """
         options = options or SolverOptions()
         t0 = time.perf_counter()
+        use_portfolio, options = portfolio_mode(options)
         chain, refused = self.applicable(inst, options)
         if not chain:
             raise UnsupportedProblem(
@@ -140,6 +145,8 @@ class AutoSolver(Solver):
             if NUMERIC_REFUSAL in r
         ]
         kept: Result | None = None
+        if use_portfolio:
+            kept, chain = _portfolio(inst, chain, options, tried)
         for i, (solver, why) in enumerate(chain):
             opts = options
             if options.time_limit_s is not None:
@@ -200,3 +207,59 @@ def _better(a: Result, b: Result) -> bool:
     if not a.has_solution:
         return b.status == Status.ERROR and a.status != Status.ERROR
     return (a.objective or math.inf, a.gap) < (b.objective or math.inf, b.gap)
+
+
+#: Raw option of ``auto``: ``true`` runs the general exact engines as a parallel portfolio
+#: (:mod:`solvers.portfolio`), ``"auto"`` does so on machines with at least 4 cores, ``false``
+#: (default) tries them one after another.
+PORTFOLIO_KEY = "portfolio"
+
+
+def portfolio_mode(options: SolverOptions) -> tuple[bool, SolverOptions]:
+    """Whether ``options`` ask for the portfolio, and the options without that key (the engines
+    do not take it).
+
+    Raises
+    ------
+    UnsupportedProblem
+        On a value other than true, false or "auto".
+    """
+    if PORTFOLIO_KEY not in options.raw:
+        return False, options
+    value = options.raw[PORTFOLIO_KEY]
+    if value not in (True, False, "auto"):
+        raise UnsupportedProblem(f"solver 'auto': raw option portfolio={value!r}; expected true, false or \"auto\"")
+    raw = {k: v for k, v in options.raw.items() if k != PORTFOLIO_KEY}
+    on = value is True or (value == "auto" and (os.cpu_count() or 1) >= 4)
+    return on, replace(options, raw=raw)
+
+
+def _portfolio(
+    inst: Instance, chain: list[tuple[Solver, str]], options: SolverOptions, tried: list[dict[str, str]]
+) -> tuple[Result | None, list[tuple[Solver, str]]]:
+    """Run the applicable general engines in parallel when no special-case method applies.
+
+    Returns the portfolio's result and what is left of ``chain`` to try after it: nothing when the
+    result is kept, the methods outside the portfolio (``brute``) otherwise.
+    """
+    from solvers.portfolio import ENGINES, run_portfolio
+
+    engines = [s.name for s, _ in chain if s.name in ENGINES]
+    if not chain or chain[0][0].name not in ENGINES or len(engines) < 2:
+        return None, chain
+    res, rows = run_portfolio(inst, engines, options)
+    if res is None:
+        tried.extend({"solver": r["solver"], "reason": r.get("message", r["status"])} for r in rows)
+        return None, chain
+    winner = res.solver
+    res.method = winner
+    res.solver = "auto"
+    res.message = (
+        f"auto ran the portfolio {', '.join(engines)} in parallel; {winner!r} gave the answer. " + res.message
+    ).strip()
+    res.extra["portfolio"] = rows
+    reason = leave_reason(res)
+    rest = [] if reason is None else [c for c in chain if c[0].name not in ENGINES]
+    if reason is not None:
+        tried.append({"solver": "portfolio", "reason": reason})
+    return res, rest
