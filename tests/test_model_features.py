@@ -141,6 +141,13 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"memory", "memory_params", "allowed", "private", "contiguous", "max_devices", "colocate"}),
         frozenset(),
     ),
+    # Pipelines of DAGs: stage values count both features; a stage never splits a class.
+    "pipeline-dp": (
+        frozenset(
+            {"memory", "memory_params", "allowed", "private", "contiguous", "max_devices", "colocate", "pipeline"}
+        ),
+        frozenset(DEVICE_FEATURES),
+    ),
     "mincut": (frozenset({"allowed", "private", "max_devices"}), frozenset()),
     "shortest-path": (frozenset({"allowed", "private"}), frozenset()),
     "heft": (frozenset({"memory", "allowed", "private", "deadline"}), frozenset()),
