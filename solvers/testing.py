@@ -311,6 +311,11 @@ from solvers.testing_v2 import V2_CASES  # noqa: E402
 
 CASES += [Case(*row) for row in V2_CASES]
 
+# Network-state cases (docs/instance-format.md §10), kept in their own module.
+from solvers.testing_scenarios import SCENARIO_CASES  # noqa: E402
+
+CASES += [Case(*row) for row in SCENARIO_CASES]
+
 
 def cases() -> list[Case]:
     """All conformance cases."""
