@@ -364,6 +364,12 @@ def plot_solution(inst: Instance, ev: Evaluation, path: str | Path) -> list[Path
         gantt = p.with_name(f"{p.stem}-gantt{p.suffix}")
         plot_gantt(inst, ev, path=gantt)
         written.append(gantt)
+    if inst.workload is not None:  # version 2: a Gantt row and a colour per request
+        from toolchain.plots_workload import plot_workload_gantt
+
+        rows = p.with_name(f"{p.stem}-requests{p.suffix}")
+        plot_workload_gantt(inst, ev, path=rows)
+        written.append(rows)
     return written
 
 

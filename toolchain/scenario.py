@@ -141,3 +141,66 @@ def build_system(
     if snk is not None:
         system["sink"] = snk
     return system
+
+
+def build_workload(
+    users: int,
+    models: Sequence[str],
+    user_device: str,
+    edge: str,
+    network: str,
+    *,
+    cloud: str | None = None,
+    wan: str = "wan",
+    aggregate: Literal["sum", "max"] = "max",
+    contention: Literal["none", "schedule", "share"] = "share",
+    model_dir: Any = None,
+) -> dict[str, Any]:
+    """A version-2 instance (docs/instance-format.md §9): ``users`` devices around one edge server.
+
+    Each user ``u1 .. uN`` has its own ``user_device`` (ids ``DEVICE-1 .. DEVICE-N``), linked to the
+    ``edge`` device by ``network`` (a star, as in Tang et al., arXiv 2007.09072); with ``cloud``, the
+    edge also links to a cloud device by ``wan`` and routing is ``shortest`` (users reach the cloud
+    through the edge). User ``i`` runs ``models[i % len(models)]`` from and back to its device. The
+    models are written inline, read from ``model_dir/NAME.yaml`` (the zoo's models by default).
+    Memory is not enforced (the multi-user literature assumes the weights fit).
+    """
+    from pathlib import Path
+
+    import yaml
+
+    if users < 1:
+        raise ValueError(f"users must be at least 1, got {users}")
+    star = build_system([edge, f"{user_device}:{users}"], network, topology="star")
+    devices, links = star["devices"], star["links"]
+    if cloud is not None:
+        up = build_system([edge, cloud], wan, topology="chain")
+        devices = [*devices, up["devices"][1]]
+        links = [*links, *up["links"]]
+    zoo_models = Path(__file__).resolve().parents[1] / "instances" / "zoo" / "models"
+    folder = Path(model_dir) if model_dir is not None else zoo_models
+    model_data = {}
+    for name in dict.fromkeys(models):
+        path = folder / f"{name}.yaml"
+        if not path.is_file():
+            raise ValueError(f"model {name!r}: no file {path.name} among the zoo's models")
+        model_data[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    user_ids = [d["id"] for d in star["devices"][1:]]
+    workload = [
+        {"id": f"u{i + 1}", "model": models[i % len(models)], "source": dev, "sink": dev}
+        for i, dev in enumerate(user_ids)
+    ]
+    return {
+        "dnnpart": 2,
+        "name": "-".join([*dict.fromkeys(models), f"x{users}", edge, *([cloud] if cloud else []), contention,
+                          aggregate]),
+        "models": model_data,
+        "system": {"devices": devices, "links": links, "routing": "shortest" if cloud else "direct"},
+        "workload": workload,
+        "problem": {
+            "objective": "latency",
+            "aggregate": aggregate,
+            "contention": contention,
+            "constraints": {"memory": False},
+        },
+    }

@@ -191,6 +191,56 @@ def generate(out_dir: Path = ZOO_DIR, models: Sequence[str] | None = None, log: 
     return written
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A version-2 instance of the zoo (docs/instance-format.md §9): users around one edge server."""
+
+    name: str
+    users: int
+    models: tuple[str, ...]
+    user_device: str
+    edge: str
+    network: str
+    cloud: str | None
+    aggregate: str
+    contention: str
+    setting: str
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("tang-resnet18-x8-rpi3b-edge-wifi", 8, ("resnet18",), "rpi3b", "edge-gpu", "wifi", None, "max",
+             "share", "eight users share one edge server, min-max latency: Tang et al. (arXiv 2007.09072)"),
+    Workload("alexnet-x4-phone-edge-lte", 4, ("alexnet",), "phone", "edge-gpu", "lte", None, "sum", "share",
+             "four phones offloading AlexNet to one edge server, total latency"),
+    Workload("four-dnns-3tier-routed-schedule", 4, ("alexnet", "resnet18", "mobilenet_v2", "googlenet"), "rpi4",
+             "nuc", "wifi", "v100", "sum", "schedule",
+             "four DNNs on four devices, an edge box and a cloud reached through it (shortest routes), one "
+             "joint schedule"),
+    Workload("four-dnns-3tier-routed-none", 4, ("alexnet", "resnet18", "mobilenet_v2", "googlenet"), "rpi4",
+             "nuc", "wifi", "v100", "sum", "none", "as above, each request as if alone (shared memory and links)"),
+)
+
+
+def generate_workloads(out_dir: Path = ZOO_DIR) -> list[Path]:
+    """Write the version-2 instances of :data:`WORKLOADS` under ``out_dir/workloads`` (models inline,
+    read from ``out_dir/models``); returns the files written."""
+    from toolchain.scenario import build_workload
+
+    written = []
+    for w in WORKLOADS:
+        data = build_workload(w.users, list(w.models), w.user_device, w.edge, w.network, cloud=w.cloud,
+                              aggregate=w.aggregate, contention=w.contention,  # type: ignore[arg-type]
+                              model_dir=out_dir / "models")
+        data["name"] = w.name
+        data["description"] = f"{w.setting}. Zoo generator version {GENERATOR_VERSION}."
+        ordered = {k: data[k] for k in ("dnnpart", "name", "description", "models", "system", "workload", "problem")}
+        path = out_dir / "workloads" / f"{w.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_dump(ordered, [HEADER]))
+        written.append(path)
+    return written
+
+
 def instance_files(zoo_dir: Path = ZOO_DIR) -> list[Path]:
     """The zoo's instance files (not its model and system files), sorted."""
     return sorted(p for p in zoo_dir.glob("*.yaml"))
@@ -203,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     args = parser.parse_args(argv)
     files = generate(args.out, args.model, log=lambda m: print(m, file=sys.stderr))
+    files += generate_workloads(args.out)
     print(f"wrote {len(files)} files under {args.out}")
     return 0
 

@@ -108,12 +108,40 @@ def register(app: typer.Typer) -> None:
         trusted: Annotated[str | None, typer.Option(help="Trusted device ids (default: tiers end and edge).")] = None,
         list_catalog: Annotated[bool, typer.Option("--list", help="List the catalogue and exit.")] = False,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="System file (default: stdout).")] = None,
+        users: Annotated[int | None, typer.Option(
+            help="Write a version-2 instance: this many users, each with its own --devices device.")] = None,
+        model: Annotated[str | None, typer.Option(
+            help="With --users: zoo model(s) the users run, comma-separated, assigned in turn.")] = None,
+        edge: Annotated[str | None, typer.Option(help="With --users: the shared edge server (catalogue).")] = None,
+        cloud: Annotated[str | None, typer.Option(help="With --users: a cloud behind the edge (over wan).")] = None,
+        aggregate: Annotated[str, typer.Option(help="With --users: sum or max.")] = "max",
+        contention: Annotated[str, typer.Option(help="With --users: none, schedule or share.")] = "share",
     ) -> None:
-        """Write a system file (devices and links) built from the device and network catalogues."""
+        """Write a system file (devices and links) built from the device and network catalogues.
+
+        With --users, write a version-2 instance (docs/instance-format.md §9) instead: N users, each
+        with its own --devices device linked by --network to one --edge server, running --model.
+        """
         with user_errors():
             check_output(output, "--output", create_parents=True)
             from toolchain import catalog
-            from toolchain.scenario import build_system, expand_devices
+            from toolchain.scenario import build_system, build_workload, expand_devices
+
+            if users is not None:
+                if not (1 <= users <= MAX_SCENARIO_DEVICES) or model is None or edge is None:
+                    raise UserError(f"--users {users}: expected 1..{MAX_SCENARIO_DEVICES} with --model and --edge")
+                if aggregate not in ("sum", "max") or contention not in ("none", "schedule", "share"):
+                    raise UserError(f"--aggregate {aggregate!r} / --contention {contention!r}: expected "
+                                    "sum|max and none|schedule|share")
+                try:
+                    data = build_workload(users, _split(model), devices, edge, network, cloud=cloud,
+                                          aggregate=aggregate, contention=contention)  # type: ignore[arg-type]
+                except (KeyError, ValueError) as exc:
+                    raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
+                _write_yaml(data, output, [f"Built by `dnnpart scenario --users {users} --model {model} "
+                                           f"--devices {devices} --edge {edge} --network {network}` "
+                                           "(format version 2)."])
+                return
 
             if list_catalog:
                 for k, d in catalog.devices().items():
