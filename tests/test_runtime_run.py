@@ -8,6 +8,7 @@ the prediction) covers compute noise, thread wake-ups and serialisation.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,7 +56,7 @@ def three() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     return Three(), (torch.randn(1, 64, 32, 32),)
 
 
-def instance_data(devices: list[str]) -> dict[str, Any]:
+def instance_data(devices: list[str], sink: str | None = "a") -> dict[str, Any]:
     module, args = three()
     model = from_module(module, args)
     links = [{"from": a, "to": b, "bandwidth": "20 Mbit/s", "latency": "10 ms"}
@@ -63,7 +64,7 @@ def instance_data(devices: list[str]) -> dict[str, Any]:
     return {
         "dnnpart": 1, "name": "three", "model": model,
         "system": {"devices": [{"id": d, "compute": "1 GFLOP/s"} for d in devices], "links": links,
-                   "source": devices[0], "sink": devices[0],
+                   "source": devices[0], "sink": sink,
                    "latency": {d: {lay["id"]: f"{LAYER * 1e3:g} ms" for lay in model["layers"]} for d in devices}},
         "problem": {"objective": "latency", "execution": "parallel"},
     }
@@ -71,8 +72,8 @@ def instance_data(devices: list[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cut_parts(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    def make(placement: dict[str, str], devices: list[str]) -> tuple[Any, Any, Path]:
-        inst = load_instance_data(instance_data(devices))
+    def make(placement: dict[str, str], devices: list[str], sink: str | None = "a") -> tuple[Any, Any, Path]:
+        inst = load_instance_data(instance_data(devices, sink))
         torch.manual_seed(0)
         module, args = three()
         part = pt.cut(inst, placement, module, args, {})
@@ -94,7 +95,25 @@ def cut_parts(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.mark.parametrize("mode", ["parallel", "sequential"])
 def test_measured_latency_matches_hand_computed(cut_parts: Any, placement: dict[str, str], devices: list[str],
                                                n_xfers: int, mode: str) -> None:
-    inst, part, out = cut_parts(placement, devices)
+    _check_hand_computed(cut_parts, placement, devices, n_xfers, mode, "a")
+
+
+@pytest.mark.parametrize(
+    ("placement", "sink", "n_xfers"),
+    [
+        ({"conv1": "b", "relu": "b", "conv2": "b"}, "a", 2),  # the source only sends x and receives the result
+        ({"conv1": "a", "relu": "b", "conv2": "b"}, None, 1),  # no sink: the output stays on b
+    ],
+    ids=["idle-source", "no-sink"],
+)
+def test_source_without_layers_and_no_sink(cut_parts: Any, placement: dict[str, str], sink: str | None,
+                                           n_xfers: int) -> None:
+    _check_hand_computed(cut_parts, placement, ["a", "b"], n_xfers, "parallel", sink)
+
+
+def _check_hand_computed(cut_parts: Any, placement: dict[str, str], devices: list[str], n_xfers: int, mode: str,
+                         sink: str | None) -> None:
+    inst, part, out = cut_parts(placement, devices, sink)
     hand = 3 * LAYER + n_xfers * XFER  # a chain: sequential and parallel latency coincide
     run = run_workers(inst, part.plan, out, part.inputs, mode, inferences=3, warmup=1)
     diff = pt.max_abs_diff([run.outputs[o] for o in part.plan.outputs], part.reference)
@@ -202,3 +221,34 @@ def test_ray_executor_matches_and_a_killed_actor_ends_the_run(cut_parts: Any) ->
         run_workers(inst, part.plan, out, part.inputs, "parallel", inferences=50, warmup=0, executor="ray",
                     on_start=kill_b)
     assert len(seen) == 2
+
+
+def test_cli_run_report_and_plot(tmp_path: Path) -> None:
+    inst = tmp_path / "three.yaml"
+    inst.write_text(yaml.safe_dump(instance_data(["a", "b"])))
+    placement = tmp_path / "p.json"
+    placement.write_text('{"placement": {"conv1": "a", "relu": "b", "conv2": "b"}}')
+    out, plot = tmp_path / "run.json", tmp_path / "gantt.png"
+    cmd = [sys.executable, "-m", "toolchain.cli", "run", str(inst), "--model", "tests.test_runtime_run:three",
+           "-p", str(placement), "--mode", "sequential", "--inferences", "2", "--out", str(out), "--plot", str(plot)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(out.read_text())
+    hand = 3 * LAYER + 2 * XFER
+    assert rep["mode"] == "sequential" and rep["inferences"] == 2 and rep["outputs_match"] <= 1e-5
+    assert rep["predicted"]["latency_sequential_s"] == pytest.approx(hand, rel=1e-12)
+    lat = rep["latency"]
+    assert lat["predicted_s"] == pytest.approx(hand, rel=1e-12)
+    assert lat["rel_error"] == pytest.approx((lat["measured_median_s"] - hand) / hand, rel=1e-9)
+    assert abs(lat["rel_error"]) < TOL and lat["measured_p95_s"] >= lat["measured_median_s"]
+    assert [r["layer"] for r in rep["layers"]] == ["conv1", "relu", "conv2"]
+    assert all(r["predicted_s"] == pytest.approx(LAYER) for r in rep["layers"])
+    assert {(t["tensor"], t["src"], t["dst"]) for t in rep["transfers"]} == {("conv1", "a", "b"), ("conv2", "b", "a")}
+    assert plot.stat().st_size > 10_000
+    # A placement that needs a missing link is refused before anything runs.
+    no_link = instance_data(["a", "b", "c"])
+    no_link["system"]["links"] = [lk for lk in no_link["system"]["links"] if lk["to"] != "c"]
+    inst.write_text(yaml.safe_dump(no_link))
+    placement.write_text('{"conv1": "a", "relu": "c", "conv2": "a"}')
+    res = subprocess.run([*cmd[:9], "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "no link" in res.stderr and "Traceback" not in res.stderr

@@ -34,6 +34,11 @@ def _prepare(file: Path, model: str, placement: Path, allow_outside: bool) -> tu
         inst.placement_indices(pl)
     except ValueError as exc:
         raise UserError(f"{placement}: {exc}") from None
+    from formulation.evaluator import evaluate
+
+    missing = [v.message for v in evaluate(inst, pl).violations if v.kind == "link"]
+    if missing:
+        raise UserError(f"{placement}: the placement needs links the instance lacks: {missing[0]}")
     rm = real_model(model)
     return inst, pl, cut(inst, pl, rm.module, rm.args, rm.kwargs, where=f"model {model!r}")
 
