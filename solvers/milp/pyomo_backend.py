@@ -62,9 +62,12 @@ def legacy_names() -> set[str]:
 
 def _legacy_factory(name: str) -> Any:
     import pyomo.environ as pyo
+    from pyomo.common.log import LoggingIntercept
 
     exe = EXECUTABLES.get(name)
-    return pyo.SolverFactory(name, executable=exe) if exe else pyo.SolverFactory(name)
+    # Pyomo logs warnings (with tracebacks) while it looks for a solver; the caller reports instead.
+    with LoggingIntercept(io.StringIO(), "pyomo"):
+        return pyo.SolverFactory(name, executable=exe) if exe else pyo.SolverFactory(name)
 
 
 def contrib_names() -> set[str]:
