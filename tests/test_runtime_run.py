@@ -252,3 +252,30 @@ def test_cli_run_report_and_plot(tmp_path: Path) -> None:
     placement.write_text('{"conv1": "a", "relu": "c", "conv2": "a"}')
     res = subprocess.run([*cmd[:9], "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "no link" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--mode", "fast"], "--mode 'fast'"),
+        (["--executor", "mpi"], "--executor 'mpi'"),
+        (["--slowdown", "z=2"], "--slowdown 'z=2'"),
+        (["--slowdown", "a=0.5"], "F >= 1"),
+        (["--inferences", "0"], "--inferences"),
+        (["--mode", "stream", "--inferences", "1"], "stream needs --inferences >= 2"),
+        (["--plot", "g.xyz"], "--plot"),
+    ],
+)
+def test_cli_run_bad_options_exit_2(tmp_path: Path, option: list[str], expected: str) -> None:
+    from typer.testing import CliRunner
+
+    from toolchain.cli import app
+
+    inst = tmp_path / "three.yaml"
+    inst.write_text(yaml.safe_dump(instance_data(["a", "b"])))
+    placement = tmp_path / "p.json"
+    placement.write_text('{"conv1": "a", "relu": "b", "conv2": "b"}')
+    opts = [str(tmp_path / o) if o.endswith(".xyz") else o for o in option]
+    res = CliRunner().invoke(app, ["run", str(inst), "--model", "no.such.module:f", "-p", str(placement), *opts])
+    assert res.exit_code == 2, res.output
+    assert expected in res.output and "Traceback" not in res.output

@@ -11,7 +11,7 @@ import typer
 
 from formulation.errors import EXIT_NO_SOLUTION
 from toolchain.cli.common import UserError, console, dump_json, fail, load, read_json, user_errors
-from toolchain.cli.outputs import check_output, write_output
+from toolchain.cli.outputs import check_output, check_plot, write_output
 
 OUTPUT_TOL = 1e-5
 """Largest absolute difference to the monolithic forward accepted for float32 outputs."""
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
         plot: Annotated[Path | None, typer.Option(
-            "--plot", help="Predicted vs measured Gantt charts (PNG/PDF/SVG).")] = None,
+            "--plot", help="Predicted vs measured Gantt charts (.png, .pdf, .svg...).")] = None,
         allow_outside: AllowOutside = False,
     ) -> None:
         """Run a placement on one worker per device and compare measured with predicted times."""
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             check_output(out, "--out")
-            check_output(plot, "--plot", suffixes={".png", ".pdf", ".svg"})
+            check_plot(plot)
             if mode not in ("sequential", "parallel", "stream"):
                 raise UserError(f"--mode {mode!r}: expected sequential, parallel or stream")
             if executor not in ("processes", "ray"):
@@ -118,8 +118,8 @@ def register(app: typer.Typer) -> None:
                 raise UserError("--inferences and --threads must be >= 1, --warmup >= 0, --timeout > 0")
             if mode == "stream" and inferences < 2:
                 raise UserError("--mode stream needs --inferences >= 2 (throughput is measured between completions)")
+            slow = _slowdowns(slowdown, load(file, allow_outside).system.device_ids)  # before the trace
             inst, _pl, part = _prepare(file, model, placement, allow_outside)
-            slow = _slowdowns(slowdown, inst.system.device_ids)
         with tempfile.TemporaryDirectory(prefix="dnnpart-run-") as tmp:
             save(part, Path(tmp))
             traces = run_workers(inst, part.plan, Path(tmp), part.inputs, mode, inferences, warmup,
