@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from formulation.model import Problem, System
 from formulation.scenarios import (
+    MAX_STATES,
     OVERRIDABLE,
     PROBABILITY_TOL,
     Override,
@@ -57,6 +58,9 @@ def with_scenarios(
         return problem
     if not isinstance(raw, list) or not raw:
         sec.error((), raw, "a non-empty list of states [{name, probability, set}, ...]")
+        return problem
+    if len(raw) > MAX_STATES:
+        sec.error((), f"{len(raw)} states", f"at most {MAX_STATES} states")
         return problem
     states: list[Scenario] = []
     seen: dict[str, int] = {}

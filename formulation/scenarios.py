@@ -42,6 +42,8 @@ from formulation.units import Kind
 
 #: Absolute tolerance of "probabilities sum to 1" and of the chance constraint's level.
 PROBABILITY_TOL = 1e-9
+#: Most states an instance may declare (each is a copy of the metric model in the exact engines).
+MAX_STATES = 1000
 
 Measure = Literal["expected", "worst", "cvar"]
 MEASURES = ("expected", "worst", "cvar")
@@ -229,10 +231,12 @@ def cvar(values: FloatArray, p: FloatArray, alpha: float) -> FloatArray:
     non-finite value gives ``inf``.
     """
     f = np.atleast_2d(np.asarray(values, dtype=float))
+    out = np.full(f.shape[0], np.inf)
     with np.errstate(invalid="ignore"):
-        excess = np.maximum(0.0, f[:, None, :] - f[:, :, None])  # [n, j, s] = max(0, f_s - f_j)
-        ru = f + (excess * p[None, None, :]).sum(axis=2) / (1.0 - alpha)
-        out = ru.min(axis=1)
+        for j in range(f.shape[1]):  # eta = f_j, one breakpoint at a time (memory N x S)
+            eta = f[:, j : j + 1]
+            ru = eta[:, 0] + np.maximum(0.0, f - eta) @ p / (1.0 - alpha)
+            out = np.minimum(out, ru)
     return np.where(np.isfinite(f).all(axis=1), out, np.inf)
 
 

@@ -321,3 +321,29 @@ def test_the_format_reference_example_loads() -> None:
     bad = state_instances(inst)[2]
     assert bad.system.compute[bad.system.device_index["cloud"]] == 50e9
     assert bad.system.bandwidth[0, 1] == bad.system.bandwidth[1, 0] == 1.6e6 / 8
+
+
+def test_command_line_shows_states_regret_and_json() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from toolchain.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["validate", str(EXAMPLE)], catch_exceptions=False)
+    assert out.exit_code == 0
+    assert "3 network states, robust expected" in out.output and "state bad (p = 0.1)" in out.output
+    assert "200 kB/s" in out.output
+    out = runner.invoke(app, ["solve", str(EXAMPLE), "--solver", "highs", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0
+    data = json.loads(out.output)
+    assert data["objective"] == pytest.approx(0.238)
+    assert [s["regret"] for s in data["scenarios"]["states"]] == pytest.approx([0.0, 0.002, 0.807], abs=1e-12)
+    assert [s["latency_s"] for s in data["metrics"]["scenarios"]["states"]] == pytest.approx([0.037, 0.307, 1.507])
+    out = runner.invoke(app, ["solve", str(EXAMPLE), "--solver", "brute"], catch_exceptions=False)
+    assert out.exit_code == 0 and "network states" in out.output and "regret" in out.output
+    out = runner.invoke(app, ["solve", str(EXAMPLE), "--solver", "mincut"], catch_exceptions=False)
+    assert out.exit_code == 2 and "network states" in out.output
+    out = runner.invoke(app, ["pareto", str(EXAMPLE), "--objectives", "latency,energy"], catch_exceptions=False)
+    assert out.exit_code == 2 and "network states" in out.output

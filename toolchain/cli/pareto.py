@@ -64,6 +64,11 @@ def register(app: typer.Typer) -> None:
             check_output(out, "--out")
             check_plot(plot)
             inst = load(file, allow_outside)
+            if inst.problem.scenarios is not None:  # a front per measure over states is not defined here
+                raise UserError(
+                    f"{file}: pareto takes an instance without network states (scenarios); "
+                    "remove them, or solve it with `dnnpart solve` for one robust objective"
+                )
             try:
                 opts = SolverOptions(time_limit_s=time_limit, gap=gap, threads=threads)
             except ValueError as exc:
