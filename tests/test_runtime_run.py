@@ -279,3 +279,35 @@ def test_cli_run_bad_options_exit_2(tmp_path: Path, option: list[str], expected:
     res = CliRunner().invoke(app, ["run", str(inst), "--model", "no.such.module:f", "-p", str(placement), *opts])
     assert res.exit_code == 2, res.output
     assert expected in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_killed_driver_leaves_no_worker_behind(tmp_path: Path) -> None:
+    inst = tmp_path / "three.yaml"
+    inst.write_text(yaml.safe_dump(instance_data(["a", "b", "c"])))
+    placement = tmp_path / "p.json"
+    placement.write_text('{"conv1": "a", "relu": "b", "conv2": "c"}')
+    cmd = [sys.executable, "-m", "toolchain.cli", "run", str(inst), "--model", "tests.test_runtime_run:three",
+           "-p", str(placement), "--inferences", "100"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+    try:
+        me = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            kids = me.children(recursive=True)
+            seen |= {k.pid for k in kids}
+            if len([k for k in kids if k.ppid() != proc.pid]) == 3:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(seen) >= 4  # the fork server and three workers
+    deadline = time.monotonic() + 15
+    while not _gone(sorted(seen)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(sorted(seen)), "a worker outlived its driver"

@@ -213,7 +213,7 @@ def run_workers(inst: Instance, plan: Plan, export_dir: Path, inputs: list[Any],
         pin = [cpus[(i * threads + j) % len(cpus)] for j in range(threads)] if cpus else None
         cfgs.append(WorkerConfig(d, str(export_dir), plan.to_json(), link_table(inst, d), mode, threads, pin,
                                  float((slowdown or {}).get(d, 1.0)), timeout,
-                                 inputs if d == plan.source else []))
+                                 inputs if d == plan.source else [], os.getpid()))
     ex: _Processes | _Ray = _Ray(cfgs, timeout) if executor == "ray" else _Processes(cfgs, timeout)
     try:
         book = ex.wait("port", devices, timeout + 60.0)  # spawned workers import torch first

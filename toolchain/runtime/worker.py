@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import socket
 import threading
 import time
@@ -51,6 +52,8 @@ class WorkerConfig:
     timeout: float = 60.0
     inputs: list[Any] = field(default_factory=list)
     """Flattened model inputs (the source only)."""
+    driver_pid: int = 0
+    """The driver's process id: a worker process whose driver is gone exits."""
 
 
 class Worker:
@@ -272,6 +275,16 @@ def _recv(s: socket.socket, n: int) -> bytes:
     return buf
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _sleep_until(t: float) -> None:
     wait = t - time.monotonic()
     if wait > 0:
@@ -289,7 +302,12 @@ def process_main(cfg: WorkerConfig, to_driver: Any, from_driver: Any) -> None:
         worker = Worker(cfg)
         to_driver.put((cfg.device, "port", worker.port))
         while True:
-            cmd = from_driver.get(timeout=max(cfg.timeout, 600.0))
+            try:
+                cmd = from_driver.get(timeout=1.0)
+            except queue.Empty:
+                if cfg.driver_pid and not _alive(cfg.driver_pid):
+                    break  # the driver was killed: nobody will stop this worker
+                continue
             if cmd[0] == "stop":
                 break
             if cmd[0] == "connect":
