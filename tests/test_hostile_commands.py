@@ -35,7 +35,8 @@ def test_plot_format_refused_before_the_solve(tmp_path: Path, name: str) -> None
 
 def test_write_model_suffix_refused_before_the_solve(tmp_path: Path) -> None:
     res = run("solve", TINY, "--write-model", tmp_path / "m.txt")
-    assert_paragraph(res, 2, "--write-model", ".lp, .mps")
+    assert_paragraph(res, 2, "m.txt: cannot write a model as '.txt'; use .lp or .mps")
+    assert res.stdout == ""
 
 
 def test_out_is_replaced_atomically(tmp_path: Path) -> None:

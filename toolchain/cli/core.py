@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             # Outputs are checked first: a result found after a long solve must not be lost.
             check_output(out, "--out")
-            check_output(write_model, "--write-model", suffixes={".lp", ".mps"})
+            check_output(write_model, "--write-model")  # its format is checked as it is written, before the solve
             check_plot(plot)
             set_solver_executable(solver, solver_executable)
             inst = load(file, allow_outside)
