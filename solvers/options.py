@@ -23,6 +23,10 @@ class UnsupportedProblem(SolverError):
     """The instance falls outside the solver's declared capabilities."""
 
 
+class InvalidOption(SolverError, ValueError):
+    """An option value out of its range (a ``ValueError`` too, as it always was)."""
+
+
 MAX_SEED = 2**31 - 1
 """Largest random seed: HiGHS and CP-SAT take a signed 32-bit integer."""
 
@@ -59,13 +63,13 @@ class SolverOptions:
 
     def __post_init__(self) -> None:
         if self.time_limit_s is not None and not (self.time_limit_s > 0 and math.isfinite(self.time_limit_s)):
-            raise ValueError(f"time_limit_s must be a positive number of seconds, got {self.time_limit_s!r}")
+            raise InvalidOption(f"time_limit_s must be a positive number of seconds, got {self.time_limit_s!r}")
         if self.gap is not None and not (0 <= self.gap < 1):
-            raise ValueError(f"gap must be in [0, 1), got {self.gap!r}")
+            raise InvalidOption(f"gap must be in [0, 1), got {self.gap!r}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads!r}")
+            raise InvalidOption(f"threads must be >= 1, got {self.threads!r}")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:  # engines take a 32-bit seed
-            raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
+            raise InvalidOption(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
 
     def requested(self) -> set[str]:
         """Names of the options that are set (``verbose`` is always honoured and never listed)."""
