@@ -233,3 +233,16 @@ def test_plot_draws_ids_with_dollar_signs_as_written(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     assert plot.stat().st_size > 10_000 and (tmp_path / "p-gantt.png").stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dollar.yaml", "p-gantt.png", "p.png"]
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf"])
+def test_time_limit_out_of_range_in_every_command(value: str) -> None:
+    alexnet = ROOT / "instances" / "examples" / "alexnet-lte-latency.yaml"
+    commands = [
+        ["solve", TINY],
+        ["pareto", TINY, "--objectives", "latency,energy"],
+        ["sweep", alexnet, "--param", "links.phone-cloud.bandwidth", "--values", "1,2"],
+    ]
+    for command in commands:
+        res = run(*command, "--time-limit", value)
+        assert_paragraph(res, 2, "time_limit_s must be a positive number of seconds")
