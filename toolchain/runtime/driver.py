@@ -27,7 +27,7 @@ from formulation.model import Instance
 from toolchain.runtime.partition import Plan
 from toolchain.runtime.worker import WorkerConfig
 
-START_DELAY = 0.05
+START_DELAY = 0.1
 """Seconds between the driver's command and the common start time ``t0`` of an inference."""
 
 

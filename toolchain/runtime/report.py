@@ -1,7 +1,8 @@
 """Predicted (the evaluator's) versus measured times of a run, as JSON and as Gantt charts.
 
 Measured quantities, per timed inference (the warm-up inferences are left out), on the one
-monotonic clock of the host, relative to the inference's common start ``t0``:
+monotonic clock of the host, relative to the inference's start ``t0`` (the common start time the
+driver sets, or the source worker's actual start if its command came later):
 
 * **latency**: when the last model output is on the sink (its layer's end there, or the release
   of the message carrying it), or the last sequential step's end, minus ``t0``;
@@ -97,6 +98,9 @@ def compare(inst: Instance, plan: Plan, run: RunTraces, outputs_match: float,
     for inf in timed:
         traces = run.traces[0] if run.mode == "stream" else run.traces[inf]
         t0 = run.t0[0] if run.mode == "stream" else run.t0[inf]
+        # The inference starts when the source starts: a command that reached it after t0 (a busy
+        # host) must not count as latency.
+        t0 = max(t0, float(traces[plan.source].get("begin", t0)))
         c = _completion(plan, traces, inf)
         completions.append(c)
         lat.append(c - t0)

@@ -184,6 +184,7 @@ class Worker:
         """One inference, dataflow order; returns the trace."""
         trace = self._new_trace()
         _sleep_until(t0)
+        trace["begin"] = time.monotonic()  # later than t0 when the command came late
         self._one(inf, trace)
         self._finish([inf], trace, keep_outputs)
         return trace
@@ -192,6 +193,7 @@ class Worker:
         """``n`` inferences back to back; returns the trace of all."""
         trace = self._new_trace()
         _sleep_until(t0)
+        trace["begin"] = time.monotonic()  # later than t0 when the command came late
         for inf in range(n):
             self._one(inf, trace)
         self._finish(list(range(n)), trace, True)
@@ -244,6 +246,7 @@ class Worker:
         seg_of = {s.layer: s for s in self.segments}
         env: dict[str, Any] = {}
         _sleep_until(t0)
+        trace["begin"] = time.monotonic()  # later than t0 when the command came late
         for s, dev in enumerate(steps):
             if dev != self.cfg.device:
                 continue
