@@ -34,7 +34,8 @@ threshold ``T`` (:func:`solvers.pipeline_search.search`: the DP with every stage
 for rising ``T`` from a lower bound (:func:`solvers.pipeline_search.dp_lower_bound`): each failure
 proves the optimum above ``T``, the first success is the optimum. An incumbent from the same DP
 on one topological order (a chain, PipeDream's linearisation) caps ``T`` and answers if time runs
-out.
+out; the last search runs just below it (relative 1e-9), and its failure proves the incumbent
+optimal without enumerating the many stages that merely equal it.
 
 Complexity. With ``D`` down-sets of the units, ``K_c`` devices in class ``c`` and ``P = prod_c
 (K_c + 1)`` count vectors: ``O(P D)`` states and ``O(P D^2)`` stage enumerations in the worst case
@@ -62,6 +63,8 @@ from solvers.result import Termination
 
 #: Relative step of the threshold after a failed search (doubled after each failure).
 STEP = 0.005
+#: Relative margin of the last search below the incumbent (its failure proves the incumbent).
+PROOF_RTOL = 1e-9
 #: Raw options.
 RAW_KEYS = frozenset({"heuristic", "contract", "bound"})
 
@@ -171,10 +174,12 @@ class PipelineDP(Solver):
             incumbent = _rising(U, lb, math.inf, max_stages, deadline, chain_order(U), extra, step=0.05)
         plan: Plan | None = None
         proven_lb = lb
-        timed_out = False
+        timed_out = incumbent_proven = False
         if incumbent is not None:
             try:
                 plan = _rising(U, lb, incumbent.value, max_stages, deadline, None, extra, step=STEP)
+                if plan is None:
+                    plan, incumbent_proven = incumbent, True
             except SearchTimeout:
                 timed_out = True
             thresholds = extra["thresholds"]
@@ -213,7 +218,8 @@ class PipelineDP(Solver):
         value = evaluate(inst, P).objective
         agrees = value <= best.value * (1 + 1e-9) + 1e-15
         if exact and agrees:
-            return RawSolution(Termination.OPTIMAL, placement=P, build_time_s=build, solve_time_s=solve, extra=extra)
+            return RawSolution(Termination.OPTIMAL, placement=P, bound=proven_lb if incumbent_proven else -math.inf,
+                               build_time_s=build, solve_time_s=solve, extra=extra)
         bound = best.value * (1 - 1e-12) if exact else _heuristic_bound(inst, options)
         msg = "" if agrees else "the period exceeds the DP's stage values (link occupancy): the DP's value is the bound"
         return RawSolution(Termination.COMPLETED, placement=P, bound=bound, build_time_s=build, solve_time_s=solve,
@@ -236,16 +242,21 @@ def _rising(
     step: float,
 ) -> Plan | None:
     """Searches at rising thresholds from ``lb`` (times ``1 + step``, the step doubling after each
-    failure) until one succeeds or the threshold reaches ``ub`` (then one last search at ``ub``)."""
+    failure) until one succeeds or the threshold reaches ``ub``, the incumbent's value: then one last
+    search just below it (``None``: the incumbent is optimal)."""
     thresholds = extra["thresholds"]
     assert isinstance(thresholds, list)
     T = lb * (1 + step) if lb > 0 else (ub if math.isfinite(ub) else math.inf)
     while True:
-        T = min(T, ub)
+        last = ub <= T
+        if last:
+            # Strictly below the incumbent: nothing found proves it optimal (to PROOF_RTOL), and
+            # the search no longer enumerates the many stages that merely equal it.
+            T = ub * (1 - PROOF_RTOL)
         t0 = time.perf_counter()
         plan = search(U, T, max_stages, deadline, order)
         thresholds.append((T, plan is not None, order is not None, time.perf_counter() - t0))
-        if plan is not None or ub <= T:
+        if plan is not None or last:
             return plan
         step = min(2 * step, 1e6)
         T = T * (1 + step) if 0 < T < 1e300 else math.inf
