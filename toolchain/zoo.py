@@ -61,6 +61,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("llm-edge", ("xavier-nx:2", "agx-orin", "edge-gpu"), ("ethernet-1g",), "full",
              "LLM inference split over heterogeneous edge devices: EdgeShard (Zhang et al., 2024), "
              "Galaxy (Ye et al., INFOCOM 2024)"),
+    Scenario("llm-edge-8", ("rtx3090:2", "agx-orin:2", "orin-nx:2", "xavier-nx", "jetson-tx2"), ("ethernet-1g",),
+             "full", "eight heterogeneous edge GPUs and boards with memory limits (224 GiB in all) for LLaMA-2-70B: "
+             "the device types of EdgeShard (Zhang et al., 2024) and Galaxy (Ye et al., INFOCOM 2024)"),
     Scenario("llm-edge-cloud", ("agx-orin", "h100"), ("wan",), "auto",
              "LLM on an edge device with a cloud GPU to offload to: edge-cloud collaborative LLM inference"),
 ]}
@@ -68,6 +71,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
 _LAT: dict[str, Any] = {"objective": "latency"}
 _PAR: dict[str, Any] = {"objective": "latency", "execution": "parallel"}
 _THR: dict[str, Any] = {"objective": "throughput"}
+_PIPE: dict[str, Any] = {"objective": "throughput", "constraints": {"pipeline": True}}
 _ENERGY: dict[str, Any] = {"objective": "energy", "energy_scope": ["phone"]}
 
 #: (model, scenario, variant, problem)
@@ -105,6 +109,12 @@ INSTANCES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("llama7b_prefill", "llm-edge-cloud", "latency", _LAT),
     ("llama7b_decode", "llm-edge", "latency", _LAT),
     ("llama7b_decode", "llm-edge", "throughput", _THR),
+    ("llama2_7b_decode", "llm-edge", "pipeline", _PIPE),
+    ("llama2_13b_decode", "llm-edge", "pipeline", _PIPE),
+    ("llama2_70b_decode", "llm-edge-8", "pipeline", _PIPE),
+    ("llama2_70b_decode_int4", "llm-edge", "pipeline", _PIPE),
+    ("gpt3_175b_decode_int4", "llm-edge-8", "pipeline", _PIPE),
+    ("mixtral_8x7b_decode", "llm-edge-8", "pipeline", _PIPE),
 ]
 
 

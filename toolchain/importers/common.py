@@ -263,7 +263,7 @@ def totals(model: Mapping[str, Any]) -> dict[str, float]:
     """
     layers = model["layers"]
     dense = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "linear", "matmul", "attention",
-             "mlp"}
+             "mlp", "decoder_block"}
     return {
         "layers": float(len(layers)),
         "flops": float(sum(lay["flops"] for lay in layers)),

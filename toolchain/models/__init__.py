@@ -63,13 +63,17 @@ def _toy() -> Any:
     return module, args, {}
 
 
-def _llm(mode: str) -> Callable[[], Any]:
+def _llm(mode: str, preset: str | None = None, granularity: str = "sublayer", quant: str = "fp16") -> Callable[[], Any]:
     def build() -> Any:
-        from toolchain.models.llm import decoder_model
+        from toolchain.models.llm import LLAMA_7B, PRESETS, QUANTS, decoder_model
 
-        return decoder_model(mode=mode)  # type: ignore[arg-type]
+        cfg = PRESETS[preset] if preset else LLAMA_7B
+        return decoder_model(cfg, mode=mode, granularity=granularity, quant=QUANTS[quant])  # type: ignore[arg-type]
 
     return build
+
+
+_DECODE_MACS = "MACs from L·(block matrices + 2·S·h·e) + d·V, S=1025 (one token after 1024 cached positions)"
 
 
 _TV = "torchvision model documentation (weights tables: GFLOPS column, which counts multiply-adds, and params)"
@@ -108,6 +112,27 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("llama7b_decode", "LLaMA-7B-shaped decoder, fp16, one token after 1024 (analytic)", _llm("decode"),
              "analytic", Reference(6.877, 6738.4, 1e-2, "6.7 B parameters (Touvron et al., 2023); "
                                    "MACs from 32·(4d²+3df + 2·S·d) + d·V, S=1025")),
+    ZooModel("llama2_7b_decode", "LLaMA-2-7B, fp16, one token after 1024, block granularity (analytic)",
+             _llm("decode", "llama-2-7b", "block"), "analytic",
+             Reference(6.8758, 6740, 2e-3, "6.74 B parameters (Touvron et al., 2023, LLaMA-2); " + _DECODE_MACS)),
+    ZooModel("llama2_13b_decode", "LLaMA-2-13B, fp16, one token after 1024, block granularity (analytic)",
+             _llm("decode", "llama-2-13b", "block"), "analytic",
+             Reference(13.2714, 13000, 2e-3, "13.0 B parameters (Touvron et al., 2023, LLaMA-2); " + _DECODE_MACS)),
+    ZooModel("llama2_70b_decode", "LLaMA-2-70B (GQA, 8 KV heads), fp16, one token after 1024, block granularity "
+             "(analytic)", _llm("decode", "llama-2-70b", "block"), "analytic",
+             Reference(70.0567, 69000, 2e-3, "69.0 B parameters (Touvron et al., 2023, LLaMA-2); " + _DECODE_MACS)),
+    ZooModel("llama2_70b_decode_int4", "LLaMA-2-70B, int4 weights (groups of 128, fp16 scales), one token after "
+             "1024, block granularity (analytic)", _llm("decode", "llama-2-70b", "block", "int4"), "analytic",
+             Reference(70.0567, 69000, 2e-3, "69.0 B parameters (Touvron et al., 2023, LLaMA-2); " + _DECODE_MACS)),
+    ZooModel("gpt3_175b_decode_int4", "GPT-3-175B-shaped decoder, int4 weights (groups of 128, fp16 scales), one "
+             "token after 1024, block granularity (analytic)", _llm("decode", "gpt-3-175b", "block", "int4"),
+             "analytic",
+             Reference(176.982, 175000, 5e-3, "175 B parameters (Brown et al., NeurIPS 2020, Table 2.1; ours 174.6 B, "
+                       "the published figure is rounded); " + _DECODE_MACS)),
+    ZooModel("mixtral_8x7b_decode", "Mixtral-8x7B-shaped mixture of experts (8 experts, top 2), fp16, one token "
+             "after 1024, block granularity (analytic)", _llm("decode", "mixtral-8x7b", "block"), "analytic",
+             Reference(13.0173, 46700, 3e-3, "46.7 B parameters, 12.9 B active (Jiang et al., 2024); MACs of the "
+                       "2 active experts: " + _DECODE_MACS)),
 ]}
 
 
