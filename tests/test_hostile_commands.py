@@ -246,3 +246,12 @@ def test_time_limit_out_of_range_in_every_command(value: str) -> None:
     for command in commands:
         res = run(*command, "--time-limit", value)
         assert_paragraph(res, 2, "time_limit_s must be a positive number of seconds")
+
+
+def test_schedule_that_is_not_a_mapping(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert run("solve", TINY, "--solver", "brute", "--out", out).exit_code == 0
+    bad = tmp_path / "s.json"
+    bad.write_text("[1, 2]")
+    res = run("evaluate", TINY, "--placement", out, "--schedule", bad)
+    assert_paragraph(res, 2, f"{bad}: schedule: expected a JSON object {{layer id: start seconds}}")

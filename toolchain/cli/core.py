@@ -278,9 +278,10 @@ def register(app: typer.Typer) -> None:
             inst = load(file, allow_outside)
             pl, sched = placement_from_json(read_json(placement, "the placement"), str(placement))
             if schedule is not None:
-                _, sched = placement_from_json(
-                    {"placement": pl, "schedule": read_json(schedule, "the schedule")}, str(schedule)
-                )
+                given = read_json(schedule, "the schedule")
+                if not isinstance(given, dict):
+                    raise UserError(f"{schedule}: schedule: expected a JSON object {{layer id: start seconds}}")
+                _, sched = placement_from_json({"placement": pl, "schedule": given}, str(schedule))
             try:
                 ev = do_evaluate(inst, pl, sched if inst.problem.execution == "parallel" else None)
             except ValueError as exc:
