@@ -26,7 +26,7 @@ def run(*args: str):  # type: ignore[no-untyped-def]
 def test_validate_examples() -> None:
     res = run("validate", *sorted(EXAMPLES.glob("*.yaml")))
     assert res.exit_code == 0, res.output
-    assert res.output.count("ok ") == 4
+    assert res.output.count("ok ") == 5
     assert "alexnet-lte-latency (18 layers, 2 devices" in res.output
 
 
