@@ -58,15 +58,25 @@ from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.pipeline_search import Plan, SearchTimeout, chain_order, dp_lower_bound, search
-from solvers.pipeline_units import Units, build_units
+from solvers.pipeline_units import Units, build_units, device_classes
 from solvers.result import Termination
 
 #: Relative step of the threshold after a failed search (doubled after each failure).
 STEP = 0.005
 #: Relative margin of the last search below the incumbent (its failure proves the incumbent).
 PROOF_RTOL = 1e-9
+#: Most vectors of device counts per class (states per down-set) accepted: 2^17 for 17 distinct devices.
+MAX_COUNT_VECTORS = 2e5
 #: Raw options.
 RAW_KEYS = frozenset({"heuristic", "contract", "bound"})
+
+
+def count_vectors(inst: Instance) -> float:
+    """``prod_c (K_c + 1)`` over the device classes (devices with equal columns and figures), an
+    upper bound of the DP's count vectors (units may merge more classes)."""
+    n = inst.n
+    classes = device_classes(inst, np.arange(n, dtype=np.int64), n)
+    return float(np.prod([len(c.devices) + 1.0 for c in classes]))
 
 
 def exactness_problem(inst: Instance) -> str | None:
@@ -148,6 +158,12 @@ class PipelineDP(Solver):
             raise UnsupportedProblem(
                 f"solver 'pipeline-dp' cannot solve instance {inst.name!r}: it needs a link in both directions "
                 "between every two devices (its stages may exchange tensors with any later stage)"
+            )
+        vectors = count_vectors(inst)
+        if vectors > MAX_COUNT_VECTORS:
+            raise UnsupportedProblem(
+                f"solver 'pipeline-dp' refuses {inst.name!r}: its devices form classes with {vectors:.3g} vectors of "
+                f"device counts (at most {MAX_COUNT_VECTORS:.0g}; fully different devices give 2^k)"
             )
         c = inst.problem.constraints
         if not c.pipeline and not options.raw.get("heuristic"):

@@ -115,7 +115,9 @@ def _free_layers(inst: Instance) -> BoolArray:
     return np.asarray(out)
 
 
-def _device_classes(inst: Instance, unit_of: IntArray, N: int) -> list[DeviceClass]:
+def device_classes(inst: Instance, unit_of: IntArray, N: int) -> list[DeviceClass]:
+    """Devices grouped by their stage values, with each class's figures per unit (``unit_of``: the
+    unit of each layer, ``N`` units)."""
     s = inst.system
     c = inst.problem.constraints
     mask = inst.placement_mask
@@ -204,7 +206,7 @@ def build_units(inst: Instance, contract_free: bool = True) -> Units:
         succs=[sorted(x) for x in succs],
         params=[float(g.param_bytes[m].sum()) for m in members],
         peak=[float(peak_l[m].max(initial=0.0)) for m in members],
-        classes=_device_classes(inst, unit_of, N),
+        classes=device_classes(inst, unit_of, N),
     )
     units.out_t = [[] for _ in range(N)]
     units.in_t = [[] for _ in range(N)]

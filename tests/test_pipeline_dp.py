@@ -255,3 +255,18 @@ def test_pipeline_loads_round_trips_and_rejects_non_booleans() -> None:
     expected = r"x\.yaml: problem\.constraints\.pipeline: got 'maybe'; expected a boolean"
     with pytest.raises(InstanceError, match=expected):
         load_instance_data(data, file="x.yaml")
+
+
+def test_too_many_distinct_devices_are_refused_before_solving() -> None:
+    """18 devices of different speeds: 2^18 count vectors per down-set, refused by ``check``; 17
+    are accepted (2^17)."""
+    def system(k: int) -> Instance:
+        g = Graph("one", [ModelInput("x", 0.0)], [Layer("a", "fc", ("x",), flops=1e9, output_bytes=1e3)])
+        devs = [Device(f"d{i}", 1e9 * (i + 1)) for i in range(k)]
+        links = [Link(a.id, b.id, 1e6) for a, b in itertools.permutations(devs, 2)]
+        return Instance("wide", g, System(devs, links, "d0", None),
+                        Problem(Objective("throughput"), constraints=Constraints(pipeline=True)))
+
+    with pytest.raises(UnsupportedProblem, match="count"):
+        get_solver("pipeline-dp").check(system(18), SolverOptions())
+    get_solver("pipeline-dp").check(system(17), SolverOptions())
