@@ -87,3 +87,17 @@ def test_help_says_the_factory_is_executed() -> None:
 def test_profile_factory_failure(code: Path) -> None:
     res = run("profile", "hostile_bad_factory:raises", "--repeats", "1", "--warmup", "0")
     assert_paragraph(res, 2, "model 'hostile_bad_factory:raises': the factory raised RuntimeError")
+
+
+def test_factory_file_in_a_folder_imports_its_siblings(code: Path) -> None:
+    folder = code / "nets"
+    folder.mkdir()
+    (folder / "hostile_sibling_part.py").write_text("import torch\n\ndef make():\n    return torch.nn.Linear(2, 5)\n")
+    (folder / "hostile_net_file.py").write_text(
+        "import torch\nfrom hostile_sibling_part import make\n\ndef build():\n    return make(), (torch.zeros(1, 2),)\n"
+    )
+    out = code / "out.yaml"
+    res = run("import", "torch", "nets/hostile_net_file.py:build", "-o", out)
+    assert res.exit_code == 0, res.stderr
+    layers = yaml.safe_load(out.read_text())["layers"]
+    assert [lay["op"] for lay in layers] == ["linear"] and layers[0]["flops"] == 2 * 2 * 5

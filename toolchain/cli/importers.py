@@ -64,8 +64,9 @@ def load_factory(target: str) -> tuple[Callable[[], Any], str]:
 
     The module is imported, which runs its code: name only code you trust. The current directory
     is put first on ``sys.path`` (as ``python -m`` does), so a module next to the user's files is
-    found; a ``.py`` path is imported from that file. Whatever the import or the lookup raises
-    (``SyntaxError``, ``SystemExit``, any exception) becomes an :class:`UntrustedCodeError`.
+    found; a ``.py`` path is imported from that file, with its folder on ``sys.path`` too.
+    Whatever the import or the lookup raises (``SyntaxError``, ``SystemExit``, any exception)
+    becomes an :class:`UntrustedCodeError`.
     """
     mod_name, _, attr = target.rpartition(":")
     if not mod_name or not attr or not attr.isidentifier():
@@ -81,6 +82,9 @@ def load_factory(target: str) -> tuple[Callable[[], Any], str]:
             path = Path(mod_name)
             if not path.is_file():
                 raise UntrustedCodeError(f"model {target!r}: {mod_name}: no such file")
+            folder = str(path.resolve().parent)  # its sibling modules import as they would under python
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             spec = importlib.util.spec_from_file_location(f"dnnpart_user_{path.stem}", path)
             if spec is None or spec.loader is None:
                 raise UntrustedCodeError(f"model {target!r}: {mod_name}: cannot be imported as a Python file")
