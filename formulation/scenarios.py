@@ -1,4 +1,4 @@
-"""Network states: one placement judged over several states of the system (docs/instance-format.md §8).
+"""Network states: one placement judged over several states of the system (docs/instance-format.md §10).
 
 An instance may declare ``scenarios``: named states, each a probability and a set of overrides of
 link and device figures (``links.phone-cloud.bandwidth: 2 Mbit/s``). State ``s`` is the instance
