@@ -35,6 +35,7 @@ _SOLVERS: dict[str, str] = {
     "cpsat": "solvers.cpsat:CpSatSolver",
     "highs": "solvers.milp.solver:HighsSolver",
     "tang": "solvers.tang:Tang",
+    "cpsat-v2": "solvers.cpsat_workload:CpSatWorkload",
     "scip": "solvers.milp.scip_solver:ScipSolver",
 }
 
