@@ -54,7 +54,7 @@ def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (":build", ["expected MODULE:FACTORY or path/to/file.py:FACTORY"]),
         ("hostile_bad_factory:", ["expected MODULE:FACTORY"]),
         ("hostile_bad_factory:missing", ["'missing' in module 'hostile_bad_factory': not found"]),
-        ("hostile_bad_factory:CONSTANT", ["a int, not callable"]),
+        ("hostile_bad_factory:CONSTANT", ["an object of type int, not a factory"]),
         ("hostile_bad_factory:one", ["the factory returned a tuple of 1 items"]),
         ("no_such_module_here:build", ["cannot load 'build' from module 'no_such_module_here'"]),
         ("missing.py:build", ["missing.py: no such file"]),

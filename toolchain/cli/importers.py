@@ -103,7 +103,7 @@ def load_factory(target: str) -> tuple[Callable[[], Any], str]:
                 raise
     factory = getattr(module, attr, None)
     if not callable(factory):
-        found = "not found" if factory is None else f"a {type(factory).__name__}, not callable"
+        found = "not found" if factory is None else f"an object of type {type(factory).__name__}, not a factory"
         raise UntrustedCodeError(f"model {target!r}: {attr!r} in module {mod_name!r}: {found}")
     return factory, attr
 
