@@ -36,6 +36,7 @@ _COMMAND_MODULES = [
     "toolchain.cli.toolchain",
     "toolchain.cli.granularity",
     "toolchain.cli.msr",
+    "toolchain.cli.llm",
     "toolchain.cli.runtime",
 ]
 
