@@ -220,7 +220,8 @@ def restricted(inst: Instance, ref: Reference | None = None) -> tuple[Instance, 
     return inst.with_problem(replace(inst.problem, constraints=cons)), False
 
 
-def _refuse(inst: Instance, engine: str, path: str, value: float, what: str) -> NumericallyUnsafe:
+def refuse(inst: Instance, engine: str, path: str, value: float, what: str) -> NumericallyUnsafe:
+    """The refusal of ``inst`` by ``engine`` for the field ``path`` of value ``value``."""
     return NumericallyUnsafe(
         inst.source_path or inst.name,
         path,
@@ -248,7 +249,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
     terms = {m for m, w in p.objective.terms().items() if w}
     for unit in ("time", "energy", "cost", "bytes"):
         if not SCALE_MIN <= sc[unit] <= SCALE_MAX:
-            raise _refuse(
+            raise refuse(
                 inst, engine, f"(the {unit} scale)", sc[unit], f"the {unit} scale of a good placement is in range"
             )
     tau = sc["time"]
@@ -257,7 +258,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
         big = t > SAFE_MAX * tau
         if big.any():
             v, d = (int(x) for x in np.argwhere(big)[0])
-            raise _refuse(
+            raise refuse(
                 inst,
                 engine,
                 f"system.devices[{d}].compute",
@@ -274,7 +275,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
                     if lk.latency_s > SAFE_MAX * tau
                     else ("bandwidth", lk.bandwidth_bytes_per_s)
                 )
-                raise _refuse(
+                raise refuse(
                     inst,
                     engine,
                     f"system.links[{a}->{b}].{field}",
@@ -297,7 +298,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
             for (a, b), lk in s.links.items():
                 for name, val in (("tx_power", lk.tx_power_w), ("rx_power", lk.rx_power_w)):
                     if not (math.isfinite(val) and val * tau <= SAFE_MAX * sc["energy"]):
-                        raise _refuse(
+                        raise refuse(
                             inst,
                             engine,
                             f"system.links[{a}->{b}].{name}",
@@ -309,7 +310,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
             for (a, b), lk in s.links.items():
                 val = lk.price_usd_per_byte
                 if not (math.isfinite(val) and val * top <= SAFE_MAX * sc["cost"]):
-                    raise _refuse(
+                    raise refuse(
                         inst,
                         engine,
                         f"system.links[{a}->{b}].price",
@@ -320,7 +321,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
             own = g.param_bytes + g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
             if not (math.isfinite(float(own.sum())) and float(own.sum()) <= SAFE_MAX * sc["bytes"]):
                 v = int(np.argmax(own))
-                raise _refuse(
+                raise refuse(
                     inst,
                     engine,
                     f"model.layers[{v}]",
@@ -329,7 +330,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
                 )
     for name, w in p.objective.terms().items():
         if w and not (math.isfinite(w) and SCALE_MIN <= abs(w) <= SCALE_MAX):
-            raise _refuse(inst, engine, f"problem.objective.weights.{name}", w, "the weight is in range")
+            raise refuse(inst, engine, f"problem.objective.weights.{name}", w, "the weight is in range")
 
 
 def _check_factor(
@@ -340,7 +341,7 @@ def _check_factor(
         bad = ~np.isfinite(arr) | (arr > SAFE_MAX * per_s)
         if bad.any():
             d = int(np.flatnonzero(bad)[0])
-            raise _refuse(
+            raise refuse(
                 inst,
                 engine,
                 f"system.devices[{d}].{name}",
@@ -452,7 +453,7 @@ def _spread(inst: Instance, engine: str, items: list[tuple[float, str, float]], 
     lo = min(items, key=lambda x: x[0])
     hi = max(items, key=lambda x: x[0])
     if hi[0] > limit * lo[0]:
-        raise _refuse(
+        raise refuse(
             inst,
             engine,
             hi[1],

@@ -286,3 +286,57 @@ def chain_costs(ac: AdditiveCosts) -> ChainCosts:
         elif len(cons) > 1:
             multi.append(t)
     return ChainCosts(node, edge, tuple(multi))
+
+
+#: Largest sum of finite terms the algorithms add up in doubles (room below DBL_MAX ~ 1.8e308).
+SUM_LIMIT = 1e300
+
+
+def check_overflow(inst: Instance, engine: str) -> None:
+    """Refuse ``inst`` when a sum of its finite layer and transfer terms could overflow to ``inf``.
+
+    The algorithms add ``n`` layer terms and up to ``(n + m) k`` transfer terms; when the largest
+    finite ones could reach :data:`SUM_LIMIT`, a placement's total may become ``inf`` in doubles
+    where its terms are finite, and an exact comparison of totals is lost. That matters only when
+    no single-device placement has a finite total (otherwise an overflowing sum is never optimal).
+
+    Raises
+    ------
+    formulation.numerics.NumericallyUnsafe
+        Naming the layer and device, or the link, of the largest term.
+    """
+    from formulation.numerics import refuse
+
+    if not_additive_reason(inst):
+        return
+    ac = additive_costs(inst)
+    g, s = inst.graph, inst.system
+    count = g.n + (g.n + g.m) * max(s.k, 1)
+    node = np.where(np.isfinite(ac.node), ac.node, 0.0)
+    top = float(g.tensor_bytes.max(initial=0.0))
+    link = ac.transfer(top) if top > 0 else ac.link0
+    link = np.where(np.isfinite(link), link, 0.0)
+    if max(float(node.max(initial=0.0)), float(link.max(initial=0.0))) * count <= SUM_LIMIT:
+        return
+    # Terms are >= 0: with a finite single-device placement, every sum that overflows exceeds it
+    # and belongs to no optimal placement, so overflow cannot change the answer.
+    if any(math.isfinite(ac.value(np.full(g.n, d, dtype=np.int64))) for d in range(s.k)):
+        return
+    if float(node.max(initial=0.0)) * count > SUM_LIMIT:
+        v, d = (int(x) for x in np.unravel_index(int(np.argmax(node)), node.shape))
+        raise refuse(
+            inst,
+            engine,
+            f"system.devices[{d}]",
+            float(node[v, d]),
+            f"layer {g.layer_ids[v]!r} on {s.device_ids[d]!r} costs a term whose sums stay below {SUM_LIMIT:g}",
+        )
+    if float(link.max(initial=0.0)) * count > SUM_LIMIT:
+        a, b = (int(x) for x in np.unravel_index(int(np.argmax(link)), link.shape))
+        raise refuse(
+            inst,
+            engine,
+            f"system.links[{s.device_ids[a]}->{s.device_ids[b]}]",
+            float(link[a, b]),
+            f"the largest tensor costs a term on this link whose sums stay below {SUM_LIMIT:g}",
+        )

@@ -50,7 +50,14 @@ import numpy as np
 
 from formulation.model import Instance, IntArray
 from formulation.numerics import check_float_range
-from solvers.additive import ADDITIVE_METRICS, EXACT_OPTIONS, equivalent_view, not_additive_reason, static_infeasibility
+from solvers.additive import (
+    ADDITIVE_METRICS,
+    EXACT_OPTIONS,
+    check_overflow,
+    equivalent_view,
+    not_additive_reason,
+    static_infeasibility,
+)
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
 from solvers.dp_tables import StageTables, first_input_occupancy
@@ -128,6 +135,7 @@ class DynamicProgramming(Solver):
         if mode is None:
             raise UnsupportedProblem(f"solver 'dp' cannot solve instance {inst.name!r}: it does not support {why}")
         check_float_range(seq, self.name)
+        check_overflow(seq, self.name)
         unknown = set(options.raw) - {"order", "heuristic"}
         if unknown:
             raise UnsupportedProblem(

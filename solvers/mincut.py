@@ -52,6 +52,7 @@ from solvers.additive import (
     EXACT_OPTIONS,
     AdditiveCosts,
     additive_costs,
+    check_overflow,
     equivalent_view,
     not_additive_reason,
     static_infeasibility,
@@ -209,6 +210,7 @@ class MinCut(Solver):
         if backend not in BACKENDS:
             raise UnsupportedProblem(f"solver 'mincut': raw backend {backend!r} is not one of {', '.join(BACKENDS)}")
         check_float_range(seq, self.name)
+        check_overflow(seq, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()

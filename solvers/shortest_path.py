@@ -37,6 +37,7 @@ from solvers.additive import (
     EXACT_OPTIONS,
     additive_costs,
     chain_costs,
+    check_overflow,
     equivalent_view,
     not_additive_reason,
     static_infeasibility,
@@ -76,6 +77,7 @@ class ShortestPath(Solver):
                 f"solver 'shortest-path' cannot solve instance {inst.name!r}: it does not support {why}"
             )
         check_float_range(seq, self.name)
+        check_overflow(seq, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()

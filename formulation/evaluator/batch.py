@@ -206,13 +206,16 @@ class BatchMetrics:
         c, s = self.instance.problem.constraints, self.instance.system
         L = self.latency() if L is None else L
         out = dict(self.static_violations)
+        # written as "not within" so that an undefined (NaN) latency or energy is a violation
         if c.deadline_s is not None:
-            out["deadline"] = c.deadline_s * (1 + REL_TOL) < L
+            with np.errstate(invalid="ignore"):
+                out["deadline"] = ~(L <= c.deadline_s * (1 + REL_TOL))
         if c.energy_budget_j:
             e = self.energy(L)
             bad = np.zeros(self.n_placements, dtype=bool)
             for dev, budget in c.energy_budget_j.items():
-                bad |= e[:, s.device_index[dev]] > budget * (1 + REL_TOL) + 1e-15
+                with np.errstate(invalid="ignore"):
+                    bad |= ~(e[:, s.device_index[dev]] <= budget * (1 + REL_TOL) + 1e-15)
             out["energy_budget"] = bad
         return out
 
