@@ -39,7 +39,7 @@ from solvers.result import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "instances" / "examples" / "robust-three-states.yaml"
-EXACT = ("brute", "highs", "scip", "cpsat")
+EXACT = ("brute", "highs", "scip", "cpsat", "pyomo:highs")
 
 # Hand-computed (docs/networks.md): features 0.2 GFLOP, head 0.5 GFLOP; phone 1 GFLOP/s, cloud
 # 100 GFLOP/s; image 300 kB, features' output 100 kB; bandwidth 10, 1 and 0.2 MB/s in the states
@@ -244,7 +244,11 @@ def random_states(seed: int, measure: str) -> Instance:
     return inst.with_problem(dataclasses.replace(inst.problem, scenarios=sc))
 
 
-def agree(seed: int, measure: str, solvers: tuple[str, ...] = ("highs", "cpsat", "scip")) -> None:
+#: Every exact engine whose capabilities take states (pyomo:NAME with the Pyomo solver installed here).
+ENGINES = ("highs", "cpsat", "scip", "pyomo:highs")
+
+
+def agree(seed: int, measure: str, solvers: tuple[str, ...] = ENGINES) -> None:
     inst = random_states(seed, measure)
     ref = solve(inst, "brute")
     assert ref.status in (Status.OPTIMAL, Status.INFEASIBLE), ref.message
