@@ -307,6 +307,10 @@ def test_regret_against_each_states_own_optimum() -> None:
     assert [s["optimum"] for s in rep["states"]] == pytest.approx([0.037, 0.305, 0.7])
     assert [s["regret"] for s in rep["states"]] == pytest.approx([0.0, 0.002, 0.807], abs=1e-12)
     assert rep["states"][2]["optimal_placement"] == {"features": "phone", "head": "phone"}
+    # a solver that cannot take the states alone leaves the optimum unknown, the metrics still shown
+    rep = state_report(example(), {"features": "cloud", "head": "cloud"}, solver="pipeline-dp")
+    assert [s["optimum"] for s in rep["states"]] == [None] * 3 and rep["states"][2]["latency_s"] == pytest.approx(1.507)
+    assert rep["states"][0]["optimum_status"].startswith("refused: ")
 
 
 def test_the_format_reference_example_loads() -> None:

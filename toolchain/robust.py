@@ -43,7 +43,8 @@ def state_report(
         ``optimum_status``, ``optimal_placement``, ``regret`` (``objective - optimum``) and
         ``regret_relative`` (over the optimum; None when it is 0).
     """
-    from solvers.options import SolverOptions
+    from formulation.errors import InstanceError
+    from solvers.options import SolverError, SolverOptions
     from solvers.registry import solve
     from solvers.result import Status
 
@@ -51,7 +52,11 @@ def state_report(
     report = {k: v for k, v in ev.scenarios.items() if k != "states"}
     states = []
     for entry, st in zip(ev.scenarios["states"], state_instances(inst), strict=True):
-        res = solve(st, solver, SolverOptions(time_limit_s=time_limit_s))
+        try:
+            res = solve(st, solver, SolverOptions(time_limit_s=time_limit_s))
+        except (SolverError, InstanceError) as exc:  # e.g. a state out of an engine's numeric range
+            states.append({**{k: v for k, v in entry.items() if k != "violations"}, **_unknown(f"refused: {exc}")})
+            continue
         best = res.objective if res.status == Status.OPTIMAL else None
         regret = None if best is None else entry["objective"] - best
         rel = None if regret is None or best is None or best <= 0 or not math.isfinite(best) else regret / best
@@ -68,3 +73,15 @@ def state_report(
         )
     report["states"] = states
     return report
+
+
+def _unknown(status: str) -> dict[str, Any]:
+    """The optimum fields of a state whose own optimum could not be computed."""
+    return {
+        "optimum": None,
+        "optimum_status": status,
+        "optimum_method": None,
+        "optimal_placement": None,
+        "regret": None,
+        "regret_relative": None,
+    }
