@@ -68,7 +68,7 @@ PROOF_RTOL = 1e-9
 #: Most vectors of device counts per class (states per down-set) accepted: 2^17 for 17 distinct devices.
 MAX_COUNT_VECTORS = 2e5
 #: Raw options.
-RAW_KEYS = frozenset({"heuristic", "contract", "bound"})
+RAW_KEYS = frozenset({"heuristic", "contract", "bound", "finish"})
 
 
 def count_vectors(inst: Instance) -> float:
@@ -85,6 +85,8 @@ def exactness_problem(inst: Instance) -> str | None:
     g, s = inst.graph, inst.system
     if not inst.problem.constraints.pipeline:
         return "no constraints.pipeline"
+    if not (s.has_link | np.eye(s.k, dtype=bool)).all():
+        return "a missing link (the DP's stages may exchange tensors with any later stage)"
     if s.sink_index is not None:
         return "a sink (the DP does not count sending the outputs)"
     if any(g.consumers[t] and g.tensor_bytes[t] > 0 for t in range(g.n, g.n + g.m)):
@@ -153,12 +155,6 @@ class PipelineDP(Solver):
             raise UnsupportedProblem(
                 f"solver 'pipeline-dp' has no raw option(s) {sorted(unknown)}; it takes {sorted(RAW_KEYS)}"
             )
-        s = inst.system
-        if not (s.has_link | np.eye(s.k, dtype=bool)).all():
-            raise UnsupportedProblem(
-                f"solver 'pipeline-dp' cannot solve instance {inst.name!r}: it needs a link in both directions "
-                "between every two devices (its stages may exchange tensors with any later stage)"
-            )
         vectors = count_vectors(inst)
         if vectors > MAX_COUNT_VECTORS:
             raise UnsupportedProblem(
@@ -225,21 +221,80 @@ class PipelineDP(Solver):
         P = plan_placement(U, best, inst.n)
         extra["dp_value"] = best.value
         extra["stages"] = len(best.stages)
-        if plan is None:
-            bound = proven_lb if exact else _heuristic_bound(inst, options)
-            return RawSolution(Termination.TIME_LIMIT, placement=P, bound=bound, build_time_s=build,
-                               solve_time_s=solve, extra=extra, message="time limit: the chain-order incumbent")
         from formulation.evaluator import evaluate
 
-        value = evaluate(inst, P).objective
+        ev = evaluate(inst, P)
+        if plan is None:
+            bound = proven_lb if exact else _heuristic_bound(inst, options)
+            return RawSolution(Termination.TIME_LIMIT, placement=P if ev.feasible else None, bound=bound,
+                               build_time_s=build, solve_time_s=solve, extra=extra,
+                               message="time limit: the chain-order incumbent")
+        value = ev.objective if ev.feasible else math.inf
         agrees = value <= best.value * (1 + 1e-9) + 1e-15
+        if not ev.feasible and not exact:
+            # A missing link (the stage values assume every channel): no answer from the heuristic.
+            return RawSolution(Termination.COMPLETED, build_time_s=build, solve_time_s=solve, extra=extra,
+                               message="the best pipeline by stage values needs a missing link")
         if exact and agrees:
             return RawSolution(Termination.OPTIMAL, placement=P, bound=proven_lb if incumbent_proven else -math.inf,
                                build_time_s=build, solve_time_s=solve, extra=extra)
         bound = best.value * (1 - 1e-12) if exact else _heuristic_bound(inst, options)
+        if exact and not agrees and options.raw.get("finish", True):
+            return _finish(inst, options, P, value, bound, deadline, build, extra)
         msg = "" if agrees else "the period exceeds the DP's stage values (link occupancy): the DP's value is the bound"
         return RawSolution(Termination.COMPLETED, placement=P, bound=bound, build_time_s=build, solve_time_s=solve,
                            extra=extra, message=msg)
+
+
+def _finish(
+    inst: Instance,
+    options: SolverOptions,
+    P: np.ndarray,
+    value: float,
+    dp_bound: float,
+    deadline: float,
+    build: float,
+    extra: dict[str, object],
+) -> RawSolution:
+    """CP-SAT (whose model has the pipeline rows and the whole period) from the DP's pipeline, where
+    the DP's stage values miss part of the period (link occupancy between overlapping devices,
+    model inputs, the sink): the DP's value stays a proven bound and its pipeline the incumbent."""
+    from solvers.registry import get_solver
+    from solvers.result import Status
+
+    t0 = time.perf_counter()
+    left = deadline - t0
+    ids, devs = inst.graph.layer_ids, inst.system.device_ids
+    if left <= 0:
+        return RawSolution(Termination.TIME_LIMIT, placement=P if math.isfinite(value) else None, bound=dp_bound,
+                           build_time_s=build, extra=extra, message="time limit before CP-SAT could finish")
+    opts = SolverOptions(
+        time_limit_s=left if math.isfinite(left) else None,
+        seed=options.seed,
+        threads=options.threads,
+        warm_start={ids[v]: devs[int(P[v])] for v in range(inst.n)},
+    )
+    res = get_solver("cpsat").solve(inst, opts)
+    extra["finished_by"] = {"solver": "cpsat", "status": res.status.value, "wall_s": res.wall_time_s}
+    bound = max(dp_bound, res.bound) if res.bound is not None and math.isfinite(res.bound) else dp_bound
+    better = bool(res.placement) and res.objective is not None and res.objective < value
+    if not better and not math.isfinite(value):
+        # The DP's pipeline needs a missing link and CP-SAT found nothing: no placement to report.
+        term = Termination.INFEASIBLE if res.status == Status.INFEASIBLE else Termination.TIME_LIMIT
+        return RawSolution(term, bound=dp_bound, build_time_s=build, solve_time_s=time.perf_counter() - t0,
+                           extra=extra, message=f"CP-SAT from the DP's answer: {res.status.value}")
+    placement = inst.placement_indices(res.placement) if better else P
+    atol = float(res.extra.get("scaling_error", 0.0) or 0.0)
+    if res.status == Status.OPTIMAL:
+        term = Termination.OPTIMAL
+    elif res.termination == Termination.TIME_LIMIT:
+        term = Termination.TIME_LIMIT
+    else:
+        term = Termination.COMPLETED
+    return RawSolution(term, placement=placement, bound=bound, objective_atol=atol, build_time_s=build,
+                       solve_time_s=time.perf_counter() - t0, extra=extra,
+                       message="the period exceeds the DP's stage values (link occupancy, inputs or outputs): "
+                       f"CP-SAT finished from the DP's pipeline ({res.status.value})")
 
 
 def _heuristic_bound(inst: Instance, options: SolverOptions) -> float:
