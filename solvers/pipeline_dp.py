@@ -20,13 +20,16 @@ with ``sent(S)`` the bytes of the tensors produced in ``S`` and read outside it 
 rates ``1 / (largest bandwidth)`` out of and into ``d``. This is a lower bound of ``d``'s busy time
 (a ``send_once`` device sends a tensor once at its longest per-destination time, otherwise once per
 destination device; it receives each tensor once), so the DP's optimum is a lower bound of the
-pipeline optimum; the period also counts link occupancy, which the DP leaves out. Its placement is
-judged by the evaluator: when the evaluated period equals the DP's value the answer is proven
-optimal, else it is reported ``feasible`` with the DP's value as the bound. The value is exact, and
-the answer therefore always proven, when every device that does not overlap communication has links
-of one bandwidth and is ``send_once``, and no link between two devices that overlap carries a
-tensor: the MSR model (docs/msr.md: accelerators plus CPUs without communication), where the period
-is the max-load. Model inputs and sink outputs add nothing to the DP's value.
+pipeline optimum; the period also counts link occupancy, which the DP leaves out, and model inputs
+and sink outputs add nothing to the DP's value. Its placement is judged by the evaluator: when the
+evaluated period equals the DP's value the answer is proven optimal. Otherwise (or when the
+pipeline needs a missing link) CP-SAT, whose model holds the pipeline rows and the whole period,
+finishes from the DP's pipeline within the time left, with the DP's value as a proven bound
+(``raw={"finish": false}``: report the DP's answer as ``feasible`` instead). The value is exact,
+and the DP alone proves every answer (:func:`exactness_problem`), when every device that does not
+overlap communication has links of one bandwidth and is ``send_once``, and no link between two
+devices that overlap can bind: the MSR model (docs/msr.md: accelerators plus CPUs without
+communication), where the period is the max-load.
 
 Method. Units (:mod:`solvers.pipeline_units`: colocation classes, their convex hulls, free layers)
 and device classes (devices the stage value cannot tell apart) shrink the DP; then a search on a
@@ -141,8 +144,8 @@ class PipelineDP(Solver):
             {"memory", "memory_params", "allowed", "private", "colocate", "max_devices", "contiguous", "pipeline"}
         ),
         features=frozenset(DEVICE_FEATURES),
-        note="needs constraints.pipeline (raw heuristic: a pipeline for contiguous instances); proven when "
-        "the evaluator agrees with the DP's stage values (always on the MSR model)",
+        note="needs constraints.pipeline (raw heuristic: a pipeline for contiguous instances); proven by the DP "
+        "when the evaluator agrees with its stage values (always on the MSR model), else finished by CP-SAT",
     )
     supported_options = EXACT_OPTIONS | {"raw"}
     description = "pipelines of a DAG by a DP over down-sets (Tarnawski et al., NeurIPS 2020); period"
