@@ -278,8 +278,8 @@ def _hint(inst: Instance, options: SolverOptions) -> Hint:
     found = []
     for name in (h for h in heuristics if h in set(names())):
         # pipeline-dp (throughput only): its best pipeline, also where the instance does not ask
-        # for one (a pipeline is contiguous), without the bound a hint does not need.
-        raw = {"heuristic": True, "bound": False} if name == "pipeline-dp" else {}
+        # for one (a pipeline is contiguous), without the bound and the CP-SAT finish a hint does not need.
+        raw = {"heuristic": True, "bound": False, "finish": False} if name == "pipeline-dp" else {}
         try:
             res = get_solver(name).solve(
                 inst, SolverOptions(time_limit_s=_hint_time(options), seed=options.seed, raw=raw)
