@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from formulation.model import Instance
@@ -82,12 +83,19 @@ class AutoSolver(Solver):
     def applicable(self, inst: Instance, options: SolverOptions) -> tuple[list[tuple[Solver, str]], list[str]]:
         """Every registered exact solver that covers ``inst``, in preference order, with the reason;
         and the refusals (``"name: why"``) of the others."""
+        refused: list[str] = []
+        out = list(self._each_applicable(inst, options, refused))
+        return out, refused
+
+    def _each_applicable(
+        self, inst: Instance, options: SolverOptions, refused: list[str]
+    ) -> Iterator[tuple[Solver, str]]:
+        """:meth:`applicable` one candidate at a time, checked only when the previous one is left
+        (a check may import a solver library, which costs seconds); refusals go to ``refused``."""
         from solvers.registry import get_solver, names
 
         options = portfolio_mode(options)[1]
         registered = set(names())
-        refused: list[str] = []
-        out: list[tuple[Solver, str]] = []
         for name, why in candidates(inst):
             if name not in registered:
                 continue
@@ -97,8 +105,7 @@ class AutoSolver(Solver):
             except Exception as exc:
                 refused.append(f"{name}: {exc}")
                 continue
-            out.append((solver, why))
-        return out, refused
+            yield solver, why
 
     def choose(self, inst: Instance, options: SolverOptions) -> tuple[Solver, str]:
         """The solver to use first and the reason.
@@ -108,12 +115,10 @@ class AutoSolver(Solver):
         UnsupportedProblem
             When no registered exact solver covers the instance.
         """
-        chain, refused = self.applicable(inst, options)
-        if not chain:
-            raise UnsupportedProblem(
-                f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
-            )
-        return chain[0]
+        refused: list[str] = []
+        for first in self._each_applicable(inst, options, refused):
+            return first
+        raise UnsupportedProblem(f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused))
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         self.choose(inst, options)
@@ -134,20 +139,18 @@ class AutoSolver(Solver):
         options = options or SolverOptions()
         t0 = time.perf_counter()
         use_portfolio, options = portfolio_mode(options)
-        chain, refused = self.applicable(inst, options)
-        if not chain:
-            raise UnsupportedProblem(
-                f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused)
-            )
-        tried: list[dict[str, str]] = [
-            {"solver": r.split(":", 1)[0], "reason": "refused: " + r.split(":", 1)[1].strip()}
-            for r in refused
-            if NUMERIC_REFUSAL in r
-        ]
+        refused: list[str] = []
+        tried: list[dict[str, str]] = []
         kept: Result | None = None
+        chain: Iterable[tuple[Solver, str]] = self._each_applicable(inst, options, refused)
         if use_portfolio:
-            kept, chain = _portfolio(inst, chain, options, tried)
+            everything = list(chain)
+            if not everything:
+                raise UnsupportedProblem(f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused))
+            _note_refusals(refused, tried)
+            kept, chain = _portfolio(inst, everything, options, tried)
         for i, (solver, why) in enumerate(chain):
+            _note_refusals(refused, tried)
             opts = options
             if options.time_limit_s is not None:
                 left = options.time_limit_s - (time.perf_counter() - t0)
@@ -165,12 +168,16 @@ class AutoSolver(Solver):
                 kept = res
                 break
             tried.append({"solver": solver.name, "reason": reason})
-        assert kept is not None
+        _note_refusals(refused, tried)
+        if kept is None:
+            raise UnsupportedProblem(f"no exact solver covers instance {inst.name!r}:\n  " + "\n  ".join(refused))
         left_names = [t["solver"] for t in tried if not t["reason"].startswith("refused")]
         if left_names and kept.method not in left_names:
-            kept.message += " (after leaving " + "; ".join(
-                f"{t['solver']!r}: {t['reason']}" for t in tried if t["solver"] in left_names
-            ) + ")"
+            kept.message += (
+                " (after leaving "
+                + "; ".join(f"{t['solver']!r}: {t['reason']}" for t in tried if t["solver"] in left_names)
+                + ")"
+            )
         kept.extra["tried"] = tried
         kept.wall_time_s = time.perf_counter() - t0
         return kept
@@ -178,6 +185,17 @@ class AutoSolver(Solver):
 
 #: Words of :class:`formulation.numerics.NumericallyUnsafe` messages, to list such refusals as tried.
 NUMERIC_REFUSAL = "outside the range"
+
+
+def _note_refusals(refused: list[str], tried: list[dict[str, str]]) -> None:
+    """Move the numeric-range refusals of ``refused`` (``"name: why"``) to ``tried``, once each."""
+    for r in refused:
+        if NUMERIC_REFUSAL in r:
+            name, _, why = r.partition(":")
+            entry = {"solver": name, "reason": "refused: " + why.strip()}
+            if entry not in tried:
+                tried.append(entry)
+
 
 #: Terminations that mean an engine stopped at one of its own limits, not the user's.
 _INTERNAL_LIMITS = frozenset(
