@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +72,21 @@ class Tang(Solver):
         srv = next(d for d in range(inst.k) if d not in {q.source for q in wl.requests})
         users: list[_User] = []
         cache: dict[bytes, list[Line]] = {}
+        calls = [0]
+
+        def counted(best: Callable[[RequestCosts, float], tuple[int, ...] | None]) -> Any:
+            def call(rc: RequestCosts, s: float) -> tuple[int, ...] | None:
+                calls[0] += 1
+                return best(rc, s)
+
+            return call
+
         for r, req in enumerate(wl.requests):
             rc = request_costs(inst, r, srv)
             key = b"".join(np.ascontiguousarray(a).tobytes() for a in (rc.t, rc.ok, rc.up, rc.down))
             key += repr((rc.consumers, rc.producer, rc.to_sink)).encode()
             if key not in cache:
-                cache[key] = envelope(rc, chain_best if _simple_chain(rc) else cut_best)
+                cache[key] = envelope(rc, counted(chain_best if _simple_chain(rc) else cut_best))
             # deadlines with the evaluator's tolerance for float noise (docs/instance-format.md §5.10)
             cap = req.deadline_s * (1 + REL_TOL) if req.deadline_s is not None else math.inf
             users.append(_User(rc, cache[key], req.weight, cap))
@@ -113,7 +124,8 @@ class Tang(Solver):
             solve_time_s=time.perf_counter() - t0,
             log=f"{len(cache)} distinct requests, {n_lines} envelope placements; bisection on the level: "
             f"{steps} steps, T in [{lo!r}, {hi!r}]\n",
-            extra={"bisection_steps": steps, "server_share_used": total, "candidates": n_lines},
+            extra={"bisection_steps": steps, "server_share_used": total, "candidates": n_lines,
+                   "oracle_calls": calls[0], "distinct_requests": len(cache)},
         )
 
 
