@@ -7,7 +7,9 @@ host, with the links emulated (10-100 Mbit/s, 2-10 ms) and one worker process pe
 
 Device speeds are the host's: the instance's ``latency:`` table is the per-layer median span of a
 separate all-local run (each layer from the end of the previous one: the segments timed exactly
-as they run, the worker's bookkeeping included; every device gets the same table).
+as they run, the worker's bookkeeping included). d0 (source and sink) runs at the host's speed;
+d1 and d2 emulate devices three times slower (``--slowdown``, their tables times 3), so that three
+workers computing at once fit on a 2-core host.
 Predictions are the evaluator's. "after" predictions add the link overhead fitted by
 ``calibrate-links`` from the *other* models' sequential and parallel runs (leave one model out), so
 no model is predicted with a fit to its own measurements.
@@ -41,6 +43,9 @@ LINKS = [  # (from, to, bandwidth, latency): the emulated network, 10-100 Mbit/s
     ("d0", "d2", "10 Mbit/s", "10 ms"),
 ]
 MODES = ["sequential", "parallel", "stream"]
+SLOWDOWN = {"d0": 1.0, "d1": 3.0, "d2": 3.0}
+"""d1 and d2 emulate devices 3x slower than the host (``--slowdown``): with three workers busy at once
+(stream mode) their compute then needs 1 + 1/3 + 1/3 of a core, which a 2-core host can give."""
 
 
 def system(latency: dict[str, float] | None, overhead: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,7 +53,7 @@ def system(latency: dict[str, float] | None, overhead: dict[str, Any] | None = N
     sysd: dict[str, Any] = {"devices": [{"id": d, "compute": "10 GFLOP/s"} for d in DEVICES], "links": links,
                             "source": "d0", "sink": "d0"}
     if latency:
-        sysd["latency"] = {d: dict(latency) for d in DEVICES}
+        sysd["latency"] = {d: {k: v * SLOWDOWN[d] for k, v in latency.items()} for d in DEVICES}
     return sysd
 
 
@@ -92,7 +97,8 @@ def run_one(inst: Any, pl: dict[str, str], rm: Any, traced: Any, mode: str, infe
     part = cut(inst, pl, rm.module, rm.args, rm.kwargs, traced=traced)
     with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
         save(part, Path(tmp))
-        run = run_workers(inst, part.plan, Path(tmp), part.inputs, mode, inferences, warmup=1, timeout=120.0)
+        run = run_workers(inst, part.plan, Path(tmp), part.inputs, mode, inferences, warmup=1, timeout=120.0,
+                          slowdown=SLOWDOWN)
     got = [run.outputs.get(o) for o in part.plan.outputs]
     diff = float("inf") if any(x is None for x in got) else max_abs_diff(got, part.reference)
     return compare(inst, part.plan, run, diff)

@@ -15,7 +15,8 @@ torch threads (``torch.set_num_threads``) and, where the system allows, its CPU 
   shared by successive transfers (the cost model's period).
 
 A slow-down factor ``F`` emulates a weaker device: after a layer computed in ``c`` seconds the
-worker sleeps ``(F - 1) c``.
+worker sleeps ``(F - 1) c`` (paid in sleeps of at least a millisecond, and always before a tensor
+leaves the layer, so that wake-up delays do not accumulate).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class Worker:
         self.socks: list[socket.socket] = []
         self.recvs: list[list[Any]] = []
         self.inbox.on_message = self._note
+        self._owed = 0.0  # slow-down sleep not yet paid (negative: overslept)
+        self._outputs = set(self.plan.outputs)
 
     def get_port(self) -> int:
         """The listening port on 127.0.0.1."""
@@ -151,10 +154,22 @@ class Worker:
             outs = seg.module(*[env[i] for i in seg.inputs])
         t1 = time.monotonic()
         if self.cfg.slowdown > 1:
-            time.sleep((self.cfg.slowdown - 1) * (t1 - t0))
+            # The sleep owed, (F - 1) x compute, is paid in one go once it reaches a millisecond or
+            # before anything leaves this layer; the measured sleep is deducted, so the wake-up delays
+            # of many short sleeps do not add up (a late wake-up is credited to the next layers).
+            self._owed += (self.cfg.slowdown - 1) * (t1 - t0)
+            last = seg is self.segments[-1]
+            if self._owed >= 1e-3 or last or seg.layer in self.plan.sends or self._holds_output(seg):
+                t_s = time.monotonic()
+                if self._owed > 0:
+                    time.sleep(self._owed)
+                self._owed -= time.monotonic() - t_s
         t2 = time.monotonic()
         env.update(zip(seg.outputs, outs, strict=True))
         trace["layers"].append([inf, seg.layer, t0, t2, t1 - t0])
+
+    def _holds_output(self, seg: Any) -> bool:
+        return any(o in self._outputs for o in seg.outputs)
 
     def _gather(self, inf: int, seg: Any, env: dict[str, Any]) -> None:
         plan = self.plan
