@@ -1,0 +1,196 @@
+"""Benchmark: LLaMA-2-70B decoding pipelined over 8 heterogeneous edge devices, block and operator granularity.
+
+Run: ``python benchmarks/llm_scale.py [--block-limit 60] [--op-limit 300] [--skip-op-dp]`` from the
+repository root.
+
+Instance: ``instances/zoo/llama2_70b_decode--llm-edge-8--pipeline.yaml``: the analytic LLaMA-2-70B
+(``toolchain/models/llm.py``: fp16 weights, grouped-query attention, one decode step after 1,024
+cached positions, the KV cache resident with its attention layers) on two RTX 3090 servers, two
+Jetson AGX Orin, two Jetson Orin NX, a Xavier NX and a TX2 (224 GiB in all; the model needs 138 GB)
+on Gigabit Ethernet, every device's memory enforced; objective ``throughput`` (the period of one
+decode step: tokens/s = 1 / period) with ``constraints.pipeline`` (one stage per device, stages
+ordered along the edges). Targets: at block granularity (82 nodes) optimal or within 2 % in
+<= 60 s; at operator granularity (17,363 nodes, per-head attention; toolchain/models/llm_ops.py) a
+placement and a bound within 10 % in <= 300 s.
+
+Solvers. Block: ``pipeline-dp`` (down-set DP; a chain's down-sets are its prefixes), ``cpsat``,
+``auto`` and ``dp`` (PipeEdge/EdgeShard's DP, which takes ``contiguous`` rather than ``pipeline``:
+on a chain the two admit the same placements). Operators: the block optimum with every operator
+on its block's device (judged by the evaluator on the operator graph), and ``pipeline-dp`` with the
+operator time limit. Bounds: each engine's own, the cheap bound of :mod:`solvers.bounds`, and
+:func:`fractional_period_bound` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from formulation.evaluator import evaluate  # noqa: E402
+from formulation.loader import load_instance, load_instance_data  # noqa: E402
+from formulation.model import Instance  # noqa: E402
+from solvers.bounds import cheap_lower_bound  # noqa: E402
+from solvers.options import SolverOptions  # noqa: E402
+from solvers.registry import solve  # noqa: E402
+from solvers.result import compute_gap  # noqa: E402
+
+ZOO = ROOT / "instances" / "zoo"
+BLOCK_FILE = ZOO / "llama2_70b_decode--llm-edge-8--pipeline.yaml"
+#: Relative safety margin taken off the LP optimum (HiGHS's optimality tolerance is 1e-7 relative).
+LP_MARGIN = 1e-6
+
+
+def fractional_period_bound(inst: Instance) -> float:
+    """A lower bound on the period of every feasible placement, by a linear program.
+
+    Relaxation: layer ``v`` may be split in fractions ``x[v, d] >= 0`` over its allowed devices,
+    ``sum_d x[v, d] = 1``; a device's load is ``sum_v x[v, d] t(v, d) <= T`` and, when memory is
+    enforced, its weights ``sum_v x[v, d] param_bytes(v) <= memory(d)``; minimise ``T``. Every
+    placement is such an ``x`` (0/1), its period is at least every device's compute time
+    (communication only adds busy time, docs/instance-format.md §5), and its memory use is at least
+    its weights under either memory model, so the LP optimum is a lower bound. Layers with the same
+    time row, weights and allowed set are one class (the LP over classes has the same optimum), so
+    the LP stays small on repeated blocks. The optimum less :data:`LP_MARGIN` (solver tolerance) is
+    returned; ``-inf`` when HiGHS does not report an optimum.
+    """
+    import highspy
+
+    g, s, k = inst.graph, inst.system, inst.k
+    key = np.column_stack([inst.time, g.param_bytes[:, None], inst.placement_mask.astype(float)])
+    classes, counts = np.unique(key, axis=0, return_counts=True)
+    cols = {(c, d): i for i, (c, d) in enumerate((c, d) for c in range(len(classes)) for d in range(k)
+                                                 if classes[c, k + 1 + d] > 0)}
+    n_t = len(cols)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    h.addVars(n_t + 1, np.zeros(n_t + 1), np.full(n_t + 1, inf))
+    h.changeColCost(n_t, 1.0)
+
+    def row(lo: float, hi: float, idx: list[int], vals: list[float]) -> None:
+        h.addRow(lo, hi, len(idx), np.array(idx, dtype=np.int32), np.array(vals, dtype=float))
+
+    for c, m in enumerate(counts):
+        idx = [cols[c, d] for d in range(k) if (c, d) in cols]
+        row(float(m), float(m), idx, [1.0] * len(idx))
+    for d in range(k):
+        cs = [c for c in range(len(classes)) if (c, d) in cols]
+        row(-inf, 0.0, [cols[c, d] for c in cs] + [n_t], [float(classes[c, d]) for c in cs] + [-1.0])
+        if inst.problem.constraints.memory and math.isfinite(float(s.memory[d])):
+            row(-inf, float(s.memory[d]), [cols[c, d] for c in cs], [float(classes[c, k]) for c in cs])
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return -math.inf
+    return float(h.getInfo().objective_function_value) * (1 - LP_MARGIN)
+
+
+def operator_instance() -> Instance:
+    """The block instance's system and problem with the operator graph of the same model."""
+    from toolchain.models.llm import LLAMA2_70B, decoder_model
+
+    raw = yaml.safe_load(BLOCK_FILE.read_text())
+    system = yaml.safe_load((ZOO / raw["system"]["file"]).read_text())
+    data = {"dnnpart": 1, "name": "llama2_70b_decode-op--llm-edge-8--pipeline",
+            "model": decoder_model(LLAMA2_70B, "decode", context=1024, granularity="op"),
+            "system": system, "problem": raw["problem"]}
+    return load_instance_data(data)
+
+
+def block_of(layer_id: str) -> str:
+    """The block-granularity node an operator belongs to."""
+    parts = layer_id.split(".")
+    if parts[0] == "blocks":
+        return ".".join(parts[:2])
+    return "head" if parts[0] in ("final_norm", "head") else parts[0]
+
+
+def row(case: str, method: str, objective: float | None, bound: float, seconds: float, note: str = "") -> list[Any]:
+    """A table row: period, tokens/s, bound, gap (the one gap function), time."""
+    ok = objective is not None and math.isfinite(objective)
+    gap = compute_gap(objective, bound)
+    return [case, method, f"{objective * 1e3:.2f}" if ok else "-", f"{1 / objective:.3f}" if ok else "-",  # type: ignore[operator]
+            f"{bound * 1e3:.2f}" if math.isfinite(bound) else "-",
+            f"{100 * gap:.2f} %" if math.isfinite(gap) else "-", f"{seconds:.1f}", note]
+
+
+def run_block(limit: float) -> tuple[list[list[Any]], dict[str, str]]:
+    """Every block-granularity solver; returns rows and the best placement."""
+    inst = load_instance(BLOCK_FILE)
+    contiguous = load_instance_data({**yaml.safe_load(BLOCK_FILE.read_text()),
+                                     "problem": {"objective": "throughput", "constraints": {"contiguous": True}}},
+                                    base_dir=ZOO)
+    rows, best = [], None
+    t0 = time.perf_counter()
+    lp = fractional_period_bound(inst)
+    rows.append(row("block (82)", "fractional LP bound", None, lp, time.perf_counter() - t0))
+    for name, target in (("pipeline-dp", inst), ("cpsat", inst), ("auto", inst), ("dp", contiguous)):
+        t0 = time.perf_counter()
+        res = solve(target, name, options=SolverOptions(time_limit_s=limit))
+        secs = time.perf_counter() - t0
+        note = res.status.value + ("" if name != "auto" else f", chose {res.method}")
+        if name == "dp":
+            note += " (contiguous)"
+        rows.append(row("block (82)", name, res.objective, res.bound, secs, note))
+        if res.placement and (best is None or (res.objective or math.inf) < best[0]):
+            best = (res.objective or math.inf, dict(res.placement))
+    assert best is not None
+    return rows, best[1]
+
+
+def run_op(limit: float, block_placement: dict[str, str], with_dp: bool) -> list[list[Any]]:
+    """Operator granularity: the expanded block optimum and pipeline-dp, with the bounds."""
+    t0 = time.perf_counter()
+    inst = operator_instance()
+    load = time.perf_counter() - t0
+    case = f"operator ({inst.n:,})"
+    t0 = time.perf_counter()
+    lp = fractional_period_bound(inst)
+    rows = [row(case, "fractional LP bound", None, lp, time.perf_counter() - t0, f"instance built in {load:.1f} s")]
+    t0 = time.perf_counter()
+    cheap = cheap_lower_bound(inst)
+    rows.append(row(case, "cheap bound (solvers.bounds)", None, cheap, time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    index = {d: i for i, d in enumerate(inst.system.device_ids)}
+    P = np.array([index[block_placement[block_of(lay.id)]] for lay in inst.graph.layers])
+    ev = evaluate(inst, P)
+    rows.append(row(case, "block optimum, operators on their block's device", ev.objective, max(lp, cheap),
+                    time.perf_counter() - t0, "feasible" if ev.feasible else "INFEASIBLE"))
+    if with_dp:
+        t0 = time.perf_counter()
+        res = solve(inst, "pipeline-dp", options=SolverOptions(time_limit_s=limit))
+        secs = time.perf_counter() - t0
+        rows.append(row(case, "pipeline-dp", res.objective, max(res.bound, lp), secs,
+                        f"{res.status.value}; own bound {res.bound * 1e3:.2f} ms" if math.isfinite(res.bound)
+                        else res.status.value))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table (Markdown)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--block-limit", type=float, default=60.0)
+    ap.add_argument("--op-limit", type=float, default=300.0)
+    ap.add_argument("--skip-op-dp", action="store_true", help="do not run pipeline-dp on the operator graph")
+    args = ap.parse_args(argv)
+    rows, placement = run_block(args.block_limit)
+    rows += run_op(args.op_limit, placement, not args.skip_op_dp)
+    cols = ["granularity (nodes)", "method", "period ms", "tokens/s", "bound ms", "gap", "seconds", "status"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
