@@ -27,6 +27,8 @@ CANDIDATES: list[tuple[str, str]] = [
     ("highs", "general problem: MILP with HiGHS"),
     ("cpsat", "general problem: CP-SAT"),
     ("scip", "general problem: MILP with SCIP"),
+    ("tang", "users sharing one edge server, min-max latency (version 2): bisection on the level, polynomial"),
+    ("cpsat-v2", "version-2 workload under none or schedule: CP-SAT"),
     ("brute", "tiny instance: exhaustive enumeration"),
 ]
 
