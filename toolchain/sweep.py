@@ -218,6 +218,9 @@ def apply(inst: Instance, param: Param, si_value: float) -> Instance:
     SweepError
         For a negative value, or a zero where the cost model divides by the field.
     """
+    if inst.workload is not None:  # its routes and requests would be lost
+        raise SweepError(f"instance {inst.name!r} is a version-2 workload (docs/instance-format.md §9); "
+                         "sweeps do not support it yet")
     if si_value < 0 or (si_value == 0 and param.name in ("bandwidth", "compute", "memory_bandwidth")):
         raise SweepError(f"--param {param.path!r}: value {si_value:g} (SI) is out of range for {param.name}")
     s, p = inst.system, inst.problem

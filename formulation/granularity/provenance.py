@@ -237,7 +237,18 @@ class Transformed:
 
 
 def as_transformed(x: Instance | Transformed) -> Transformed:
-    """Wrap a plain instance as the identity transformation."""
+    """Wrap a plain instance as the identity transformation.
+
+    Raises
+    ------
+    GranularityError
+        For a version-2 instance: its requests, routes and weights keys would be lost.
+    """
     if isinstance(x, Transformed):
         return x
+    if x.workload is not None:
+        raise GranularityError(
+            f"instance {x.name!r} is a version-2 workload (docs/instance-format.md §9); granularity "
+            "transformations do not support it yet"
+        )
     return Transformed(x, x, Provenance.identity(x.graph))
