@@ -297,6 +297,10 @@ def explain(inst: Instance, *, time_limit_s: float | None = None, budget_s: floa
 
 
 def attach_conflict(inst: Instance, res: Result, *, time_limit_s: float | None = None) -> None:
-    """Set ``res.conflict`` to :func:`explain` when ``res`` proves ``inst`` infeasible."""
-    if res.status == Status.INFEASIBLE:
+    """Set ``res.conflict`` to :func:`explain` when ``res`` proves ``inst`` infeasible.
+
+    Version-2 instances (docs/instance-format.md §9) are left without one: their request deadlines,
+    utilisation and shared memory are not among the constraint groups analysed here.
+    """
+    if res.status == Status.INFEASIBLE and inst.workload is None:
         res.conflict = explain(inst, time_limit_s=time_limit_s)
