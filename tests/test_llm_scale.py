@@ -64,3 +64,14 @@ def test_bound_is_below_the_proven_block_optimum_and_operators_map_to_blocks() -
     assert res.objective is not None and 0.9 * res.objective < lp <= res.objective
     assert [b.block_of(x) for x in ("embed", "blocks.17.attn.scores.3", "blocks.79.mlp.add", "final_norm", "head")] \
         == ["embed", "blocks.17", "blocks.79", "head", "head"]
+
+
+def test_interval_refinement_by_hand() -> None:
+    b = _bench()
+    inst = _instance(None)
+    assert list(b.cut_positions(inst)) == [1, 2, 3]  # every cut carries one 1 kB tensor
+    # Stages in the order slow, fast: the least threshold is 1 s ({a} on slow; {b, c} at 0.5 s each on fast).
+    assert list(b.interval_refinement(inst, [0, 1], 0.0, 10.0)) == [0, 1, 1]
+    assert b.interval_refinement(inst, [0, 1], 0.0, 0.9) is None  # no pipeline within 0.9 s
+    # Memory: 'fast' holding one layer forces {a, b} on slow (2 s).
+    assert list(b.interval_refinement(_instance("1.5 GB"), [0, 1], 0.0, 10.0)) == [0, 0, 1]
