@@ -209,7 +209,7 @@ class BatchMetrics:
         # written as "not within" so that an undefined (NaN) latency or energy is a violation
         if c.deadline_s is not None:
             with np.errstate(invalid="ignore"):
-                out["deadline"] = ~(L <= c.deadline_s * (1 + REL_TOL))
+                out["deadline"] = ~(c.deadline_s * (1 + REL_TOL) >= L)
         if c.energy_budget_j:
             e = self.energy(L)
             bad = np.zeros(self.n_placements, dtype=bool)
