@@ -211,6 +211,8 @@ def build_cp_model(
     NegativeWeight
         For a weighted objective with a negative weight.
     """
+    if inst.workload is not None:  # never a silently different problem: docs/instance-format.md §9
+        raise ValueError(f"instance {inst.name!r} is a version-2 workload; this CP-SAT model is of version 1 only")
     check_weights(inst)
     model = cp_model.CpModel()
     masks = build_masks(inst)

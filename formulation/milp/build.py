@@ -73,8 +73,10 @@ def build_milp(
     formulation.milp.objective.NegativeWeight
         On a negative objective weight.
     ValueError
-        On an unknown metric name.
+        On an unknown metric name, or a version-2 instance (this model is of version 1).
     """
+    if inst.workload is not None:  # never a silently different problem: docs/instance-format.md §9
+        raise ValueError(f"instance {inst.name!r} is a version-2 workload; the MILP models version 1 only")
     weights = objective_weights(inst) if objective is None else {k: float(w) for k, w in objective.items() if w}
     check_weights(weights)
     metrics = set(weights) | set(extra_metrics)

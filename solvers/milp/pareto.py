@@ -145,6 +145,9 @@ def pareto_front(
         On bad objectives, ``points < 2`` or a solver that is not a MILP backend.
     """
     f1, f2 = check_objectives(objectives)
+    if inst.workload is not None:
+        raise UnsupportedProblem(f"instance {inst.name!r} is a version-2 workload: Pareto fronts use the MILP of "
+                                 "version 1 (docs/instance-format.md §9)")
     if points < 2:
         raise UnsupportedProblem(f"--points {points}: expected at least 2 (the two end points)")
     options = options or SolverOptions()

@@ -84,6 +84,9 @@ def complete_front(
         On bad objectives or a solver that is not a MILP backend.
     """
     f1, f2 = check_objectives(objectives)
+    if inst.workload is not None:
+        raise UnsupportedProblem(f"instance {inst.name!r} is a version-2 workload: Pareto fronts use the MILP of "
+                                 "version 1 (docs/instance-format.md §9)")
     if max_points < 1:
         raise UnsupportedProblem(f"max_points {max_points}: expected at least 1")
     options = options or SolverOptions()
