@@ -624,8 +624,10 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
         channels, problem and time table. Layers are listed in the graph's topological order and a
         pair of channels with identical figures is written as one bidirectional link.
     """
-    if instance.workload is not None:
-        raise ValueError(f"instance {instance.name!r} is a version-2 instance; its export is not supported yet")
+    if instance.workload is not None:  # version 2: docs/instance-format.md §9
+        from formulation.loader_v2 import workload_to_data
+
+        return workload_to_data(instance)
     g, p = instance.graph, instance.problem
     layers = []
     for lay in g.layers:

@@ -247,3 +247,78 @@ def _build_problem_v2(
     # `schedule` is one joint parallel schedule; `none` and `share` measure sequential runs (§9.5).
     execution: Literal["sequential", "parallel"] = "parallel" if spec.contention == "schedule" else "sequential"
     return Problem(objective, execution, scope, constraints)
+
+
+def workload_to_data(instance: Instance) -> dict[str, Any]:
+    """A version-2 instance as instance-file data (SI numbers, everything inline) that loads back equal.
+
+    Each model is written once, from the first request that runs it; routes are written as their
+    mode, and explicit routes as the pairs whose route is not their direct channel.
+    """
+    from formulation.loader import _plain, _system_data
+
+    wl = instance.workload
+    assert wl is not None
+    g, s, p = instance.graph, instance.system, instance.problem
+    c = p.constraints
+
+    def local(x: str) -> str:
+        return x.split(REQUEST_SEP, 1)[1]
+
+    models: dict[str, Any] = {}
+    for r in wl.requests:
+        if r.model in models:
+            continue
+        layers = []
+        for v in r.layers:
+            lay = g.layers[v]
+            entry: dict[str, Any] = {"id": local(lay.id), "op": lay.op, "inputs": [local(u) for u in lay.inputs],
+                                     "flops": lay.flops, "param_bytes": lay.param_bytes,
+                                     "output_bytes": lay.output_bytes, "workspace_bytes": lay.workspace_bytes}
+            layers.append({**entry, **({"attrs": lay.attrs} if lay.attrs else {})})
+        models[r.model] = {
+            "name": r.model,
+            "inputs": [{"id": local(g.tensor_ids[t]), "bytes": float(g.tensor_bytes[t])} for t in r.inputs],
+            "layers": layers,
+            "outputs": [local(g.layer_ids[o]) for o in r.outputs],
+        }
+    system = {k: v for k, v in _system_data(instance).items() if k in ("devices", "links")}
+    routing: Any = wl.routing
+    if wl.routing == "explicit":
+        ids = s.device_ids
+        routing = {"routes": {f"{ids[a]}->{ids[b]}": [ids[route[0][0]], *(ids[h[1]] for h in route)]
+                              for (a, b), route in sorted(wl.routes.items()) if len(route) > 1}}
+    system["routing"] = routing
+    workload = []
+    for r in wl.requests:
+        entry = {"id": r.id, "model": r.model, "source": s.device_ids[r.source], "weight": r.weight,
+                 "release": r.release_s}
+        if r.sink is not None:
+            entry["sink"] = s.device_ids[r.sink]
+        if r.rate is not None:
+            entry["rate"] = r.rate
+        if r.deadline_s is not None:
+            entry["deadline"] = r.deadline_s
+        prefix = f"{r.id}{REQUEST_SEP}"
+        allowed = {local(v): list(ds) for v, ds in c.allowed.items() if v.startswith(prefix)}
+        private = [local(t) for t in c.private if t.startswith(prefix)]
+        if allowed:
+            entry["allowed"] = allowed
+        if private:
+            entry["private"] = private
+        workload.append(entry)
+    memory: bool | str = "params" if c.memory and c.memory_model == "params" else c.memory
+    constraints: dict[str, Any] = {"memory": memory}
+    if c.energy_budget_j:
+        constraints["energy_budget"] = c.energy_budget_j
+    if c.max_devices is not None:
+        constraints["max_devices"] = c.max_devices
+    objective: Any = {"weighted": p.objective.weights} if p.objective.kind == "weighted" else p.objective.kind
+    problem: dict[str, Any] = {"objective": objective, "aggregate": wl.aggregate, "contention": wl.contention}
+    if p.energy_scope is not None:
+        problem["energy_scope"] = p.energy_scope
+    out: dict[str, Any] = {"dnnpart": 2, "name": instance.name}
+    if instance.description:
+        out["description"] = instance.description
+    out.update(models=models, system=system, workload=workload, problem={**problem, "constraints": constraints})
+    return cast(dict[str, Any], _plain(out))

@@ -250,3 +250,12 @@ def test_schema_v2_copy_and_reference() -> None:
             assert f"`{key}`" in section, (cls, key)
     for key in json_schema_v2()["properties"]:
         assert f"| `{key}` |" in section, key
+
+
+def test_explicit_routes_are_exported() -> None:
+    from formulation.loader import instance_to_data
+
+    inst = load_instance_data(routed(True, {"routes": {"phone->cloud": ["phone", "edge", "cloud"]}}))
+    data = instance_to_data(inst)
+    assert data["system"]["routing"] == {"routes": {"phone->cloud": ["phone", "edge", "cloud"]}}
+    assert evaluate(load_instance_data(data), ROUTED).latency_s == pytest.approx(0.742, rel=1e-12)

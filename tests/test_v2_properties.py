@@ -185,3 +185,26 @@ def test_version_1_is_the_one_request_case(inst: Instance, data: st.DataObject) 
         assert (math.isinf(a) and math.isinf(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-15), name
     assert {d: pytest.approx(v, rel=1e-12) for d, v in e1.memory_bytes.items()} == e2.memory_bytes
     assert {v.kind for v in e1.violations} == {v.kind for v in e2.violations}
+
+
+@FAST
+@given(data=st.data())
+def test_export_loads_back_equal(data: st.DataObject) -> None:
+    """instance_to_data of a version-2 instance loads back with the same requests, routes and metrics."""
+    from formulation.loader import instance_to_data
+
+    contention = data.draw(st.sampled_from(["none", "share", "schedule"]))
+    inst = load_instance_data(data.draw(v2_data(contention)))
+    back = load_instance_data(instance_to_data(inst))
+    assert back.workload is not None and inst.workload is not None
+    assert back.graph.layer_ids == inst.graph.layer_ids
+    assert back.workload.requests == inst.workload.requests
+    assert dict(back.workload.routes) == dict(inst.workload.routes)
+    assert back.workload.weight_key == inst.workload.weight_key
+    total = count_placements(inst)
+    if total == 0:
+        return
+    P = enumerate_placements(inst, 0, total)[data.draw(st.integers(0, total - 1))]
+    a, b = evaluate(inst, P), evaluate(back, P)
+    assert a.objective == b.objective or (math.isinf(a.objective) and math.isinf(b.objective))
+    assert [v.message for v in a.violations] == [v.message for v in b.violations]
