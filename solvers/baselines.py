@@ -20,12 +20,17 @@ class LocalBaseline(Solver):
     """Every layer on the source device (the "mobile only" baseline)."""
 
     name = "local"
-    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
+    capabilities = Capabilities(
+        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+    )
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "baseline: every layer on the source device"
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         P = np.full(inst.n, inst.system.source_index, dtype=np.int64)
+        if inst.workload is not None:  # version 2: each request on its own source
+            wl = inst.workload
+            P = np.array([wl.requests[int(r)].source for r in wl.request_of_layer], dtype=np.int64)
         return RawSolution(Termination.COMPLETED, placement=P, method=self.name)
 
 

@@ -45,6 +45,16 @@ BATCH_CELLS = 1 << 21
 
 def score(inst: Instance, P: IntArray) -> tuple[np.ndarray, np.ndarray]:
     """(violated constraint kinds, objective) of each placement row of ``P``."""
+    if inst.workload is not None:  # version 2 (docs/instance-format.md §9): the evaluator's default schedule
+        from formulation.evaluator.workload_eval import request_latencies, workload_metrics
+
+        kinds, values = [], []
+        for row in P:
+            wm = workload_metrics(inst, row)
+            L = request_latencies(wm).latency
+            kinds.append(len(wm.violations(L)))
+            values.append(wm.objective(L))
+        return np.array(kinds, dtype=np.int64), np.array(values)
     parallel = inst.problem.execution == "parallel"
     viol, obj = [], []
     step = max(1, BATCH_CELLS // max(1, inst.n))
@@ -66,7 +76,9 @@ class LocalSearch(Solver):
     name = "local-search"
     exact = False
     # Candidates are judged by the evaluator: every constraint and device feature is handled.
-    capabilities = Capabilities(features=frozenset(DEVICE_FEATURES))
+    capabilities = Capabilities(
+        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+    )
     supported_options = frozenset({"time_limit_s", "seed", "warm_start", "raw"})
     description = "local search by single-layer and segment moves, any objective (heuristic)"
 
