@@ -171,6 +171,16 @@ def print_metrics(inst: Instance, ev: Any) -> None:
         if b:
             t.add_row(f"link {ln}", f"{_fmt(b, 'B')}, busy {_fmt(ev.link_busy_s[ln], 's')}")
     console.print(t)
+    if getattr(ev, "workload", None):  # version 2: one row per request (docs/instance-format.md §9.8)
+        wl = ev.workload
+        r = Table(title=f"requests ({wl['contention']}, aggregate {wl['aggregate']}, routing {wl['routing']})")
+        for col in ("request", "model", "source", "latency", "alone", "completion", "shares"):
+            r.add_column(col, justify="right" if col in ("latency", "alone", "completion") else "left")
+        for rid, q in wl["requests"].items():
+            shares = ", ".join(f"{k} {v:.3g}" for k, v in q.get("shares", {}).items() if v < 1)
+            r.add_row(rid, q["model"], q["source"], _fmt(q["latency_s"], "s"), _fmt(q["latency_alone_s"], "s"),
+                      _fmt(q["completion_s"], "s"), shares)
+        console.print(r)
     for v in ev.violations:
         console.print(f"[red]violation[/] {esc(v.kind)}: {esc(v.message)}", highlight=False, markup=True)
 
