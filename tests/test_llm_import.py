@@ -37,8 +37,9 @@ def test_a_config_dict_maps_to_the_preset(tmp_path: Path) -> None:
     ({"model_type": "bert"}, "'model_type': 'bert' is not supported"),
     ({"hidden_act": "gelu"}, "'hidden_act': 'gelu'; expected 'silu'"),
     ({"attention_bias": True}, "'attention_bias': biases are not modelled"),
-    ({"num_hidden_layers": 0}, "'num_hidden_layers': expected a positive integer, got 0"),
-    ({"hidden_size": "8k"}, "'hidden_size': expected a positive integer, got '8k'"),
+    ({"num_hidden_layers": 0}, "'num_hidden_layers': expected a positive integer up to 100,000,000, got 0"),
+    ({"hidden_size": "8k"}, "'hidden_size': expected a positive integer up to 100,000,000, got '8k'"),
+    ({"vocab_size": 10**12}, "'vocab_size': expected a positive integer up to 100,000,000"),
 ])
 def test_unsupported_configs_are_refused_with_the_field(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -125,7 +126,15 @@ def test_cli_import_llm(tmp_path: Path) -> None:
     assert model["layers"][1]["attrs"]["weight_format"] == "int4"
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({**LLAMA2_70B_JSON, "model_type": "t5"}))
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({**LLAMA2_70B_JSON, "num_hidden_layers": 10**6}))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "folder").mkdir()
     for args, msg in [(["nope"], "neither a preset"), ([str(bad)], "'model_type': 't5' is not supported"),
+                      ([str(huge), "--granularity", "op"], "at most 1,000,000 are built"),
+                      ([str(deep)], "deep.json"), ([str(tmp_path / "folder")], "config.json: no such file"),
+                      ([str(huge), "--context", "-1"], "--context -1"),
                       (["llama-2-7b", "--granularity", "tiles"], "--granularity 'tiles'"),
                       (["llama-2-7b", "--tokens", "0"], "--tokens 0")]:
         res = runner.invoke(app, ["import", "llm", *args])

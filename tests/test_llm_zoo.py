@@ -19,6 +19,7 @@ from toolchain.models.llm import (
     PUBLISHED,
     DecoderConfig,
     decoder_model,
+    node_count,
 )
 
 ZOO = Path(__file__).resolve().parents[1] / "instances" / "zoo" / "models"
@@ -136,3 +137,16 @@ def test_the_7b_sublayer_graph_is_the_zoo_file() -> None:
 def test_bad_granularity_is_refused() -> None:
     with pytest.raises(ValueError, match="granularity must be one of block, sublayer, op"):
         decoder_model(granularity="tiles")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "mixtral-8x7b", "llama-2-70b"])
+def test_node_count_formula(name: str) -> None:
+    for g in ("block", "sublayer", "op"):
+        assert len(decoder_model(PRESETS[name], "decode", granularity=g)["layers"]) == node_count(PRESETS[name], g)
+
+
+def test_graphs_beyond_the_node_limit_are_refused() -> None:
+    huge = DecoderConfig("huge", 64, 10**5, 64, 128)  # 10^5 · (3·64 + 2·64 + 3 + 6) + 3 nodes
+    assert node_count(huge, "op") > 1_000_000
+    with pytest.raises(ValueError, match="would have 32,900,003 nodes; at most 1,000,000"):
+        decoder_model(huge, granularity="op")

@@ -43,10 +43,9 @@ def import_llm(
             raise UserError(f"--granularity {granularity!r}: expected {', '.join(GRANULARITIES)}")
         if quant not in QUANTS:
             raise UserError(f"--quant {quant!r}: expected {', '.join(QUANTS)}")
-        for option, value in (("--tokens", tokens), ("--context", context)):
-            if value < (1 if option == "--tokens" else 0):
-                raise UserError(f"{option} {value}: expected a {'positive' if option == '--tokens' else 'non-negative'}"
-                                " integer")
+        for option, value, least in (("--tokens", tokens, 1), ("--context", context, 0)):
+            if not least <= value <= 10**9:
+                raise UserError(f"{option} {value}: expected an integer from {least} to 1,000,000,000")
         if source in PRESETS:
             cfg = PRESETS[source]
         elif Path(source).exists():
@@ -56,7 +55,10 @@ def import_llm(
                 raise UserError(f"{source}: {exc}") from None
         else:
             raise UserError(f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor an existing config.json")
-        model = decoder_model(cfg, mode, tokens, context, granularity, QUANTS[quant])  # type: ignore[arg-type]
+        try:
+            model = decoder_model(cfg, mode, tokens, context, granularity, QUANTS[quant])  # type: ignore[arg-type]
+        except ValueError as exc:  # a graph beyond the node limit
+            raise UserError(f"{source}: {exc}") from None
         if name:
             model["name"] = name
         _emit(model, output, [f"Built by `dnnpart import llm {source}` ({mode}, {granularity} granularity, "

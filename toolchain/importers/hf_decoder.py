@@ -31,7 +31,6 @@ activation than SiLU (llama family) or GELU (gpt2), attention or MLP biases in t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ from toolchain.models.llm import FP16, DecoderConfig, Granularity, Mode, Quant, 
 
 LLAMA_FAMILY = ("llama", "mistral", "mixtral")
 SUPPORTED = (*LLAMA_FAMILY, "gpt2")
+#: Largest value accepted for any size field (vocabularies of a few hundred thousand are the largest in use).
+MAX_DIMENSION = 10**8
 
 
 class ConfigError(ValueError):
@@ -58,22 +59,24 @@ def _as_dict(config: Any) -> dict[str, Any]:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """A ``config.json`` (or a folder holding one) as a dict.
+    """A ``config.json`` (or a folder holding one) as a dict, read within the input limits of every
+    user file (:mod:`formulation.limits`: size, nesting, regular files only).
 
     Raises
     ------
     ConfigError
-        For a missing, unreadable or non-object file.
+        For a missing file or a document that is not a JSON object.
+    formulation.errors.InstanceError
+        For an unreadable or malformed file (its message names the file and the position).
     """
+    from formulation.yamlio import load_file
+
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{p}: not a readable JSON configuration ({exc})") from None
+    if not p.exists():
+        raise ConfigError(f"{p}: no such file")
+    data = load_file(p)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a JSON object (a transformers config.json), got {type(data).__name__}")
     return data
@@ -83,8 +86,8 @@ def _int(d: Mapping[str, Any], key: str, default: Any = None) -> int:
     value = d.get(key, default)
     if value is None:
         value = default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"config field {key!r}: expected a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIMENSION:
+        raise ConfigError(f"config field {key!r}: expected a positive integer up to {MAX_DIMENSION:,}, got {value!r}")
     return value
 
 
@@ -121,6 +124,9 @@ def decoder_config(config: Any, name: str | None = None) -> DecoderConfig:
     heads = _int(d, "num_attention_heads")
     width = _int(d, "hidden_size")
     experts = _int(d, "num_local_experts", 1) if kind == "mixtral" else 1
+    if experts > 1 and _int(d, "num_experts_per_tok", 2) > experts:
+        raise ConfigError(f"config field 'num_experts_per_tok': {d['num_experts_per_tok']!r} exceeds "
+                          f"num_local_experts = {experts}")
     kv, hd = _int(d, "num_key_value_heads", heads), _int(d, "head_dim", width // heads)
     return DecoderConfig(  # defaults (0) where the value is the default, so that equal shapes compare equal
         label, width, _int(d, "num_hidden_layers"), heads, _int(d, "intermediate_size"), _int(d, "vocab_size"),

@@ -187,6 +187,20 @@ PUBLISHED: dict[str, Published] = {
 }
 
 
+#: Largest graph :func:`decoder_model` builds (GPT-3 at operator granularity has 46,851 nodes).
+MAX_NODES = 1_000_000
+
+
+def node_count(cfg: DecoderConfig, granularity: str) -> int:
+    """Nodes of the graph at ``granularity`` (operators: see :mod:`toolchain.models.llm_ops`)."""
+    if granularity == "block":
+        return cfg.n_layers + 2
+    if granularity == "sublayer":
+        return 2 * cfg.n_layers + 2
+    m = 5 if cfg.mlp == "gelu" else (6 if cfg.n_experts == 1 else 3 + 4 * cfg.n_experts)
+    return cfg.n_layers * (3 * cfg.n_heads + 2 * cfg.kv_heads + 3 + m) + 3
+
+
 def positions(mode: Mode, tokens: int, context: int) -> tuple[int, int]:
     """``(T, S)``: new tokens and attended positions of a prefill of ``tokens`` or a decode step
     after ``context`` cached positions."""
@@ -216,6 +230,10 @@ def decoder_model(
 
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {granularity!r}")
+    nodes = node_count(cfg, granularity)
+    if nodes > MAX_NODES:
+        raise ValueError(f"{cfg.name} at {granularity} granularity would have {nodes:,} nodes; at most "
+                         f"{MAX_NODES:,} are built")
     t, s = positions(mode, tokens, context)
     ops = operator_graph(cfg, t, s, quant)
     layers = ops if granularity == "op" else _merge(ops, granularity, cfg, t)
