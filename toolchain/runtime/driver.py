@@ -94,22 +94,31 @@ class _Processes:
             try:
                 dev, k, payload = self.replies.get(timeout=0.1)
             except queue.Empty:
-                for d, p in self.procs.items():
-                    if p.exitcode is not None:
-                        raise WorkerFailure(
-                            f"the worker of device {d!r} (pid {p.pid}) ended with exit status {p.exitcode} "
-                            f"during {self.phase}; the run was stopped and every worker ended"
-                        ) from None
+                self._check_dead()
                 if time.monotonic() > deadline:
                     raise WorkerFailure(
                         f"no {kind} from the workers within {timeout:g} s during {self.phase}"
                     ) from None
                 continue
             if k == "error":
+                # A peer's death often shows first as a broken connection elsewhere: blame the dead.
+                grace = time.monotonic() + 1.0
+                while time.monotonic() < grace:
+                    self._check_dead(dev)
+                    time.sleep(0.05)
                 raise WorkerFailure(f"the worker of device {dev!r} failed during {self.phase}: {payload}")
             if k == kind:
                 got[dev] = payload
         return got
+
+    def _check_dead(self, besides: str | None = None) -> None:
+        """Raise for the first worker (other than ``besides``) that has ended."""
+        for d, p in self.procs.items():
+            if d != besides and p.exitcode is not None:
+                raise WorkerFailure(
+                    f"the worker of device {d!r} (pid {p.pid}) ended with exit status {p.exitcode} "
+                    f"during {self.phase}; the run was stopped and every worker ended"
+                ) from None
 
     def close(self) -> None:
         for d, p in self.procs.items():
