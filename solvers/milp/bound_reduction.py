@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from formulation.evaluator import batch_metrics
+from formulation.evaluator import batch_metrics, evaluate
 from formulation.model import FloatArray, Instance, IntArray
 from solvers.additive import additive_costs, not_additive_reason
 
@@ -141,7 +141,12 @@ def incumbent(inst: Instance, candidates: list[IntArray]) -> tuple[IntArray, flo
     bm = batch_metrics(inst, P, parallel=False)
     obj = np.where(bm.feasible(), bm.objective(), math.inf)
     i = int(np.argmin(obj))
-    return (P[i], float(obj[i])) if math.isfinite(obj[i]) else None
+    if not math.isfinite(obj[i]):
+        return None
+    ev = evaluate(inst, P[i])  # the judge confirms the incumbent the pruning relies on
+    if not (ev.feasible and math.isfinite(ev.objective)):
+        return None
+    return P[i], max(float(obj[i]), float(ev.objective))
 
 
 @dataclass(frozen=True)
