@@ -97,8 +97,11 @@ def test_fit_recovers_constant_and_per_byte_overhead() -> None:
     assert f.per_byte_s == pytest.approx(2e-9, rel=1e-6)
     assert f.samples == 4
     # A negative slope is not a cost: the fit stays non-negative.
-    g = fit([_report([(1e3, 1e-3), (1e6, 0.0)])])[ALL]
-    assert g.per_byte_s == 0.0 and g.overhead_s == pytest.approx(5e-4)
+    g = fit([_report([(1e3, 1e-3), (1e4, 1e-3), (1e6, 0.0)])])[ALL]
+    assert g.per_byte_s == 0.0 and g.overhead_s == pytest.approx(1e-3)
+    # One transfer delayed by 50 ms (a busy host) does not move the fit.
+    h = fit([_report([*rows, (3e4, 0.05)])])[ALL]
+    assert h.overhead_s == pytest.approx(4e-4, rel=1e-6) and h.per_byte_s == pytest.approx(2e-9, rel=1e-6)
 
 
 def test_calibrated_file_predicts_the_measured_times(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 For every transfer of a run report (sequential and parallel modes; stream transfers queue behind
 each other and are left out), the measured median time minus the emulated link time
 ``latency + bytes / bandwidth`` is the overhead: serialisation, socket and framework costs. It is
-fitted as ``overhead + bytes / overhead_bandwidth`` by non-negative least squares (one fit for
-all links, or one per link direction), and written into the system as the optional link fields
+fitted as ``overhead + bytes / overhead_bandwidth`` by least absolute deviations with both terms
+non-negative (one fit for all links, or one per link direction; the median-like fit keeps a few
+transfers delayed by a busy host from setting the overhead), and written into the system as the optional link fields
 ``overhead`` and ``overhead_bandwidth`` of docs/instance-format.md §3.2, which the cost model adds
 to every transfer's time.
 """
@@ -42,24 +43,25 @@ class OverheadFit:
                 "samples": self.samples, "rms_s": self.rms_s}
 
 
-def _nnls2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares ``y ~ a + b x`` with ``a, b >= 0`` (two variables: check the four faces)."""
-    best = (math.inf, 0.0, 0.0)
-    cands = []
-    A = np.column_stack([np.ones_like(x), x])
-    sol, *_ = np.linalg.lstsq(A, y, rcond=None)
-    cands.append((float(sol[0]), float(sol[1])))
-    cands.append((max(0.0, float(y.mean())), 0.0))
-    xx = float((x * x).sum())
-    cands.append((0.0, max(0.0, float((x * y).sum() / xx)) if xx > 0 else 0.0))
-    cands.append((0.0, 0.0))
-    for a, b in cands:
-        if a < 0 or b < 0:
-            continue
-        err = float(((a + b * x - y) ** 2).sum())
-        if err < best[0]:
-            best = (err, a, b)
-    return best[1], best[2]
+def _lad2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``y ~ a + b x`` with ``a, b >= 0`` minimising the sum of absolute deviations.
+
+    An optimum of this linear programme lies on a line through two data points, or through one
+    point with ``b = 0`` or ``a = 0``, or at the origin: every such candidate is tried (a few
+    hundred points at most, so the quadratic number of pairs is cheap).
+    """
+    cands = [(0.0, 0.0)]
+    cands += [(float(v), 0.0) for v in y]
+    cands += [(0.0, float(v / u)) for u, v in zip(x, y, strict=True) if u > 0]
+    i, j = np.triu_indices(len(x), 1)
+    ok = x[i] != x[j]
+    b = (y[j[ok]] - y[i[ok]]) / (x[j[ok]] - x[i[ok]])
+    a = y[i[ok]] - b * x[i[ok]]
+    cands += list(zip(a.tolist(), b.tolist(), strict=True))
+    arr = np.array([c for c in cands if c[0] >= 0 and c[1] >= 0])
+    err = np.abs(arr[:, :1] + arr[:, 1:] * x[None, :] - y[None, :]).sum(axis=1)
+    k = int(np.argmin(err))
+    return float(arr[k, 0]), float(arr[k, 1])
 
 
 def fit(
@@ -94,7 +96,7 @@ def fit(
     for key, rows in groups.items():
         x = np.array([r[0] for r in rows])
         y = np.array([r[1] for r in rows])
-        a, b = _nnls2(x, y)
+        a, b = _lad2(x, y)
         out[key] = OverheadFit(a, b, len(rows), float(np.sqrt(np.mean((a + b * x - y) ** 2))))
     return out
 
