@@ -108,9 +108,12 @@ class BruteForce(Solver):
             obj = bm.objective()
             feas = bm.feasible()
             if feas.any():
-                i = int(np.argmin(np.where(feas, obj, np.inf)))
-                if obj[i] < best_val:
-                    best_val, best_P = float(obj[i]), P[i].copy()
+                # compare the masked values: when every feasible placement's objective is inf, the
+                # argmin is an arbitrary (possibly infeasible) row whose own objective may be finite
+                masked = np.where(feas, obj, np.inf)
+                i = int(np.argmin(masked))
+                if masked[i] < best_val:
+                    best_val, best_P = float(masked[i]), P[i].copy()
             if parallel:
                 comp = inst.time[np.arange(inst.n)[None, :], P]
                 lb = makespan_lower_bound_many(inst, P, comp, transfer_tables(inst, P))

@@ -258,6 +258,19 @@ class MinCut(Solver):
                 break
             P, value = P2, value2
         lower = net.constant + bound_cut
+        if not math.isfinite(value):
+            # no finite placement found: a proof only when the cut's lower bound is infinite too
+            if not lower < math.inf:
+                return RawSolution(
+                    Termination.INFEASIBLE,
+                    message="every placement has an infinite objective",
+                    build_time_s=build,
+                )
+            return RawSolution(
+                Termination.ERROR,
+                message=f"the minimum cut found has an infinite objective above the finite bound {lower!r}",
+                build_time_s=build,
+            )
         ok = _certified(value, lower)
         return RawSolution(
             Termination.OPTIMAL if ok else Termination.COMPLETED,
