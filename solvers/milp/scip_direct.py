@@ -20,10 +20,12 @@ start when SCIP does not return a better placement.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,25 @@ from solvers.milp.backend import DEFAULT_GAP, FEAS_TOL, RETRY_FEAS_TOL, BackendR
 from solvers.milp.highs_direct import HighsDirect, _mute_stdout_fd
 from solvers.milp.status import SCIP_STATUS, termination
 from solvers.result import Termination
+
+
+@contextlib.contextmanager
+def _fd_into(fd: int, path: str) -> Iterator[None]:
+    """Point file descriptor ``fd`` at the file ``path`` (C code ignores ``sys.stderr``)."""
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor: nothing to redirect
+        os.close(target)
+        yield
+        return
+    try:
+        os.dup2(target, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(target)
 
 
 def scip_available() -> tuple[bool, str]:
@@ -138,17 +159,23 @@ class ScipDirect(HighsDirect):
                     m.setSolVal(sol, cols[j], v)
                 m.addSol(sol)
             t0 = time.perf_counter()
-            with _mute_stdout_fd():
+            quiet = contextlib.nullcontext() if settings.verbose else _mute_stdout_fd()
+            # SoPlex (SCIP's LP solver) writes some warnings straight to fd 2: they go to the log.
+            with quiet, _fd_into(2, log_path + ".err"):
                 if settings.threads is not None and settings.threads > 1:
                     m.solveConcurrent()
                 else:
                     m.optimize()
             solve_time = time.perf_counter() - t0
             m.setLogfile(None)
-            with open(log_path, encoding="utf-8", errors="replace") as fh:
-                log = fh.read()
+            log = ""
+            for name in (log_path, log_path + ".err"):
+                with open(name, encoding="utf-8", errors="replace") as fh:
+                    log += fh.read()
         finally:
-            os.unlink(log_path)
+            for name in (log_path, log_path + ".err"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
         native = m.getStatus()
         term = termination(SCIP_STATUS, native)
         _c, w = self.objective_scale()
