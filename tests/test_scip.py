@@ -160,3 +160,17 @@ def test_bad_requests_and_infeasible_instances() -> None:
     res = get_solver("scip").solve(case.build())
     assert res.status == Status.INFEASIBLE
     assert math.isinf(res.gap)
+
+
+def test_pyomo_scip_direct_equals_scip() -> None:
+    """The Pyomo route to the same SCIP library (pyomo:scip_direct, also through pyscipopt)."""
+    pyomo_scip = get_solver("pyomo:scip_direct")
+    ok, why = pyomo_scip.available()
+    assert ok, why  # pyscipopt is a dependency, so Pyomo's interface finds it
+    for seed in range(12):
+        inst = random_instance(seed)
+        a = ScipSolver().solve(inst)
+        b = pyomo_scip.solve(inst, SolverOptions(time_limit_s=60))
+        assert a.status == b.status, (seed, a.message, b.message)
+        if a.objective is not None:
+            assert b.objective == pytest.approx(a.objective, rel=1e-6), seed
