@@ -150,3 +150,21 @@ def test_graphs_beyond_the_node_limit_are_refused() -> None:
     assert node_count(huge, "op") > 1_000_000
     with pytest.raises(ValueError, match="would have 32,900,003 nodes; at most 1,000,000"):
         decoder_model(huge, granularity="op")
+
+
+#: Device types of EdgeShard (Zhang et al., 2024) and Galaxy (Ye et al., INFOCOM 2024) -> fp16 peak (TFLOP/s).
+EDGE_LLM_DEVICES = {"agx-orin": 42.5, "orin-nx": 15.0, "rtx3090": 71.0, "jetson-nano": 0.472, "jetson-tx2": 1.33,
+                    "xavier-nx": 6.8}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_LLM_DEVICES))
+def test_edge_llm_devices_are_catalogued_with_sourced_fp16_peaks(name: str) -> None:
+    from formulation.units import parse_quantity
+    from toolchain import catalog
+
+    entry = catalog.device(name)
+    for field in ("compute", "memory", "memory_bandwidth", "power_active", "peak_fp16"):
+        assert entry[field]["source"].startswith(("vendor:", "estimate:")), (name, field)
+    peak = parse_quantity(entry["peak_fp16"]["value"], "flop_rate")
+    assert peak == pytest.approx(EDGE_LLM_DEVICES[name] * 1e12, rel=1e-9)
+    assert peak > parse_quantity(entry["compute"]["value"], "flop_rate")  # above the effective fp32 rate
