@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -26,6 +27,18 @@ from solvers.result import compute_gap
 
 if TYPE_CHECKING:
     import pandas as pd
+
+def natural_key(text: object) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders the digit runs of ``text`` by value: wifi12 < wifi18 < wifi142."""
+    parts = re.split(r"(\d+)", str(text))
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
+
+
+def natural_order(values: pd.Series) -> pd.Series:
+    """``natural_key`` rank of each value, usable as a pandas ``sort_values`` key."""
+    ranks = {v: i for i, v in enumerate(sorted(set(values), key=natural_key))}
+    return values.map(ranks)
+
 
 #: Relative tolerance within which an objective counts as reaching the best one.
 RTOL = 1e-6
@@ -144,7 +157,9 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
         "n_runs",
         "instance_hash",
     ]
-    return t.sort_values(["instance", "objective"], na_position="last", kind="stable")[cols].reset_index(drop=True)
+    t = t.sort_values("objective", na_position="last", kind="stable")
+    t = t.sort_values("instance", key=natural_order, kind="stable")  # wifi12 before wifi142
+    return t[cols].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import numpy as np
 
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from formulation.numerics import NO_FINITE_OPTION, prepare
+from solvers import progress
 from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
@@ -183,7 +184,7 @@ class CpSatSolver(Solver):
             setattr(prm, key, val)
         solver.log_callback = log.append
         t1 = time.perf_counter()
-        status = solver.solve(build.model)
+        status = solver.solve(build.model, progress.cpsat_callback(build.objective.to_float))
         solve_time = time.perf_counter() - t1
         name = solver.status_name(status)
         has = name in ("OPTIMAL", "FEASIBLE")

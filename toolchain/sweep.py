@@ -282,12 +282,14 @@ class SweepResult:
         ]
 
     def table(self) -> pd.DataFrame:
-        """One row per value: value, status, objective, every scalar metric and the cut."""
+        """One row per value: value (in :attr:`unit`), the same value in SI as ``param.<path>`` (the
+        column name batch results use), status, objective, every scalar metric and the cut."""
         import pandas as pd
 
         rows = []
         for v, r, cut in zip(self.values, self.results, self.cuts(), strict=True):
-            row: dict[str, Any] = {"value": v, "status": r.status.value, "objective": r.objective, "cut": cut}
+            row: dict[str, Any] = {"value": v, f"param.{self.param.path}": to_si(self.param, v, self.unit)}
+            row.update(status=r.status.value, objective=r.objective, cut=cut)
             if r.metrics is not None:
                 m = r.metrics
                 row.update(

@@ -21,6 +21,7 @@ import numpy as np
 
 from formulation.milp.context import MilpContext
 from formulation.model import IntArray
+from solvers import progress
 from solvers.milp.backend import DEFAULT_GAP, FEAS_TOL, RETRY_FEAS_TOL, BackendRun, MilpBackend, RunSettings
 from solvers.milp.status import HIGHS_STATUS, termination
 from solvers.result import Termination
@@ -173,9 +174,12 @@ class HighsDirect(MilpBackend):
                 # HiGHS keeps one process-wide thread pool; a new thread count needs a new pool.
                 h.resetGlobalScheduler(True)
             t0 = time.perf_counter()
+            w_si = self.objective_scale()[1] if progress.active() else 1.0
+            unwatch = progress.watch_highs(h, lambda v: v * w_si)  # the engine's scaled objective -> SI
             try:
                 h.run()
             finally:
+                unwatch()
                 if settings.threads is not None:
                     h.resetGlobalScheduler(True)
             solve_time = time.perf_counter() - t0

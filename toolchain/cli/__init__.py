@@ -12,6 +12,7 @@ maps exceptions to these codes.
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
 
@@ -39,6 +40,34 @@ _COMMAND_MODULES = [
     "toolchain.cli.llm",
     "toolchain.cli.runtime",
 ]
+
+
+
+def _version() -> str:
+    """The installed distribution's version (read from its metadata: no heavy import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dnnpart")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"dnnpart {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Partition DNN graphs across cooperating devices: exact formulations, algorithms and heuristics."""
+
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name).register(app)

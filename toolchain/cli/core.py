@@ -55,6 +55,15 @@ def placement_from_json(data: Any, path: str) -> tuple[dict[str, str], dict[str,
         sched = data.get("schedule")
         schedule = sched if isinstance(sched, dict) and sched else None
         data = data["placement"]
+    if isinstance(data, dict):
+        split = sorted(k for k, v in data.items() if isinstance(v, list))
+        if split:
+            raise UserError(
+                f"{path}: placement: layer(s) {', '.join(split[:5])} are split into parts on several devices "
+                "(solved with --split); evaluate the split instance instead: `dnnpart transform FILE --split ... "
+                "-o split.yaml`, then `dnnpart evaluate split.yaml --placement` with the result's "
+                "granularity.node_placement"
+            )
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
@@ -162,13 +171,22 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int | None, typer.Option("--threads")] = None,
         seed: Annotated[int | None, typer.Option("--seed")] = None,
         option: Annotated[
-            list[str] | None, typer.Option("--option", "-o", help="Raw backend option KEY=VALUE.")
+            list[str] | None,
+            typer.Option("--option", help="Raw backend option KEY=VALUE (repeatable; no short flag: -o is --out)."),
         ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the result as JSON (docs/instance-format.md §6).")
         ] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result here.")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log.")] = False,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON result here.")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the solver log (on stderr).")] = False,
+        show_progress: Annotated[
+            bool | None,
+            typer.Option(
+                "--progress/--no-progress",
+                help="One live line on stderr (incumbent, bound, gap, time) after 1 s of solving; "
+                "default: on when stderr is a terminal, without --json and -v.",
+            ),
+        ] = None,
         plot: Annotated[
             Path | None, typer.Option("--plot", help="Draw the partition here (parallel mode: also a Gantt chart).")
         ] = None,
@@ -187,6 +205,12 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             # Outputs are checked first: a result found after a long solve must not be lost.
+            if out is not None and "=" in out.name and out.suffix.lower() != ".json":
+                # -o used to be --option: a KEY=VALUE given to it now would silently become a file
+                raise UserError(
+                    f"-o/--out {out}: looks like a backend option; -o now means --out (the output file), "
+                    "pass backend options as --option KEY=VALUE"
+                )
             check_output(out, "--out")
             check_output(write_model, "--write-model")  # its format is checked as it is written, before the solve
             check_plot(plot)
@@ -214,19 +238,41 @@ def register(app: typer.Typer) -> None:
                 except ValueError as exc:
                     raise UserError(str(exc)) from None
                 err_console.print(f"model written to {write_model}", highlight=False)
-            res = get_solver(solver).solve(inst, opts)
+            from toolchain.cli.progress import live_line, wanted
+
+            with live_line(wanted(show_progress, as_json=as_json, verbose=verbose)):
+                if verbose:  # the engine's live log goes to stderr; stdout keeps only the result
+                    from toolchain.cli.logs import stdout_to_stderr
+
+                    with stdout_to_stderr() as echo:
+                        res = get_solver(solver).solve(inst, opts)
+                    echoed = echo.bytes
+                else:
+                    res = get_solver(solver).solve(inst, opts)
+                    echoed = 0
             if res.status.value == "infeasible":  # proven: name the conflicting constraints
                 from solvers.conflict import attach_conflict
 
                 attach_conflict(inst, res, time_limit_s=time_limit)
         payload = res.to_dict(with_log=verbose)
-        if view is not None:
+        if view is not None:  # placement on the instance's own layer ids; the solved view under granularity
             payload["granularity"] = granularity_cli.report(view, res)
+            if res.placement:
+                payload["granularity"]["node_placement"] = payload["placement"]
+                payload["granularity"]["node_schedule"] = payload.get("schedule") or {}
+                payload["placement"] = payload["granularity"]["placement"]
+                payload["schedule"] = {}  # node start times do not apply to the layers merged into a node
         if inst.problem.scenarios is not None and res.metrics is not None:  # per state, with regret
             from toolchain.robust import state_report
 
             with user_errors():
                 payload["scenarios"] = state_report(inst, res.placement, time_limit_s=time_limit)
+        if verbose:  # once: the captured log only when the engine echoed nothing live
+            from toolchain.cli.logs import scaled_units_note
+
+            if not echoed and res.log:
+                err_console.print(res.log, highlight=False, markup=False)
+            err_console.print(scaled_units_note(inst, res.extra), highlight=False, markup=False)
         if out is not None:
             write_output(out, dump_json(payload) + "\n")
         if as_json:
@@ -248,8 +294,6 @@ def register(app: typer.Typer) -> None:
                 console.print(f"bottleneck: {name}, busy {shown} per inference (sets the period)", highlight=False)
             if view is not None:
                 granularity_cli.print_original(view, res)
-            if verbose and res.log:
-                err_console.print(res.log, highlight=False, markup=False)
         if plot is not None and res.metrics is not None:
             from toolchain.plots import plot_solution
 
@@ -359,7 +403,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def schema(
         out: Annotated[
-            Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+            Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
         ] = None,
         version: Annotated[int, typer.Option("--version", help="Format version: 1 or 2.")] = 1,
     ) -> None:

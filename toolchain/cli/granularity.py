@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="Instance file.")],
         granularity: GranularityOpt = None,
         split: SplitOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", help="Write the transformed instance (.yaml or .json).")]
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the transformed instance (.yaml, .json).")]
         = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the node provenance as JSON.")] = False,
     ) -> None:

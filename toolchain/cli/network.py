@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option("--deadline", help="Deadline in seconds for counting misses.")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Write the JSON with every inference here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON of every inference.")] = None,
         plot: Annotated[Path | None, typer.Option("--plot", help="Bandwidth, latency and energy over time.")] = None,
     ) -> None:
         """Replay a bandwidth trace over a stream of inferences under static, oracle and table policies."""

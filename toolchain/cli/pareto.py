@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         gap: Annotated[float | None, typer.Option("--gap", help="Relative gap of each MILP solve.")] = None,
         threads: Annotated[int | None, typer.Option("--threads")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the front as JSON.")] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON front here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON front here.")] = None,
         plot: Annotated[
             Path | None, typer.Option("--plot", help="Draw the front here (.png, .pdf, .svg).")
         ] = None,

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="Instance file (its layer ids must be the model's).")],
         model: ModelOpt,
         placement: PlacementOpt,
-        out: Annotated[Path, typer.Option("--out", help="Folder for the manifest and one file per device.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the manifest and one file per device.")],
         allow_outside: AllowOutside = False,
     ) -> None:
         """Cut a PyTorch model by a placement into one part per device, with the tensors each sends."""
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int, typer.Option(help="torch threads per worker.")] = 1,
         timeout: Annotated[float, typer.Option(help="Seconds any single wait may take.")] = 60.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the JSON report here.")] = None,
         plot: Annotated[Path | None, typer.Option(
             "--plot", help="Predicted vs measured Gantt charts (.png, .pdf, .svg...).")] = None,
         allow_outside: AllowOutside = False,
@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
     def calibrate_links(
         file: Annotated[Path, typer.Argument(help="System file, or an instance file with an inline system.")],
         runs: Annotated[list[Path], typer.Argument(help="JSON reports of `dnnpart run` (--out or --json).")],
-        out: Annotated[Path, typer.Option("--out", help="Where to write the calibrated file (may be FILE).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the calibrated file (may be FILE).")],
         per_link: Annotated[bool, typer.Option(
             "--per-link", help="Fit each link direction on its own (default: one fit for all links).")] = False,
         as_json: Annotated[bool, typer.Option("--json")] = False,

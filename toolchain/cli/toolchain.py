@@ -31,6 +31,30 @@ def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def _figure(entry: dict[str, Any], key: str) -> str:
+    """A catalogue figure as written there (each has a value and a source), '-' when absent."""
+    item = entry.get(key)
+    return str(item.get("value", "-")) if isinstance(item, dict) else ("-" if item is None else str(item))
+
+
+def _show_catalog() -> None:
+    """The device and network catalogues, one line per entry with its figures (sources in
+    toolchain/catalog/); lines, not a table, so that no figure is cut in a narrow terminal."""
+    from toolchain import catalog
+
+    dev_cols = ("compute", "memory", "memory_bandwidth", "power_active", "power_idle", "price")
+    net_cols = ("bandwidth", "latency", "tx_power", "rx_power", "price")
+    console.print("devices (--devices NAME[:COUNT],...):", highlight=False)
+    for k, d in catalog.devices().items():
+        figs = ", ".join(f"{c.replace('_', ' ')} {_figure(d, c)}" for c in dev_cols)
+        console.print(f"  {k} ({d.get('tier', '-')}): {figs}; {d.get('name', '')}", highlight=False, soft_wrap=True)
+    console.print("networks (--network NAME[,NAME...]):", highlight=False)
+    for k, e in catalog.networks().items():
+        figs = ", ".join(f"{c.replace('_', ' ')} {_figure(e, c)}" for c in net_cols)
+        console.print(f"  {k}: {figs}; {e.get('name', '')}", highlight=False, soft_wrap=True)
+    console.print("every figure's source: toolchain/catalog/devices.yaml and networks.yaml", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``profile`` and ``scenario``."""
 
@@ -98,10 +122,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("scenario")
     def scenario(
-        devices: Annotated[str, typer.Option(
-            help="Catalogue devices, comma-separated; NAME:COUNT for copies (e.g. phone,cloud or rpi3b:4).")],
-        network: Annotated[str, typer.Option(
-            help="Catalogue network for every link, or one per link, comma-separated (e.g. lte or wifi,wan).")],
+        devices: Annotated[str | None, typer.Option(
+            help="Catalogue devices, comma-separated; NAME:COUNT for copies (e.g. phone,cloud or rpi3b:4).")] = None,
+        network: Annotated[str | None, typer.Option(
+            help="Catalogue network for every link, or one per link, comma-separated (e.g. lte or wifi,wan).")] = None,
         topology: Annotated[str, typer.Option(help="auto, chain, star or full.")] = "auto",
         sink: Annotated[str | None, typer.Option(help="Sink device id, or 'none' (default: the source).")] = None,
         source: Annotated[str | None, typer.Option(help="Source device id (default: the first device).")] = None,
@@ -127,6 +151,11 @@ def register(app: typer.Typer) -> None:
             from toolchain import catalog
             from toolchain.scenario import build_system, build_workload, expand_devices
 
+            if list_catalog:
+                _show_catalog()
+                return
+            if devices is None or network is None:
+                raise UserError("scenario: --devices and --network are required (see `dnnpart scenario --list`)")
             if users is not None:
                 if not (1 <= users <= MAX_SCENARIO_DEVICES) or model is None or edge is None:
                     raise UserError(f"--users {users}: expected 1..{MAX_SCENARIO_DEVICES} with --model and --edge")
@@ -143,12 +172,6 @@ def register(app: typer.Typer) -> None:
                                            "(format version 2)."])
                 return
 
-            if list_catalog:
-                for k, d in catalog.devices().items():
-                    console.print(f"device  {k:<12} {d['tier']:<6} {d['name']}", highlight=False)
-                for k, n in catalog.networks().items():
-                    console.print(f"network {k:<12} {n['name']}", highlight=False)
-                return
             if topology not in ("auto", "chain", "star", "full"):
                 raise UserError(f"--topology {topology!r}: expected auto, chain, star or full")
             devs = _split(devices)

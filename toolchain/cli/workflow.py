@@ -122,6 +122,31 @@ def warn_damaged(df: pd.DataFrame, file: Path) -> None:
     )
 
 
+def tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in natural order of instance then solver (wifi12 before wifi142), with the instance
+    parameters and solver options that vary as ``param.*`` / ``option.*`` columns."""
+    from solvers.compare import natural_order
+    from toolchain.params import with_parameters
+
+    if df.empty:
+        return df
+    out = with_parameters(df)
+    out = out.sort_values("solver", key=natural_order, kind="stable")
+    out = out.sort_values("instance", key=natural_order, kind="stable").reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def export_tidy(df: pd.DataFrame, export: Path) -> int:
+    """Write :func:`tidy` rows as .parquet or .csv (replaced whole or not at all); the row count."""
+    with staged(export) as tmp:
+        if export.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+    return len(df)
+
+
 def register(app: typer.Typer) -> None:
     """Add the workflow commands to ``app``."""
 
@@ -142,7 +167,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--memory-limit", help='Per-task memory budget, e.g. "4 GiB"; "none".')
         ] = None,
         jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel workers.")] = None,
-        out: Annotated[Path, typer.Option("--out", help="Results store (SQLite).")] = Path("results.db"),
+        out: Annotated[Path, typer.Option("--out", "-o", help="Results store (SQLite).")] = Path("results.db"),
         resume: Annotated[bool, typer.Option("--resume", help="Skip tasks already in --out.")] = False,
         executor: Annotated[str, typer.Option("--executor", help="local (process pool) or ray.")] = "local",
         address: Annotated[
@@ -210,7 +235,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"no instance file could be loaded ({len(files)} given); see the warnings above")
         if export is not None:
             with user_errors():
-                n = b.export_results(out, export)
+                n = export_tidy(tidy(b.load_results(out)), export)
             console.print(f"exported {n} rows to {export}", highlight=False)
 
     @app.command()
@@ -220,16 +245,16 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON lines.")] = False,
     ) -> None:
         """Summarise a results store: rows per solver and status, failures, times."""
-        from solvers.batch import StoreError, export_results, load_results
+        from solvers.batch import StoreError, load_results
 
         with user_errors():
             check_output(export, "--export", suffixes={".parquet", ".csv"})
             try:
-                df = load_results(file)
-                if export is not None:
-                    n = export_results(file, export)
+                df = tidy(load_results(file))
             except StoreError as exc:
                 raise UserError(str(exc)) from None
+            if export is not None:
+                n = export_tidy(df, export)
         warn_damaged(df, file)
         if as_json:
             for row in df.to_dict("records"):
@@ -328,7 +353,7 @@ def register(app: typer.Typer) -> None:
         exact: Annotated[
             bool, typer.Option("--exact", help="Exact breakpoints over the --values range (docs/networks.md).")
         ] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="With --exact: write the decision table here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="With --exact: the decision table.")] = None,
     ) -> None:
         """Re-solve for each value of one parameter; show metrics and where the optimal cut moves."""
         from solvers.options import SolverOptions
