@@ -137,6 +137,7 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # The general formulations: every kind as rows / constraints, both features exactly.
     "highs": (ALL, frozenset(DEVICE_FEATURES)),
     "cpsat": (ALL, frozenset(DEVICE_FEATURES)),
+    "scip": (ALL, frozenset(DEVICE_FEATURES)),  # the MILP of highs, solved by SCIP
     "dp": (
         frozenset({"memory", "memory_params", "allowed", "private", "contiguous", "max_devices", "colocate"}),
         frozenset(),
