@@ -46,6 +46,9 @@ from formulation.model import (
     Problem,
     System,
 )
+from solvers.base import Solver
+from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.result import Status
 
 #: Relative tolerance when comparing objectives with the hand-derived optimum.
 RTOL = 1e-6
@@ -330,4 +333,89 @@ def case(name: str) -> Case:
     raise KeyError(name)
 
 
-__all__ = ["CASES", "RTOL", "Case", "case", "cases", "replace"]
+def applies(solver: Solver, inst: Instance, options: SolverOptions | None = None) -> bool:
+    """Whether ``solver``'s declared capabilities (and options) take ``inst``: the judge runs only those."""
+    try:
+        solver.check(inst, options or SolverOptions(time_limit_s=JUDGE_TIME_LIMIT_S))
+    except UnsupportedProblem:
+        return False
+    return True
+
+
+#: Time limit of every judged solve (the cases are tiny: an exact solver needs well under a second).
+JUDGE_TIME_LIMIT_S = 60.0
+
+
+def judge(solver: Solver, c: Case, options: SolverOptions | None = None) -> list[str]:
+    """Solve case ``c`` with ``solver`` and list every way the answer breaks the contract (empty: conforms).
+
+    The contract: no error; an exact solver proves the optimum (status optimal, objective within
+    :data:`RTOL` of the case's, gap at most 1e-6, bound not above the objective) or, for a case
+    without a feasible placement, reports ``infeasible``; a heuristic returns a feasible placement no
+    better than the optimum with a bound not above it, or ``no_solution_found``; and every placement
+    returned is re-evaluated by the evaluator, which must find it feasible at the reported objective.
+    """
+    from formulation.evaluator import evaluate
+
+    inst = c.build()
+    res = solver.solve(inst, options or SolverOptions(time_limit_s=JUDGE_TIME_LIMIT_S))
+    where = f"{solver.name} on {c.name}"
+    if res.status == Status.ERROR:
+        return [f"{where}: error: {res.message}"]
+    problems: list[str] = []
+    obj = res.objective
+    if solver.exact:
+        if c.optimum is None:
+            if res.status != Status.INFEASIBLE:
+                problems.append(f"{where}: status {res.status.value}, expected infeasible ({res.message})")
+            return problems
+        if res.status != Status.OPTIMAL or obj is None:
+            return [f"{where}: status {res.status.value}, expected optimal ({res.message})"]
+        if not math.isclose(obj, c.optimum, rel_tol=RTOL, abs_tol=1e-9):
+            problems.append(f"{where}: objective {obj!r}, expected {c.optimum!r} ({c.why})")
+        if not res.gap <= 1e-6:
+            problems.append(f"{where}: gap {res.gap!r} at a claimed optimum, expected at most 1e-6")
+        if not res.bound <= obj + 1e-9:
+            problems.append(f"{where}: bound {res.bound!r} above the objective {obj!r}")
+    elif res.status not in (Status.FEASIBLE, Status.NO_SOLUTION_FOUND):
+        problems.append(f"{where}: a heuristic reported {res.status.value}; expected feasible or no_solution_found")
+    elif res.status == Status.FEASIBLE:
+        if c.optimum is None:
+            problems.append(f"{where}: a placement for a case without a feasible one")
+        elif obj is None or obj < c.optimum * (1 - RTOL) - 1e-9:
+            problems.append(f"{where}: objective {obj!r} better than the optimum {c.optimum!r}")
+        elif not res.bound <= c.optimum * (1 + RTOL) + 1e-9:
+            problems.append(f"{where}: bound {res.bound!r} above the optimum {c.optimum!r}")
+    if res.has_solution:  # the evaluator is the judge: the reported objective is the evaluator's value
+        ev = evaluate(inst, res.placement, res.schedule or None)
+        if not ev.feasible:
+            problems.append(f"{where}: the evaluator finds the placement infeasible: {ev.violations}")
+        elif obj is None or not math.isclose(obj, ev.objective, rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"{where}: reported objective {obj!r}, the evaluator gives {ev.objective!r}")
+    return problems
+
+
+def run_conformance(solver: Solver, selected: list[Case] | None = None) -> dict[str, list[str]]:
+    """Judge ``solver`` on every case its capabilities allow; ``{case name: problems}``.
+
+    A third party checks a solver of their own with
+    ``assert not any(run_conformance(MySolver()).values())``; a solver that applies to no case
+    gets the single entry ``{"(none)": [...]}``.
+    """
+    chosen = selected if selected is not None else CASES
+    out = {c.name: judge(solver, c) for c in chosen if applies(solver, c.build())}
+    return out or {"(none)": [f"{solver.name}: its capabilities take none of the {len(CASES)} conformance cases"]}
+
+
+__all__ = [
+    "CASES",
+    "JUDGE_TIME_LIMIT_S",
+    "RTOL",
+    "Case",
+    "applies",
+    "case",
+    "cases",
+    "judge",
+    "replace",
+    "run_conformance",
+]
