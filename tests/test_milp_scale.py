@@ -141,3 +141,18 @@ def test_resnet_2000_by_8_is_proved_optimal() -> None:
     res = HighsSolver().solve(inst, SolverOptions(time_limit_s=60))
     assert res.status == Status.OPTIMAL
     assert res.objective == pytest.approx(0.11304441741124133, rel=1e-9)
+
+
+def test_not_applied_with_device_features() -> None:
+    """``send_once`` counts a tensor once for several destinations: the per-transfer terms of the
+    relaxation would overstate such placements, so no bound is derived."""
+    from tests.feature_instances import feature_instance
+
+    seen = 0
+    for seed in range(40):
+        inst = feature_instance(seed, execution="sequential")
+        if inst.system.features and inst.problem.objective.kind == "latency":
+            seen += 1
+            assert forest_bound(inst) is None
+            assert reduce_options(inst).removed == 0
+    assert seen > 0

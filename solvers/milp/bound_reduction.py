@@ -52,10 +52,17 @@ class ForestBound:
 
 
 def forest_bound(inst: Instance) -> ForestBound | None:
-    """Min-marginals of the forest relaxation (see the module docstring); None when not additive."""
+    """Min-marginals of the forest relaxation (see the module docstring).
+
+    None when the objective is not a sum over layers and transfers: parallel mode, a period, a
+    negative weight, network scenarios, or device features (``send_once`` counts a tensor once for
+    several destinations, so the per-transfer terms would overstate it).
+    """
     if inst.problem.execution != "sequential" or not_additive_reason(inst) is not None:
         return None
     if getattr(inst.problem, "scenarios", None) is not None:  # judged over several network states
+        return None
+    if inst.system.features:  # send_once / comm_not_overlapped: not the additive cost model
         return None
     ac = additive_costs(inst)
     g, s = inst.graph, inst.system
