@@ -184,6 +184,10 @@ class PipelineDP(Solver):
         lb = dp_lower_bound(U)
         build = time.perf_counter() - t0
         extra: dict[str, object] = {"units": U.count, "device_classes": len(U.classes), "thresholds": []}
+        if time.perf_counter() > deadline:
+            # Building the units is linear in the graph but not interruptible: stop right after it.
+            return RawSolution(Termination.TIME_LIMIT, build_time_s=build, extra=extra,
+                               bound=lb if exact else -math.inf, message="time limit while building the units")
         incumbent: Plan | None = None
         with contextlib.suppress(SearchTimeout):
             incumbent = _rising(U, lb, math.inf, max_stages, deadline, chain_order(U), extra, step=0.05)

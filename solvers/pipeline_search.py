@@ -35,6 +35,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from solvers.pipeline_units import Units
 
 #: Relative slack of the band test, so that rounding never drops a state that could fit.
@@ -125,13 +127,13 @@ def search(
     """
     N = U.count
     full = (1 << N) - 1
-    fwd_order = order if order is not None else (U.preds, U.succs)
     counts = [len(c.devices) for c in U.classes]
     max_stages = min(max_stages, sum(counts))
     if max_stages < 1:
         return None
+    fwd_order, bwd_order = _orders(U, order)
     sweeps = [_Sweep(U, T, max_stages, deadline, fwd_order, False),
-              _Sweep(U, T, max_stages, deadline, reverse_order(fwd_order), True)]
+              _Sweep(U, T, max_stages, deadline, bwd_order, True)]
     while sweeps[0].depth + sweeps[1].depth < max_stages:
         # Advance the side whose next stage looks cheaper: frontier states times the search nodes
         # per state of its previous advance.
@@ -144,6 +146,8 @@ def search(
                 continue
             if not states or not bstates:
                 continue
+            if time.perf_counter() > deadline:
+                raise SearchTimeout
             for ideal, (v, _, _) in states.items():
                 other = bstates.get(full & ~ideal)
                 if other is None:
@@ -158,20 +162,26 @@ def search(
     return Plan(best, head_stages + _walk(bwd, Lb, up))
 
 
-def _bits(mask: int) -> list[int]:
-    """Indices of the set bits of ``mask``."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
+def _orders(U: Units, order: Order | None) -> tuple[Order, Order]:
+    """The enumeration order (``order``, else the units' own) and its reverse, cached on ``U`` so
+    that the per-order tables of :class:`_Sweep` are built once per solve, not once per threshold."""
+    key = ("orders", None if order is None else id(order))
+    hit = U.cache.get(key)
+    if hit is not None and (order is None or hit[0] is order):
+        return hit[1]
+    fwd = order if order is not None else (U.preds, U.succs)
+    out = (fwd, reverse_order(fwd))
+    U.cache[key] = (order, out)
     return out
 
 
 def _topological(order: Order) -> list[int]:
     """The units in reverse topological order of ``order`` (successors first)."""
     preds, succs = order
-    indeg = [len(_bits(p)) for p in preds]
+    indeg = [0] * len(preds)
+    for ys in succs:
+        for y in ys:
+            indeg[y] += 1
     stack = [x for x in range(len(preds)) if indeg[x] == 0]
     out = []
     while stack:
@@ -192,6 +202,77 @@ def _walk(levels: Levels, L: tuple[int, ...], ideal: int) -> list[tuple[int, int
         out.append((ideal & ~prev, c))
         L = _bump(L, c, -1)
         ideal = prev
+    return out
+
+
+def mask_bits(mask: int, n: int) -> np.ndarray:
+    """The bits ``0 .. n-1`` of ``mask`` as a boolean array (bit ``x`` at index ``x``)."""
+    raw = np.frombuffer(mask.to_bytes((n + 7) // 8 or 1, "little"), dtype=np.uint8)
+    return np.unpackbits(raw, count=n, bitorder="little").astype(bool)
+
+
+def _edge_arrays(U: Units, order: Order) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(src, dst, indegree)`` of ``order``'s edges as arrays (cached on ``U`` per order)."""
+    key = ("edges", id(order))
+    hit = U.cache.get(key)
+    if hit is not None and hit[0] is order:
+        return hit[1]
+    succs = order[1]
+    src = np.fromiter((x for x in range(len(succs)) for _ in succs[x]), dtype=np.int64)
+    dst = np.fromiter((y for x in range(len(succs)) for y in succs[x]), dtype=np.int64)
+    out = (src, dst, np.bincount(dst, minlength=len(succs)).astype(float))
+    U.cache[key] = (order, out)
+    return out
+
+
+#: Descendant masks expanded to bits per block (bounds the memory of :func:`_descendant_times`).
+DESC_BLOCK = 256
+#: Most units for the exact descendant times (``O(N^2)``); above, a longest-path bound (``O(N + E)``).
+DESC_EXACT_MAX = 4096
+
+
+def _descendant_times(U: Units, order: Order, m: np.ndarray, deadline: float) -> list[float]:
+    """Least time of each unit with all its descendants in ``order`` (the skip rule of
+    :meth:`_Sweep._expand`), cached on ``U`` per order.
+
+    Up to :data:`DESC_EXACT_MAX` units, the descendant masks are integers ORed along a reverse
+    topological order (``O(E N / 64)`` word operations) and their weighted sums are taken block by
+    block as a 0/1 matrix times ``m`` (``O(N^2)`` multiply-adds in compiled code), the deadline
+    checked per block. Above, each value is the heaviest path from the unit instead (``O(N + E)``):
+    a path's units are descendants and times are ``>= 0``, so it is a lower bound of the exact
+    value, and a lower bound only weakens the skip rule, never drops a set that could be kept.
+    """
+    key = ("m_desc", id(order))
+    hit = U.cache.get(key)
+    if hit is not None and hit[0] is order:
+        return hit[1]
+    N = U.count
+    if N > DESC_EXACT_MAX:
+        path = [0.0] * N
+        for x in _topological(order):
+            path[x] = float(m[x]) + max((path[y] for y in order[1][x]), default=0.0)
+        U.cache[key] = (order, path)
+        return path
+    desc = [0] * N
+    for x in _topological(order):
+        mask = 1 << x
+        for y in order[1][x]:
+            mask |= desc[y]
+        desc[x] = mask
+    nbytes = (N + 7) // 8 or 1
+    finite = np.where(np.isfinite(m), m, 0.0)
+    infinite = (~np.isfinite(m)).astype(float)
+    out: list[float] = []
+    for lo in range(0, N, DESC_BLOCK):
+        if time.perf_counter() > deadline:
+            raise SearchTimeout
+        block = desc[lo : lo + DESC_BLOCK]
+        raw = np.frombuffer(b"".join(d.to_bytes(nbytes, "little") for d in block), dtype=np.uint8)
+        bits = np.unpackbits(raw.reshape(len(block), nbytes), axis=1, count=N, bitorder="little")
+        # 0 * inf is nan: infinite times (a unit no class may run) are counted apart.
+        total = bits @ finite
+        out.extend(np.where(bits @ infinite > 0, math.inf, total).tolist())
+    U.cache[key] = (order, out)
     return out
 
 
@@ -221,16 +302,12 @@ class _Sweep:
         """Search nodes visited (one per down-set produced)."""
         self.per_state = 1.0
         """Search nodes per expanded state in the last :meth:`advance`."""
-        self.m, self.rho = class_ratios(U)
-        # Least time of each unit with all its descendants in ``order`` (the skip rule of _expand).
-        desc = [0] * U.count
-        for x in _topological(order):
-            mask = 1 << x
-            for y in order[1][x]:
-                mask |= desc[y]
-            desc[x] = mask
-        m = self.m
-        self.m_desc = [sum(m[y] for y in _bits(mask)) for mask in desc]
+        if "ratios" not in U.cache:
+            U.cache["ratios"] = class_ratios(U)
+        self.m, self.rho = U.cache["ratios"]
+        self.m_arr = np.asarray(self.m, dtype=float)
+        self.m_desc = _descendant_times(U, order, self.m_arr, deadline)
+        self.edges = _edge_arrays(U, order)
 
     def frontier(self) -> int:
         """Number of states at the current depth (those :meth:`advance` expands)."""
@@ -285,11 +362,20 @@ class _Sweep:
             rest_cap.append(T * left * (1 + BAND_SLACK) + 1e-300)
         nu = len(usable)
         m_desc = self.m_desc
+        src, dst, indeg = self.edges
+        m_arr = self.m_arr
         for I0, (v0, _, _) in sorted(states.items(), key=lambda kv: kv[1][0]):
+            # Checked per state too: on large graphs one state's set-up alone is O(N + E).
+            if time.perf_counter() > deadline:
+                raise SearchTimeout
             if full == I0 or any(levels[Lm].get(I0, (math.inf,))[0] <= v0 for Lm in lower):
                 continue
-            md0 = sum(m[x] for x in range(N) if (I0 >> x) & 1)
-            avail0 = [x for x in range(N) if not (I0 >> x) & 1 and not (preds[x] & ~I0)]
+            # md0 and the available units by whole-array operations on I0's bits (O(N + E)),
+            # not by N shifts of an N-bit integer (O(N^2 / 64)).
+            inside = mask_bits(I0, N)
+            md0 = float(m_arr[inside].sum())
+            ready = np.bincount(dst, weights=inside[src], minlength=N)
+            avail0 = np.flatnonzero(~inside & (ready == indeg)).tolist()
 
             def rec(
                 J: int,

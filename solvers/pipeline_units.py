@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -70,6 +71,8 @@ class Units:
     """Tensors each unit produces (that leave it)."""
     in_t: list[list[int]] = field(default_factory=list)
     """Tensors each unit consumes from other units."""
+    cache: dict[object, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Tables the search derives from the units once per solve (:mod:`solvers.pipeline_search`)."""
 
     @property
     def count(self) -> int:
@@ -199,13 +202,16 @@ def build_units(inst: Instance, contract_free: bool = True) -> Units:
         preds[ib] |= 1 << ia
         succs[ia].append(ib)
     peak_l = _layer_peak(inst)
+    # Per-unit sums and maxima by one pass over the layers (not one array slice per unit).
+    peak_per_unit = np.zeros(N)
+    np.maximum.at(peak_per_unit, unit_of, peak_l)
     units = Units(
         members=members,
         unit_of=unit_of,
         preds=preds,
         succs=[sorted(x) for x in succs],
-        params=[float(g.param_bytes[m].sum()) for m in members],
-        peak=[float(peak_l[m].max(initial=0.0)) for m in members],
+        params=np.bincount(unit_of, weights=g.param_bytes, minlength=N).tolist(),
+        peak=peak_per_unit.tolist(),
         classes=device_classes(inst, unit_of, N),
     )
     units.out_t = [[] for _ in range(N)]
