@@ -73,6 +73,19 @@ class ArcherBounds:
     def best(self) -> float:
         return max(self.combinatorial, self.bottleneck)
 
+    def summary(self) -> dict[str, object]:
+        """The figures for ``Result.extra`` (seconds; ``best_unit`` as layer indices)."""
+        return {
+            "combinatorial": self.combinatorial,
+            "bottleneck": self.bottleneck,
+            "best": self.best,
+            "source": self.source,
+            "units_tried": self.units_tried,
+            "units_finished": self.units_finished,
+            "best_unit": list(self.best_unit),
+            "seconds": self.seconds,
+        }
+
     @property
     def source(self) -> str:
         """Which of the two is larger (``combinatorial`` on ties)."""
@@ -277,7 +290,7 @@ def archer_bounds(inst: Instance, time_limit_s: float = 10.0, max_units: int = 8
     """Both bounds of the module docstring (None where :func:`applies` says no).
 
     The bottleneck-block MIP is solved for up to ``max_units`` units, heaviest first by their own
-    combinatorial value (ties: the largest unit), each within an equal share of ``time_limit_s``;
+    load (ties: the largest unit), each within half of the time left (the last within all of it);
     each unit's value is the least over the distinct devices that may hold it.
     """
     if applies(inst) is not None:
@@ -305,7 +318,9 @@ def archer_bounds(inst: Instance, time_limit_s: float = 10.0, max_units: int = 8
         left = time_limit_s - (time.perf_counter() - t0)
         if left <= 0.05:
             break
-        share = left / (len(chosen) - i)
+        # the units come heaviest first, and the first usually gives the bound: half of what is
+        # left to each unit but the last
+        share = left if i == len(chosen) - 1 else left / 2
         value = math.inf
         finished = True
         for j, d in enumerate(allowed):
@@ -319,3 +334,25 @@ def archer_bounds(inst: Instance, time_limit_s: float = 10.0, max_units: int = 8
     out.bottleneck = best
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def engine_bound(inst: Instance, time_limit_s: float | None, raw: dict[str, object]) -> ArcherBounds | None:
+    """The bounds for an exact engine's run (``raw["archer"]`` false: None).
+
+    The MIP relaxations get ``raw["archer_time_s"]`` seconds (default 25% of the engine's limit,
+    at most 20 s; 5 s without a limit), taken from the engine's limit.
+    """
+    if not raw.get("archer", True) or applies(inst) is not None:
+        return None
+    if "archer_time_s" in raw:
+        budget = float(raw["archer_time_s"])  # type: ignore[arg-type]
+    else:
+        budget = 5.0 if time_limit_s is None else min(20.0, 0.25 * time_limit_s)
+    return archer_bounds(inst, time_limit_s=budget, max_units=4)
+
+
+def combine(own: float, extra: ArcherBounds | None, engine: str) -> tuple[float, str]:
+    """The larger of an engine's own proven bound and the Archer bounds, and which one it is."""
+    if extra is None or not extra.best > own:
+        return own, engine
+    return extra.best, extra.source
