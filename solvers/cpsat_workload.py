@@ -21,9 +21,11 @@ Variables and constraints (each with its source in the format):
   device ``m[r, d] >= ws(v) x[v, d]``; ``sum z param + sum_r m <= memory(d)``; ``max_devices`` by
   used-device indicators; request deadlines ``L_r <= deadline_r``.
 
-Times are integers in a unit ``u`` of 1e-12 of the horizon, durations rounded **down**: every
+Times are integers in a unit ``u`` of 1e-9 of the horizon, durations rounded **down**: every
 placement and schedule is then no longer in the model than in truth, so the model's proven bound,
-times ``u``, is a valid lower bound of the true optimum. The placement found is judged by the
+times ``u``, is a valid lower bound of the true optimum. Under ``schedule`` a task of size 0 gets one
+unit (CP-SAT would otherwise let it sit inside another task on its device or channel, which §9.5
+forbids); the bound is lowered by one unit per such task and request weight to stay valid. The placement found is judged by the
 evaluator; under ``schedule`` the order CP-SAT chose is re-timed with the true durations (each task at
 its earliest start after the previous one on its device or channel), which is what the evaluator
 checks. The rounding shows only in the gap (at most ``tasks x u`` per request).
@@ -44,8 +46,9 @@ from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
-#: Integer time steps in the horizon (the rounding unit is the horizon divided by this).
-STEPS = 10**12
+#: Integer time steps in the horizon (the rounding unit is the horizon divided by this). CP-SAT's
+#: presolve returned a wrong optimum on a tiny instance at 1e11 steps (fine at 1e10): keep well below.
+STEPS = 10**9
 
 
 class CpSatWorkload(Solver):
@@ -105,7 +108,9 @@ class CpSatWorkload(Solver):
             return RawSolution(term, build_time_s=build, solve_time_s=solve_t, message=solver.status_name(status))
         P = np.array([[solver.value(b.x[v][d]) for d in range(inst.k)] for v in range(inst.n)]).argmax(axis=1)
         schedule = b.retime(P, solver) if b.scheduled else None
-        bound = solver.best_objective_bound * b.unit
+        # a task of size 0 was given one unit: each lengthens a request's completion by one unit at most
+        weights0 = float(sum(r.weight for r in inst.workload.requests)) if inst.workload else 1.0
+        bound = (solver.best_objective_bound - b.zero_sized * weights0) * b.unit
         tasks = inst.n + len(b.y) * inst.k
         assert inst.workload is not None
         weights = float(sum(r.weight for r in inst.workload.requests))
@@ -135,17 +140,25 @@ class _Builder:
         self.scheduled = wl.contention == "schedule"
         m = cp_model.CpModel()
         self.model = m
-        # an upper bound on any semi-active schedule: the latest release, then everything in series
-        horizon_s = float(np.where(np.isfinite(inst.time), inst.time, 0.0).max(axis=1).sum())
-        horizon_s += max((r.release_s for r in wl.requests), default=0.0)
+        # an upper bound on every time the model holds: under `schedule` the latest release and then
+        # everything in series (a semi-active schedule); under `none` the longest request alone
+        slowest = np.where(np.isfinite(inst.time), inst.time, 0.0).max(axis=1)
+        serial = np.zeros(len(wl.requests))
+        for v in range(g.n):
+            serial[int(wl.request_of_layer[v])] += slowest[v]
         for t in range(g.n + g.m):
             longest = max(
                 (sum(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]) + float(s.link_latency[i, j]) for i, j in r)
                  for r in wl.routes.values()),
                 default=0.0,
             )
-            horizon_s += (k - 1) * longest
+            serial[int(wl.request_of_tensor[t])] += (k - 1) * longest
+        if self.scheduled:
+            horizon_s = float(serial.sum()) + max((r.release_s for r in wl.requests), default=0.0)
+        else:
+            horizon_s = float(serial.max())
         self.unit = max(horizon_s, 1e-12) / STEPS
+        self.zero_sized = 0
         self.H = int(STEPS * 4)
 
         def q(sec: float) -> int:
@@ -263,6 +276,8 @@ class _Builder:
             m.add(sum(terms) <= math.floor(s.memory[d] * (1 + 1e-9)))
 
     def _latencies(self, m: Any, q: Any, one: Any) -> list[Any]:
+        from ortools.sat.python import cp_model
+
         inst = self.inst
         wl = inst.workload
         assert wl is not None
@@ -287,17 +302,27 @@ class _Builder:
                 L.append(Lr)
             return L
         H = self.H
+
+        def qs(sec: float) -> int:
+            """A task's size: at least one unit, since CP-SAT lets a zero-size interval sit inside another
+            while a device or channel runs one task at a time (§9.5); counted in ``zero_sized``."""
+            size = q(sec)
+            if size == 0:
+                self.zero_sized += 1
+            return max(size, 1)
+
         self.start = [m.new_int_var(0, H, f"s{v}") for v in range(g.n)]
         self.end = [m.new_int_var(0, H, f"e{v}") for v in range(g.n)]
         per_res: dict[int, list[Any]] = {}
         for v in range(g.n):
             req = wl.requests[int(wl.request_of_layer[v])]
             m.add(self.start[v] >= q(req.release_s))
-            dur = sum(q(inst.time[v, d]) * self.x[v][d] for d in range(k) if math.isfinite(inst.time[v, d]))
-            m.add(self.end[v] == self.start[v] + dur)
+            on = [d for d in range(k) if math.isfinite(inst.time[v, d])]
+            length = cp_model.LinearExpr.weighted_sum([self.x[v][d] for d in on], [qs(inst.time[v, d]) for d in on])
+            m.add(self.end[v] == self.start[v] + length)
             for d in range(k):
                 if math.isfinite(inst.time[v, d]):
-                    size = q(inst.time[v, d])
+                    size = qs(inst.time[v, d])
                     iv = m.new_optional_fixed_size_interval_var(self.start[v], size, self.x[v][d], f"i{v}_{d}")
                     per_res.setdefault(d, []).append(iv)
             for u in g.preds[v]:
@@ -311,7 +336,7 @@ class _Builder:
                 continue
             prev = None
             for h, (i, j) in enumerate(path):
-                occ = q(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]))
+                occ = qs(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]))
                 st = m.new_int_var(0, H, f"h{t}_{a}_{b}_{h}")
                 m.add(st >= q(req.release_s))
                 if prev is None:
