@@ -122,8 +122,11 @@ class MilpSolver(Solver):
         backend = self.make_backend(ctx, options)
         build_time = time.perf_counter() - t0
         warm = self._warm_start(inst, options)
-        if reduction is not None and reduction.start is not None and options.warm_start is None and warm is not None:
-            warm = reduction.start  # at least as good as the single-device placements it includes
+        auto_start = options.warm_start is None and options.raw.get("auto_warm_start", True)
+        if reduction is not None and reduction.start is not None and auto_start:
+            # At least as good as the single-device placements it is chosen among; also a start
+            # where the reduction left no single-device placement feasible.
+            warm = reduction.start
         if warm is not None and symmetry:
             # The symmetry-breaking rows admit one relabelling of each placement (same value).
             warm = canonical_placement(inst, warm)
