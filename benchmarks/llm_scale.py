@@ -19,7 +19,7 @@ on a chain the two admit the same placements). Operators: the block optimum with
 on its block's device (judged by the evaluator on the operator graph), ``pipeline-dp`` with the
 operator time limit (``--op-dp``; see benchmarks/README.md), and :func:`interval_refinement` of the
 block optimum's pipeline. Bounds: each engine's own, the cheap bound of :mod:`solvers.bounds`, and
-:func:`fractional_period_bound` below.
+:func:`solvers.lp_bound.fractional_period_bound` (also part of the cheap bound now).
 """
 
 from __future__ import annotations
@@ -41,58 +41,13 @@ from formulation.evaluator import evaluate  # noqa: E402
 from formulation.loader import load_instance, load_instance_data  # noqa: E402
 from formulation.model import Instance  # noqa: E402
 from solvers.bounds import cheap_lower_bound  # noqa: E402
+from solvers.lp_bound import fractional_period_bound  # noqa: E402
 from solvers.options import SolverOptions  # noqa: E402
 from solvers.registry import solve  # noqa: E402
 from solvers.result import compute_gap  # noqa: E402
 
 ZOO = ROOT / "instances" / "zoo"
 BLOCK_FILE = ZOO / "llama2_70b_decode--llm-edge-8--pipeline.yaml"
-#: Relative safety margin taken off the LP optimum (HiGHS's optimality tolerance is 1e-7 relative).
-LP_MARGIN = 1e-6
-
-
-def fractional_period_bound(inst: Instance) -> float:
-    """A lower bound on the period of every feasible placement, by a linear program.
-
-    Relaxation: layer ``v`` may be split in fractions ``x[v, d] >= 0`` over its allowed devices,
-    ``sum_d x[v, d] = 1``; a device's load is ``sum_v x[v, d] t(v, d) <= T`` and, when memory is
-    enforced, its weights ``sum_v x[v, d] param_bytes(v) <= memory(d)``; minimise ``T``. Every
-    placement is such an ``x`` (0/1), its period is at least every device's compute time
-    (communication only adds busy time, docs/instance-format.md §5), and its memory use is at least
-    its weights under either memory model, so the LP optimum is a lower bound. Layers with the same
-    time row, weights and allowed set are one class (the LP over classes has the same optimum), so
-    the LP stays small on repeated blocks. The optimum less :data:`LP_MARGIN` (solver tolerance) is
-    returned; ``-inf`` when HiGHS does not report an optimum.
-    """
-    import highspy
-
-    g, s, k = inst.graph, inst.system, inst.k
-    key = np.column_stack([inst.time, g.param_bytes[:, None], inst.placement_mask.astype(float)])
-    classes, counts = np.unique(key, axis=0, return_counts=True)
-    cols = {(c, d): i for i, (c, d) in enumerate((c, d) for c in range(len(classes)) for d in range(k)
-                                                 if classes[c, k + 1 + d] > 0)}
-    n_t = len(cols)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    h.addVars(n_t + 1, np.zeros(n_t + 1), np.full(n_t + 1, inf))
-    h.changeColCost(n_t, 1.0)
-
-    def row(lo: float, hi: float, idx: list[int], vals: list[float]) -> None:
-        h.addRow(lo, hi, len(idx), np.array(idx, dtype=np.int32), np.array(vals, dtype=float))
-
-    for c, m in enumerate(counts):
-        idx = [cols[c, d] for d in range(k) if (c, d) in cols]
-        row(float(m), float(m), idx, [1.0] * len(idx))
-    for d in range(k):
-        cs = [c for c in range(len(classes)) if (c, d) in cols]
-        row(-inf, 0.0, [cols[c, d] for c in cs] + [n_t], [float(classes[c, d]) for c in cs] + [-1.0])
-        if inst.problem.constraints.memory and math.isfinite(float(s.memory[d])):
-            row(-inf, float(s.memory[d]), [cols[c, d] for c in cs], [float(classes[c, k]) for c in cs])
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return -math.inf
-    return float(h.getInfo().objective_function_value) * (1 - LP_MARGIN)
 
 
 def cut_positions(inst: Instance, slack: float = 2.0) -> np.ndarray:

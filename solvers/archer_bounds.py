@@ -47,11 +47,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formulation.model import FloatArray, Instance
+from formulation.model import FloatArray, Instance, IntArray
+from solvers.options import SolverOptions
 from solvers.unit_load import _device_terms
 
-#: Relative margin taken off every MIP dual bound (HiGHS's feasibility tolerances are 1e-7 on the
-#: scaled rows, whose coefficients are below 1 after scaling).
+#: Relative margin taken off every MIP dual bound (HiGHS runs with integrality and primal
+#: feasibility tolerances of 1e-9 on rows scaled so that the bound is about 1).
 SAFETY = 1e-6
 #: Largest number of layers for which the MIP relaxations are built.
 MAX_LAYERS = 5_000
@@ -251,6 +252,10 @@ def _block_mip(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", max(0.05, time_limit_s))
+    # Tight tolerances keep the accepted points close to integral and feasible: with them the
+    # relative SAFETY margin covers what a point within tolerance can take off the bound.
+    h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     h.addCols(
         ncols,
         cost,
@@ -349,6 +354,25 @@ def engine_bound(inst: Instance, time_limit_s: float | None, raw: dict[str, obje
     else:
         budget = 5.0 if time_limit_s is None else min(20.0, 0.25 * time_limit_s)
     return archer_bounds(inst, time_limit_s=budget, max_units=4)
+
+
+def pipeline_start(inst: Instance, time_limit_s: float) -> tuple[IntArray, float] | None:
+    """``pipeline-dp``'s best pipeline (as a heuristic where the instance asks for no pipeline) and
+    its evaluated period, for an exact engine to start from (None where the DP does not apply or
+    finds nothing feasible)."""
+    from solvers.registry import get_solver, names
+    from solvers.result import Status
+
+    if applies(inst) is not None or "pipeline-dp" not in names():
+        return None
+    raw = {"heuristic": not inst.problem.constraints.pipeline, "bound": False, "finish": False}
+    try:
+        res = get_solver("pipeline-dp").solve(inst, SolverOptions(time_limit_s=max(0.1, time_limit_s), raw=raw))
+    except Exception:  # an instance the DP refuses just gives no start
+        return None
+    if res.status not in (Status.OPTIMAL, Status.FEASIBLE) or not res.placement or res.objective is None:
+        return None
+    return inst.placement_indices(res.placement), float(res.objective)
 
 
 def combine(own: float, extra: ArcherBounds | None, engine: str) -> tuple[float, str]:

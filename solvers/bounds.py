@@ -18,8 +18,11 @@ device independently:
   communication does not overlap its compute (``comm_overlap: false``) the class also pays, for
   each outside predecessor, its compute there or the receipt of its tensor, and for each tensor
   of the class read outside, its sending or the compute of its outside readers (each outside
-  layer counted once), the cheaper of each (:func:`_neighbourhood_load`); and, stronger, the least
-  load of any set of layers around each unit, by minimum cuts (:mod:`solvers.unit_load`);
+  layer counted once), the cheaper of each (:func:`_neighbourhood_load`); the fractional-placement
+  LP (each layer split over its allowed devices, every device's compute load and weights limited:
+  :mod:`solvers.lp_bound`; it ignores communication, valid because transfer times are ``>= 0``);
+  and, stronger, the least load of any set of layers around each unit, by minimum cuts
+  (:mod:`solvers.unit_load`);
 * energy in parallel mode: active power times the fastest-energy time of each layer (the radio and
   idle terms are ``>= 0``);
 * cost: each layer at its cheapest allowed device (transfer prices are ``>= 0``);
@@ -35,6 +38,7 @@ import numpy as np
 
 from formulation.model import FloatArray, Instance, Objective
 from solvers.additive import additive_costs, equivalent_view, not_additive_reason, static_infeasibility
+from solvers.lp_bound import MAX_COLUMNS, fractional_period_bound
 from solvers.unit_load import unit_load_bound
 
 
@@ -138,7 +142,8 @@ def metric_lower_bound(inst: Instance, metric: str) -> float:
     """A lower bound on one metric (``throughput`` is the period) over every feasible placement."""
     tmin = _min_allowed(inst, inst.time)
     if metric == "throughput":
-        simple = max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst), _neighbourhood_load(inst))
+        simple = max(float(tmin.max(initial=0.0)), float(tmin.sum()) / _devices_usable(inst), _neighbourhood_load(inst),
+                     fractional_period_bound(inst, max_columns=MAX_COLUMNS))
         return unit_load_bound(inst, floor=simple)
     if metric == "cost":
         return float(_min_allowed(inst, inst.time * inst.system.price[None, :]).sum())

@@ -187,7 +187,8 @@ class PipelineDP(Solver):
         if time.perf_counter() > deadline:
             # Building the units is linear in the graph but not interruptible: stop right after it.
             return RawSolution(Termination.TIME_LIMIT, build_time_s=build, extra=extra,
-                               bound=lb if exact else -math.inf, message="time limit while building the units")
+                               bound=_limit_bound(inst, options, lb, exact),
+                               message="time limit while building the units")
         incumbent: Plan | None = None
         with contextlib.suppress(SearchTimeout):
             incumbent = _rising(U, lb, math.inf, max_stages, deadline, chain_order(U), extra, step=0.05)
@@ -224,7 +225,7 @@ class PipelineDP(Solver):
         best = plan or incumbent
         if best is None:
             return RawSolution(Termination.TIME_LIMIT, build_time_s=build, solve_time_s=solve, extra=extra,
-                               bound=proven_lb if exact else -math.inf, message="the DP did not finish")
+                               bound=_limit_bound(inst, options, proven_lb, exact), message="the DP did not finish")
         P = plan_placement(U, best, inst.n)
         extra["dp_value"] = best.value
         extra["stages"] = len(best.stages)
@@ -232,7 +233,7 @@ class PipelineDP(Solver):
 
         ev = evaluate(inst, P)
         if plan is None:
-            bound = proven_lb if exact else _heuristic_bound(inst, options)
+            bound = _limit_bound(inst, options, proven_lb, exact)
             return RawSolution(Termination.TIME_LIMIT, placement=P if ev.feasible else None, bound=bound,
                                build_time_s=build, solve_time_s=solve, extra=extra,
                                message="time limit: the chain-order incumbent")
@@ -307,6 +308,13 @@ def _finish(
 def _heuristic_bound(inst: Instance, options: SolverOptions) -> float:
     """The cheap lower bound of the general problem, unless ``raw={"bound": false}`` (a hint)."""
     return cheap_lower_bound(inst) if options.raw.get("bound", True) else -math.inf
+
+
+def _limit_bound(inst: Instance, options: SolverOptions, proven: float, exact: bool) -> float:
+    """The bound at a time limit: the DP's proven bound (exact mode) or none, and the cheap bound of
+    the general problem (:func:`solvers.bounds.cheap_lower_bound`, with the fractional-placement
+    LP), which is below every pipeline's period too; the larger of the two."""
+    return max(proven if exact else -math.inf, _heuristic_bound(inst, options))
 
 
 def _rising(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from formulation.milp.objective import NegativeWeight, check_weights
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from formulation.numerics import NO_FINITE_OPTION, prepare
 from formulation.symmetry import canonical_placement
+from solvers.archer_bounds import combine, engine_bound, pipeline_start
 from solvers.base import RawSolution, Solver
 from solvers.milp.backend import MilpBackend, RunSettings
 from solvers.milp.bound_reduction import reduce_options
@@ -31,12 +33,18 @@ from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
-RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry", "reduce"})
+RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry", "reduce", "archer", "archer_time_s"})
 
 
 def settings_of(options: SolverOptions) -> RunSettings:
     """The solver-independent run settings of ``options``."""
     return RunSettings(options.time_limit_s, options.gap, options.threads, options.seed, options.verbose)
+
+
+def _value(inst: Instance, P: IntArray) -> float:
+    """The evaluator's objective of ``P`` (``inf`` when infeasible)."""
+    ev = evaluate(inst, P)
+    return float(ev.objective) if ev.feasible else math.inf
 
 
 def baseline_warm_start(inst: Instance) -> IntArray | None:
@@ -127,11 +135,25 @@ class MilpSolver(Solver):
             # At least as good as the single-device placements it is chosen among; also a start
             # where the reduction left no single-device placement feasible.
             warm = reduction.start
+        # The period objective: pipeline-dp's pipeline replaces the start where it is better (it
+        # then uses no option the reduction removed, whose placements are worse than its start),
+        # and Archer et al.'s bounds join the solver's (solvers/archer_bounds.py); their time is
+        # taken from the limit.
+        t_extra = time.perf_counter()
+        archer = engine_bound(inst, options.time_limit_s, dict(options.raw))
+        if archer is not None and options.warm_start is None and options.raw.get("auto_warm_start", True):
+            dp = pipeline_start(inst, min(10.0, 0.1 * (options.time_limit_s or 20.0)))
+            if dp is not None and (warm is None or dp[1] < _value(inst, warm)):
+                warm = dp[0]
+        spent = time.perf_counter() - t_extra
         if warm is not None and symmetry:
             # The symmetry-breaking rows admit one relabelling of each placement (same value).
             warm = canonical_placement(inst, warm)
         native = backend.set_warm_start(warm) if warm is not None else False
-        run = backend.run(settings_of(options))
+        settings = settings_of(options)
+        if settings.time_limit_s is not None and spent > 0:
+            settings = replace(settings, time_limit_s=max(0.1, settings.time_limit_s - spent))
+        run = backend.run(settings)
         extra: dict[str, object] = {
             "native_status": run.native_status,
             "solver_gap": run.gap,
@@ -140,6 +162,9 @@ class MilpSolver(Solver):
             **{f"model_{k}": v for k, v in ctx.model.stats().items()},
         }
         term, bound, message = run.termination, run.bound, ""
+        bound, extra["bound_source"] = combine(bound, archer, self.name)
+        if archer is not None:
+            extra["archer"] = archer.summary()
         P = sched = objective = None
         if run.values is not None:
             P = placement_of(ctx, run.values)
