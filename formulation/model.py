@@ -26,6 +26,8 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
+from formulation.costs import transfer_seconds
+
 if TYPE_CHECKING:
     from formulation.scenarios import ScenarioSet
     from formulation.workload import Workload
@@ -406,7 +408,7 @@ class System:
             return 0.0
         if not self.has_link[a, b]:
             return math.inf
-        return float(self.link_latency[a, b] + nbytes / self.bandwidth[a, b])
+        return float(transfer_seconds(self.link_latency[a, b], nbytes, self.bandwidth[a, b]))
 
     def __repr__(self) -> str:
         return f"System({list(self.device_ids)}, {len(self.links)} channels)"

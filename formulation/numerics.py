@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from formulation.costs import peak_term_bytes, working_set_bytes
 from formulation.errors import InstanceError
 from formulation.model import BoolArray, FloatArray, Instance
 
@@ -128,7 +129,7 @@ def unit_scales(inst: Instance, ref: Reference | None = None) -> dict[str, float
         )
         energy = ref.energy if _positive(ref.energy) else tau * power
         cost = ref.cost if _positive(ref.cost) else tau * float(s.price.max(initial=0.0))
-        peak = float((g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer + g.param_bytes).max(initial=0.0))
+        peak = float((working_set_bytes(g) + g.param_bytes).max(initial=0.0))
         nbytes = ref.memory if _positive(ref.memory) else peak
     return {
         "1": 1.0,
@@ -192,9 +193,7 @@ def dominated(inst: Instance, ref: Reference | None = None) -> BoolArray:
         if c.deadline_s is not None:
             out |= timed & (t > c.deadline_s * (1 + FEAS_RTOL))
         if c.memory:
-            own = g.param_bytes.copy()
-            if c.memory_model != "params":
-                own = own + g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+            own = g.param_bytes + peak_term_bytes(inst)
             out |= own[:, None] > s.memory[None, :] * (1 + FEAS_RTOL)
         for dev, budget in c.energy_budget_j.items():
             d = s.device_index[dev]
@@ -324,7 +323,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
                         "the price of the largest tensor is within the range of the cost scale",
                     )
         if p.constraints.memory:
-            own = g.param_bytes + g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+            own = g.param_bytes + working_set_bytes(g)
             if not (math.isfinite(float(own.sum())) and float(own.sum()) <= SAFE_MAX * sc["bytes"]):
                 v = int(np.argmax(own))
                 raise refuse(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from formulation.costs import peak_term_bytes
 from formulation.evaluator.batch import _private_static_violation
 from formulation.model import FloatArray, Instance, IntArray
 
@@ -68,9 +69,7 @@ def memory_cannot_bind(inst: Instance) -> bool:
     c, g, s = inst.problem.constraints, inst.graph, inst.system
     if not c.memory:
         return True
-    peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
-    if c.memory_model == "params":
-        peak = 0.0 * peak
+    peak = peak_term_bytes(inst)
     for d in range(s.k):
         on = inst.placement_mask[:, d]
         if float(g.param_bytes[on].sum()) + float(peak[on].max(initial=0.0)) > float(s.memory[d]):

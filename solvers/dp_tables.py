@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from formulation.costs import peak_term_bytes
 from formulation.model import FloatArray, Instance, IntArray
 from solvers.additive import AdditiveCosts, additive_costs, chain_costs
 
@@ -79,9 +80,7 @@ class StageTables:
             self.cum_node = np.concatenate([zero, np.cumsum(node, axis=0)])
         self.cum_params = np.concatenate([[0.0], np.cumsum(g.param_bytes)])
         c = inst.problem.constraints
-        self.peak = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
-        if c.memory_model == "params":
-            self.peak = np.zeros(n)
+        self.peak = peak_term_bytes(inst)
         # A stage may not end inside a colocation class: the class would span two stages.
         self.no_cut = np.zeros(n + 1, dtype=bool)
         for cls in inst.colocate_classes:

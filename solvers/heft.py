@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.model import Instance
 from solvers.additive import static_infeasibility
 from solvers.base import RawSolution, Solver
@@ -111,7 +112,7 @@ class Heft(Solver):
         use_mem = inst.problem.constraints.memory
         params = np.zeros(s.k)
         peak = np.zeros(s.k)
-        work = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+        work = working_set_bytes(g)
         devs = [_Device() for _ in range(s.k)]
         P = np.full(g.n, -1, dtype=np.int64)
         finish = np.zeros(g.n)

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 from ortools.sat.python import cp_model
 
+from formulation.costs import peak_term_bytes
 from formulation.cp.placement import Lit, PlacementVars
 from formulation.cp.scaling import ByteUnit
 from formulation.cp.tables import Masks
@@ -99,9 +100,7 @@ def add_memory(model: cp_model.CpModel, inst: Instance, pv: PlacementVars) -> By
     if not {"memory", "memory_params"} & inst.active_constraints:
         return None
     g, s = inst.graph, inst.system
-    work = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
-    if inst.problem.constraints.memory_model == "params":
-        work = 0.0 * work
+    work = peak_term_bytes(inst)
     coarsest = ByteUnit(1.0)
     for d in range(inst.k):
         layers = [v for v in range(g.n) if (v, d) in pv.x]

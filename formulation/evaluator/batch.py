@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.evaluator.pipeline import pipeline_sets
 from formulation.evaluator.schedule import list_schedule_many
 from formulation.model import BoolArray, FloatArray, Instance, IntArray
@@ -275,7 +276,7 @@ def batch_metrics(inst: Instance, P: IntArray, *, parallel: bool | None = None) 
     if inst.problem.constraints.memory_model == "params":
         memory = params
     else:
-        peak_v = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+        peak_v = working_set_bytes(g)
         peak = np.where(onehot, peak_v[None, :, None], 0.0).max(axis=1) if g.n else np.zeros((N, k))
         memory = params + peak
     do_par = True if parallel is None else parallel

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from formulation.costs import working_set_bytes
 from formulation.model import FloatArray, Instance, IntArray
 from formulation.workload import Route, Workload
 
@@ -138,7 +139,7 @@ def _memory(inst: Instance, P: IntArray) -> FloatArray:
             mem[int(P[v])] += g.param_bytes[v]
     if inst.problem.constraints.memory_model == "params":
         return mem
-    peak_v = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+    peak_v = working_set_bytes(g)
     peak = np.zeros((len(wl.requests), k))
     np.maximum.at(peak, (wl.request_of_layer, P), peak_v)
     return mem + peak.sum(axis=0)

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.granularity.provenance import GranularityError, Origin, Transformed, as_transformed
 from formulation.granularity.rewrite import NewNode, Rewrite, apply_rewrites, restriction, whole_layers
 from formulation.model import Instance, Layer
@@ -138,7 +139,7 @@ def merged_node(inst: Instance, members: Sequence[str], node_id: str, op: str | 
     external = list(dict.fromkeys(external))
     in_bytes = sum(float(g.tensor_bytes[g.tensor_index[u]]) for u in external)
     out_bytes = float(g.output_bytes[g.layer_index[exit_id]])
-    peak = float(max(g.workspace_bytes[i] + g.output_bytes[i] + g.input_bytes_of_layer[i] for i in idx))
+    peak = float(working_set_bytes(g)[idx].max())
     private = set(inst.problem.constraints.private)
     internal_private = any(v in private for v in order if v != exit_id)
     main = max(order, key=lambda v: g.flops[g.layer_index[v]])

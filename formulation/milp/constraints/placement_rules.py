@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.evaluator import REL_TOL
 from formulation.model import BoolArray, Instance
 
 
 def peak_bytes(inst: Instance) -> np.ndarray:
     """Per-layer working set ``workspace + output + input bytes`` (docs/instance-format.md §5.9)."""
-    g = inst.graph
-    return np.asarray(g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer, dtype=float)
+    return working_set_bytes(inst.graph)
 
 
 def placement_rules(inst: Instance) -> tuple[BoolArray, list[str]]:

@@ -1,0 +1,119 @@
+"""Cost building blocks written once (issue 16, item 5): their values, and no second copy.
+
+The grep below looks, in every ``.py`` file of ``formulation/`` and ``solvers/``, for the code of
+the peak-memory working set -- a line that names both ``workspace_bytes`` and
+``input_bytes_of_layer`` joined by ``+`` (``g.workspace_bytes + g.output_bytes +
+g.input_bytes_of_layer``, in any order, indexed or not) -- and for the transfer-time expression
+written out on the link arrays -- ``link_latency ... + ... / ...bandwidth`` on one line. Its
+one home is :mod:`formulation.costs`; the files listed in ``PENDING`` still hold a copy and are
+moved to it as their owners finish their current changes (the list may only shrink).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from formulation.costs import peak_term_bytes, transfer_seconds, working_set_bytes
+from formulation.evaluator import evaluate
+from formulation.model import Constraints, Device, Graph, Instance, Layer, Link, ModelInput, Problem, System
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = ROOT / "formulation" / "costs.py"
+
+#: A line summing the working set's terms: workspace and the inputs' bytes joined by '+'.
+WORKING_SET = re.compile(
+    r"workspace_bytes\b[^#\n]*\+[^#\n]*\binput_bytes_of_layer|input_bytes_of_layer\b[^#\n]*\+[^#\n]*\bworkspace_bytes"
+)
+#: The transfer time written on the link arrays: latency plus bytes over bandwidth on one line.
+TRANSFER = re.compile(r"link_latency\b[^#\n]*\+[^#\n]*/\s*[\w.]*bandwidth\b")
+
+#: Files that still hold a copy (being changed by their owners now); the list may only shrink.
+PENDING = {
+    "solvers/cpsat_workload.py",
+    "solvers/pipeline_units.py",
+    "formulation/granularity/proportional.py",
+}
+
+
+def _copies(pattern: re.Pattern[str]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for folder in ("formulation", "solvers"):
+        for f in sorted((ROOT / folder).rglob("*.py")):
+            if f == HOME:
+                continue
+            lines = [i for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+            if lines:
+                found[f.relative_to(ROOT).as_posix()] = lines
+    return found
+
+
+def test_the_patterns_find_real_copies() -> None:
+    """The grep can fail: it finds the forms the copies took, and not the prose that describes them."""
+    for text in (
+        "peak_v = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer",
+        "peak = float(max(g.workspace_bytes[i] + g.output_bytes[i] + g.input_bytes_of_layer[i] for i in idx))",
+        "own = g.param_bytes + g.input_bytes_of_layer + g.workspace_bytes",
+    ):
+        assert WORKING_SET.search(text), text
+    assert not WORKING_SET.search("``work[v] = workspace + output + input bytes`` (docs/instance-format.md)")
+    assert TRANSFER.search("dur = s.link_latency[a, b] + nbytes / s.bandwidth[a, b]")
+    assert TRANSFER.search("send = s.link_latency[o, j] * m.y[d] + row_bytes[0] * r / s.bandwidth[o, j]")
+    assert TRANSFER.search("dur = np.where(s.has_link, s.link_latency + nbytes / s.bandwidth, math.inf)")
+    assert not TRANSFER.search("lat = s.link_latency[a, b]  # + bytes / bandwidth, see below")
+    assert WORKING_SET.search(HOME.read_text())  # the home holds the one copy
+
+
+def test_peak_memory_working_set_is_written_once() -> None:
+    extra = {f: ls for f, ls in _copies(WORKING_SET).items() if f not in PENDING}
+    assert extra == {}, f"the working set is written again outside formulation/costs.py: {extra}"
+
+
+def test_transfer_time_is_written_once() -> None:
+    extra = {f: ls for f, ls in _copies(TRANSFER).items() if f not in PENDING}
+    assert extra == {}, f"the transfer time is written again outside formulation/costs.py: {extra}"
+
+
+def test_pending_list_only_names_files_that_still_hold_a_copy() -> None:
+    still = set(_copies(WORKING_SET)) | set(_copies(TRANSFER))
+    assert still >= PENDING, f"move these out of PENDING, they no longer hold a copy: {sorted(PENDING - still)}"
+
+
+def _two_layers(memory_model: str = "peak") -> Instance:
+    g = Graph(
+        "g",
+        [ModelInput("x", 1000.0)],
+        [
+            Layer("a", "op", ("x",), 1e9, 2000.0, param_bytes=5000.0, workspace_bytes=300.0),
+            Layer("b", "op", ("a", "x"), 1e9, 400.0, param_bytes=7000.0, workspace_bytes=0.0),
+        ],
+    )
+    s = System([Device("d", 1e9, memory_bytes=1e6)], [], "d", None)
+    c = Constraints(memory=True, memory_model=memory_model)  # type: ignore[arg-type]
+    return Instance("two", g, s, Problem(constraints=c))
+
+
+def test_working_set_and_peak_by_hand() -> None:
+    inst = _two_layers()
+    # a: 300 workspace + 2000 out + 1000 in (x) = 3300; b: 0 + 400 + (2000 + 1000) = 3400
+    assert working_set_bytes(inst.graph).tolist() == [3300.0, 3400.0]
+    assert peak_term_bytes(inst).tolist() == [3300.0, 3400.0]
+    # the evaluator's device memory: params 5000 + 7000 plus the larger working set 3400
+    ev = evaluate(inst, {"a": "d", "b": "d"})
+    assert ev.memory_bytes["d"] == pytest.approx(15400.0)
+    params_only = _two_layers("params")
+    assert peak_term_bytes(params_only).tolist() == [0.0, 0.0]
+    assert evaluate(params_only, {"a": "d", "b": "d"}).memory_bytes["d"] == pytest.approx(12000.0)
+
+
+def test_transfer_seconds_by_hand() -> None:
+    assert transfer_seconds(0.01, 1e6, 1e6) == pytest.approx(1.01)  # 10 ms + 1 MB at 1 MB/s
+    arr = transfer_seconds(np.array([0.0, 0.02]), np.array([5e5, 0.0]), np.array([1e6, 1e7]))
+    assert arr.tolist() == pytest.approx([0.5, 0.02])
+    s = System([Device("a", 1e9), Device("b", 1e9)], [Link("a", "b", 2e6, 0.005)], "a", None)
+    assert s.transfer_time(0, 1, 1e6) == pytest.approx(transfer_seconds(0.005, 1e6, 2e6))  # 0.505 s
+    assert math.isclose(s.transfer_time(0, 1, 1e6), 0.505)
