@@ -36,6 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from formulation.costs import transfer_seconds
 from formulation.model import FloatArray, Instance, Objective
 from solvers.additive import additive_costs, equivalent_view, not_additive_reason, static_infeasibility
 from solvers.lp_bound import MAX_COLUMNS, fractional_period_bound
@@ -57,7 +58,7 @@ def _fastest_transfer(inst: Instance, src: np.ndarray, dst: np.ndarray, nbytes: 
     """Fastest transfer of ``nbytes`` from a device of ``src`` to a different device of ``dst``."""
     s = inst.system
     with np.errstate(divide="ignore", invalid="ignore"):
-        dur = np.where(s.has_link, s.link_latency + nbytes / s.bandwidth, math.inf)
+        dur = np.where(s.has_link, transfer_seconds(s.link_latency, nbytes, s.bandwidth), math.inf)
     sub = dur[np.ix_(src, dst)]
     return float(sub.min()) if sub.size else math.inf
 
