@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.evaluator.jobshop import build_tasks
 from formulation.evaluator.workload_eval import workload_metrics
 from formulation.model import Instance
@@ -265,7 +266,7 @@ class _Builder:
                     terms.append(math.ceil(g.param_bytes[v]) * keys[key])
                 m.add_implication(self.x[v][d], keys[key])
             if c.memory_model != "params":
-                ws = g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer
+                ws = working_set_bytes(g)
                 for r, req in enumerate(wl.requests):
                     top = math.ceil(max((ws[v] for v in req.layers), default=0.0))
                     peak = m.new_int_var(0, top, f"peak{r}_{d}")

@@ -29,6 +29,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from formulation.costs import working_set_bytes
 from formulation.model import BoolArray, FloatArray, Instance, IntArray
 
 
@@ -84,7 +85,7 @@ def _layer_peak(inst: Instance) -> FloatArray:
     g, c = inst.graph, inst.problem.constraints
     if not c.memory or c.memory_model == "params":
         return np.zeros(g.n)
-    return np.asarray(g.workspace_bytes + g.output_bytes + g.input_bytes_of_layer, dtype=float)
+    return working_set_bytes(g)
 
 
 def memory_binds(inst: Instance) -> bool:

@@ -34,9 +34,7 @@ TRANSFER = re.compile(r"link_latency\b[^#\n]*\+[^#\n]*/\s*[\w.]*bandwidth\b")
 
 #: Files that still hold a copy (being changed by their owners now); the list may only shrink.
 PENDING = {
-    "solvers/cpsat_workload.py",
-    "solvers/pipeline_units.py",
-    "formulation/granularity/proportional.py",
+    "formulation/granularity/proportional.py",  # its MILP, written in Pyomo terms
 }
 
 
