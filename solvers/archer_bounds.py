@@ -32,6 +32,11 @@ entering ``S`` once at its fastest channel into ``d``; zero communication on ove
   (Tarnawski et al., NeurIPS 2020, Section 5). Send and receive indicators: ``s_u >= x_u - x_r``,
   ``r_u >= x_r - x_u`` for every reader ``r`` of ``u``. ``colocate`` classes are whole (``x``
   equal), forbidden layers out (``x_v = 0`` where ``v`` may not run on ``d``). Memory is relaxed.
+  Where devices differ, the rest is also placed *fractionally* on the other devices (the
+  fractional-placement relaxation of :mod:`solvers.lp_bound` for what ``S`` leaves): ``y_{v,c} >=
+  0`` on the devices of class ``c`` (same time column and allowed set), ``sum_c y_{v,c} = 1 -
+  x_v``, ``sum_v t(v, c) y_{v,c} <= (|c| - [d in c]) T``: each other device computes at most
+  ``T`` (a CPU ten times slower than the accelerators absorbs a tenth of their work).
 
 Each MIP is solved by HiGHS within a time share; its *dual* bound is what counts (a relaxation's
 lower bound is a lower bound of the optimum), so an unfinished solve still gives a valid value.
@@ -144,6 +149,15 @@ def _distinct_devices(inst: Instance) -> dict[int, tuple[FloatArray, FloatArray]
     return out
 
 
+def _device_classes(inst: Instance) -> list[tuple[int, list[int]]]:
+    """Devices with the same time column and allowed set: (representative, members)."""
+    groups: dict[bytes, list[int]] = {}
+    for d in range(inst.system.k):
+        key = inst.time[:, d].tobytes() + inst.placement_mask[:, d].tobytes()
+        groups.setdefault(key, []).append(d)
+    return [(members[0], members) for members in groups.values()]
+
+
 def combinatorial_bound(inst: Instance) -> float:
     """``max(W / m, max_C min_d t(C, d))`` (module docstring; Archer et al., Section 4.1)."""
     mask = inst.placement_mask
@@ -198,10 +212,18 @@ def _block_mip(
     X, S, R = 0, n, 2 * n
     A, B = 3 * n, 4 * n
     T = 5 * n if convex else 3 * n
-    ncols = T + 1
+    # Fractional share y[v, c] of layer v on the other devices of class c (same time column and
+    # allowed set), after the stage on d.
+    classes = _device_classes(inst)
+    Y = T + 1
+    ncols = Y + n * len(classes)
     lower = np.zeros(ncols)
     upper = np.ones(ncols)
     upper[T] = math.inf
+    for j, (rep, _) in enumerate(classes):
+        for v in range(n):
+            if not mask[v, rep]:
+                upper[Y + j * n + v] = 0.0
     lower[T] = floor / scale
     for v in range(n):
         if not mask[v, d]:
@@ -230,6 +252,16 @@ def _block_mip(
         -math.inf,
         -float(tmin.sum()),
     )
+    # sum_c y[v, c] = 1 - x_v: what the stage on d does not hold runs on the other devices
+    for v in range(n):
+        rows.add([X + v] + [Y + j * n + v for j in range(len(classes))], [1.0] * (1 + len(classes)), 1.0, 1.0)
+    # sum_v t(v, c) y[v, c] <= (devices of c other than d) T: each of them computes at most T
+    for j, (rep, members) in enumerate(classes):
+        others = len(members) - int(d in members)
+        tc = np.where(mask[:, rep], inst.time[:, rep], 0.0) / scale
+        rows.add(
+            [Y + j * n + v for v in range(n)] + [T], [float(tc[v]) for v in range(n)] + [-float(others)], -math.inf, 0.0
+        )
     for u in range(n):
         for r in g.succs[u]:
             if send[u] > 0:
