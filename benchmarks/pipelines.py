@@ -12,6 +12,13 @@ NeurIPS 2020), imported by ``toolchain.importers.msr`` (the MSR max-load model, 
    next to the best known non-contiguous solution (paper_reproductions/tarnawski2020).
 3. Operator graphs (BERT L-3, L-6, L-12, ResNet-50) on k = 2, 4, 8, 16 accelerators and no CPU,
    ``pipeline: true``.
+4. ``--exact``: the same operator graphs with ``contiguous: true`` (convex stages, the problem of
+   paper_reproductions/archer2024) solved by an exact engine (``--engine``, default ``cpsat``),
+   which starts from pipeline-dp's pipeline and reports the larger of its own bound and Archer et
+   al.'s (ICML 2024) bounds (solvers/archer_bounds.py: combinatorial and bottleneck-block columns);
+   ``bound / best known`` divides by the better of our solution and the artifact DP's optimum, with
+   the geometric mean per k. Then the layer graphs without contiguity (``--exact-limit``, default
+   300 s) with the same engine.
 
 Reference values: the artifact's ``throughput-dp/dp.cpp`` (github.com/msr-fiddle/dnn-partitioning,
 commit b207b6ad27a1407d321f1e028cea96d7f2c90e3e, built with ``g++ -O3``) run on the same files on
@@ -93,7 +100,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--limit", type=float, default=60.0, help="time limit per run (s)")
     ap.add_argument("--quick", action="store_true", help="layer graphs and BERT L-12 only")
+    ap.add_argument("--exact", action="store_true", help="only section 4: exact engines with Archer bounds")
+    ap.add_argument("--engine", default="cpsat", help="exact engine of section 4")
+    ap.add_argument("--exact-limit", type=float, default=300.0, help="limit of the non-contiguous layer graphs (s)")
+    ap.add_argument("--part", choices=["both", "operators", "layers"], default="both", help="parts of section 4")
     args = ap.parse_args()
+    if args.exact:
+        exact_section(args)
+        return
     art = artifact_rows()
     opts = SolverOptions(time_limit_s=args.limit)
 
@@ -124,6 +138,48 @@ def main() -> None:
             opt, secs = art[f"operator_{name}_k{k}_dp"]
             print(f"| {name} | {k} | {cells(res)} | {opt} | {secs} | {ratio(res.wall_time_s, secs)} | "
                   f"{agree(res, opt)} |")
+
+
+def archer_cells(res: Result) -> str:
+    """``bound source | Archer combinatorial ms | Archer bottleneck ms`` from an engine's extra."""
+    a = res.extra.get("archer") or {}
+
+    def ms(key: str) -> str:
+        v = a.get(key)
+        return f"{1e3 * v:.6g}" if isinstance(v, float) and math.isfinite(v) else "-"
+
+    return f"{res.extra.get('bound_source', '-')} | {ms('combinatorial')} | {ms('bottleneck')}"
+
+
+def exact_section(args: argparse.Namespace) -> None:
+    """Section 4 of the module docstring."""
+    art = artifact_rows()
+    opts = SolverOptions(time_limit_s=args.limit)
+    print(f"| operator graph, contiguous | k | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
+          "| Archer combinatorial ms | Archer bottleneck ms | artifact DP ms | at least as good as DP "
+          "| bound / best known |")
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
+    ratios: dict[int, list[float]] = {}
+    for name in OPERATOR_GRAPHS if args.part != "layers" else []:
+        for k in (2, 4, 8, 16):
+            res = solve(instance("OperatorGraphs", name, pipeline=False, contiguous=True, fpgas=k), args.engine, opts)
+            opt, _ = art[f"operator_{name}_k{k}_dp"]
+            ours = math.inf if res.objective is None else 1e3 * res.objective
+            best = min(ours, float(opt)) if opt != "none" else ours
+            good = "-" if opt == "none" else ("yes" if ours <= float(opt) * (1 + 1e-9) else "NO")
+            r = 1e3 * res.bound / best if math.isfinite(res.bound) and math.isfinite(best) else 0.0
+            ratios.setdefault(k, []).append(r)
+            print(f"| {name} | {k} | {cells(res)} | {archer_cells(res)} | {opt} | {good} | {r:.4f} |")
+    for k, rs in ratios.items():
+        gm = math.exp(sum(math.log(max(r, 1e-12)) for r in rs) / len(rs))
+        print(f"\ngeometric mean of bound / best known, k = {k}: {gm:.4f} ({len(rs)} graphs)")
+    print(f"\n| layer graph, no contiguity | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
+          "| Archer combinatorial ms | Archer bottleneck ms |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
+    lim = SolverOptions(time_limit_s=args.exact_limit)
+    for name in ["gnmt", "resnet50", "inceptionv3"] if args.part != "operators" else []:
+        res = solve(instance("LayerGraphs", name, pipeline=False, contiguous=False), args.engine, lim)
+        print(f"| {name} | {cells(res)} | {archer_cells(res)} |")
 
 
 if __name__ == "__main__":
