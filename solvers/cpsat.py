@@ -13,9 +13,9 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 (default 0; with more than one worker CP-SAT is not deterministic even with a fixed seed),
 ``warm_start`` (a placement used as the solution hint). ``raw`` keys:
 
-* ``hint``: ``"auto"`` (default: the best of ``heft``, ``local-search``, ``pipeline-dp`` (when
-  registered and applicable) and the simple placements of :func:`simple_placement`), ``"none"``,
-  or a solver name;
+* ``hint``: ``"auto"`` (default: the best of ``pipeline-dp``, ``heft``, ``local-search`` (when
+  registered and applicable; local search only where pipeline-dp found nothing) and the simple
+  placements of :func:`simple_placement`), ``"none"``, or a solver name;
 * ``hint_time_s``: time for each hint heuristic (default: 10% of the limit, at most 10 s; 2 s
   without a limit);
 * ``ticks_max``: time horizon in ticks (default: :func:`formulation.cp.scaling.ticks_max_for`);
