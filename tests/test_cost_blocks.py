@@ -4,9 +4,14 @@ The grep below looks, in every ``.py`` file of ``formulation/`` and ``solvers/``
 the peak-memory working set -- a line that names both ``workspace_bytes`` and
 ``input_bytes_of_layer`` joined by ``+`` (``g.workspace_bytes + g.output_bytes +
 g.input_bytes_of_layer``, in any order, indexed or not) -- and for the transfer-time expression
-written out on the link arrays -- ``link_latency ... + ... / ...bandwidth`` on one line. Its
-one home is :mod:`formulation.costs`; the files listed in ``PENDING`` still hold a copy and are
-moved to it as their owners finish their current changes (the list may only shrink).
+written out on the link arrays -- ``link_latency ... + ... / ...bandwidth`` on one line -- and for
+the start-time rule written as a loop step -- ``st = max(st, ... finish[t] ...)`` or ``max(st,
+ready ...)``, the running maximum of a layer's start over its inputs' arrivals. Their one home is
+:mod:`formulation.costs`. Not found by these patterns, and left as they are: the evaluator's
+vectorised list schedule over N placements (``np.maximum`` on arrays) and its branch and bound's
+inner ``est`` (an ``if arr > t0`` loop kept inline for speed), the insertion schedules of heft and
+of split placements (they search idle gaps, a different rule). The files listed in ``PENDING``
+still hold a copy and move to the home as their current changes finish (the list may only shrink).
 """
 
 from __future__ import annotations
@@ -32,9 +37,17 @@ WORKING_SET = re.compile(
 #: The transfer time written on the link arrays: latency plus bytes over bandwidth on one line.
 TRANSFER = re.compile(r"link_latency\b[^#\n]*\+[^#\n]*/\s*[\w.]*bandwidth\b")
 
+#: The start-time rule as a loop step: a running start raised to an input's arrival.
+START = re.compile(r"\b(st|start|t0)\s*=\s*max\(\s*(st|start|t0)\s*,[^#\n]*(finish\[|ready)")
+
 #: Files that still hold a copy (being changed by their owners now); the list may only shrink.
 PENDING = {
     "formulation/granularity/proportional.py",  # its MILP, written in Pyomo terms
+}
+#: The start-time rule's other forms, each kept for a stated reason (the list may only shrink).
+START_ELSEWHERE = {
+    # the lower bound takes the fastest transfer from any allowed device, not the placed one's
+    "solvers/bounds.py",
 }
 
 
@@ -76,7 +89,29 @@ def test_transfer_time_is_written_once() -> None:
     assert extra == {}, f"the transfer time is written again outside formulation/costs.py: {extra}"
 
 
+def test_start_time_rule_is_written_once() -> None:
+    extra = {f: ls for f, ls in _copies(START).items() if f not in START_ELSEWHERE}
+    assert extra == {}, f"the start-time rule is written again outside formulation/costs.py: {extra}"
+
+
+def test_start_pattern_finds_the_forms_copies_took() -> None:
+    assert START.search("            st = max(st, (finish[t] if t < g.n else 0) + delay(t, d))")
+    assert START.search("            st = max(st, ready_t + s.transfer_time(a, d, float(g.tensor_bytes[t])))")
+    assert START.search("            start = max(start, finish[t] + delay)")
+    assert not START.search("        L = max(L, finish[o] + delay(o, sink))")  # the makespan, not a start
+
+
+def test_earliest_start_by_hand() -> None:
+    from formulation.costs import earliest_start
+
+    # device free at 2; input 0 (a layer) finished at 1 and takes 1.5 to arrive; input 3 (a model
+    # input, n_layers = 3) is ready at 0 and takes 4: the layer starts at max(2, 2.5, 4) = 4
+    assert earliest_start(2.0, [0, 3], [1.0, 0.0, 0.0], 3, {0: 1.5, 3: 4.0}.__getitem__) == 4.0
+    assert earliest_start(5, [0], [1, 0, 0], 3, lambda t: 2) == 5  # integer ticks: the device is later
+
+
 def test_pending_list_only_names_files_that_still_hold_a_copy() -> None:
+    assert set(_copies(START)) >= START_ELSEWHERE
     still = set(_copies(WORKING_SET)) | set(_copies(TRANSFER))
     assert still >= PENDING, f"move these out of PENDING, they no longer hold a copy: {sorted(PENDING - still)}"
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from ortools.sat.python import cp_model
 
+from formulation.costs import earliest_start
 from formulation.cp.build import CpBuild
 from formulation.cp.params import apply_safe_parameters
 from formulation.evaluator import list_schedule_many, transfer_tables
@@ -59,9 +61,7 @@ def earliest_starts(
     starts: list[float] = [0] * g.n
     for v in order:
         d = int(P[v])
-        st = free[d]
-        for t in g.layer_inputs[v]:
-            st = max(st, (finish[t] if t < g.n else 0) + delay(t, d))
+        st = earliest_start(free[d], g.layer_inputs[v], finish, g.n, partial(_swap, delay, d))
         starts[v] = st
         finish[v] = st + comp[v]
         free[d] = finish[v]
@@ -199,3 +199,8 @@ def apply_hint(build: CpBuild, values: dict[int, int]) -> None:
     model.clear_hints()
     for i, val in values.items():
         model.add_hint(model.get_int_var_from_proto_index(i), val)
+
+
+def _swap(delay: Callable[[int, int], float], d: int, t: int) -> float:
+    """``delay(t, d)`` with ``d`` bound first (for :func:`functools.partial`)."""
+    return delay(t, d)

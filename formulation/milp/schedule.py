@@ -44,10 +44,11 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from formulation.costs import earliest_start
 from formulation.milp.context import MilpContext
 from formulation.model import FloatArray, Instance, IntArray
 
@@ -254,10 +255,7 @@ def semi_active_starts(
         pending.discard(v)
         order.append(v)
         d = int(P[v])
-        st = float(free[d])
-        for t in g.layer_inputs[v]:
-            a, ready_t = (int(P[t]), float(finish[t])) if t < n else (s.source_index, 0.0)
-            st = max(st, ready_t + s.transfer_time(a, d, float(g.tensor_bytes[t])))
+        st = float(earliest_start(float(free[d]), g.layer_inputs[v], finish, n, _delay_to(inst, P, d)))
         starts[v] = st
         finish[v] = st + float(inst.time[v, d])
         free[d] = finish[v]
@@ -269,3 +267,10 @@ def semi_active_starts(
             if indeg[w] == 0 and soft[w] <= 0 and w in pending:
                 heapq.heappush(heap, (float(hint[w]), w))
     return starts, np.array(order, dtype=np.int64)
+
+
+def _delay_to(inst: Instance, P: IntArray, d: int) -> Callable[[int], float]:
+    """``delay(t)``: transfer time of tensor ``t`` from its producer's device (the source for a model
+    input) to device ``d`` (0 on ``d`` itself)."""
+    g, s = inst.graph, inst.system
+    return lambda t: s.transfer_time(int(P[t]) if t < g.n else s.source_index, d, float(g.tensor_bytes[t]))
