@@ -215,6 +215,8 @@ def _block_mip(
     # Fractional share y[v, c] of layer v on the other devices of class c (same time column and
     # allowed set), after the stage on d.
     classes = _device_classes(inst)
+    if len(classes) == 1:
+        classes = []  # identical devices: the shares add nothing to the row on W (fewer columns)
     Y = T + 1
     ncols = Y + n * len(classes)
     lower = np.zeros(ncols)
