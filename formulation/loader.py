@@ -366,6 +366,8 @@ def _build_objective(sec: _Section, raw: str | dict[str, Any]) -> Objective:
             weights[name] = sec.quantity(("objective", "weighted", name), w, "number")
     if len(sec.errors) == n_before and not any(v > 0 for v in weights.values()):
         sec.error(("objective", "weighted"), given, "weights >= 0, at least one of them > 0")
+    if len(sec.errors) > n_before:  # reported with its field path; Objective would refuse it too
+        return Objective()
     return Objective("weighted", MappingProxyType(weights))
 
 

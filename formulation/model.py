@@ -426,6 +426,32 @@ class Objective:
     kind: Literal["latency", "throughput", "energy", "cost", "weighted"] = "latency"
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
+    def __post_init__(self) -> None:
+        """Validated when built, by every path (files, the Python API, generators): a known kind;
+        weights only for ``weighted``, there a non-empty mapping over the metric names with numeric
+        weights, at least one of them > 0 (docs/instance-format.md §4.3). Raises ``ValueError``.
+        The range of the weights is the engines' concern (:mod:`formulation.numerics`), and their
+        sign the concern of the builders that need weights >= 0 (:meth:`negative_weights`)."""
+        if self.kind not in (*OBJECTIVES, "weighted"):
+            raise ValueError(f"objective kind {self.kind!r}: expected one of {', '.join(OBJECTIVES)} or weighted")
+        if self.kind != "weighted":
+            if self.weights:
+                raise ValueError(f"objective {self.kind!r} takes no weights (got {dict(self.weights)})")
+            return
+        if not isinstance(self.weights, Mapping) or not self.weights:
+            raise ValueError(f"weighted objective: expected a non-empty {{metric: weight}}, got {self.weights!r}")
+        for name, w in self.weights.items():
+            if name not in OBJECTIVES:
+                raise ValueError(f"weighted objective: {name!r} is not a metric (one of {', '.join(OBJECTIVES)})")
+            if isinstance(w, bool) or not isinstance(w, int | float | np.floating | np.integer):
+                raise ValueError(f"weighted objective: weight of {name!r} is {w!r}; expected a number")
+        if not any(w > 0 for w in self.weights.values()):
+            raise ValueError(f"weighted objective {dict(self.weights)}: expected at least one weight > 0")
+
+    def negative_weights(self) -> dict[str, float]:
+        """The terms with a negative weight (builders that bound metrics from below refuse them)."""
+        return {m: w for m, w in self.terms().items() if w < 0}
+
     def terms(self) -> dict[str, float]:
         """The objective as ``{metric: weight}`` (a plain objective is one term of weight 1)."""
         if self.kind == "weighted":

@@ -150,3 +150,30 @@ def test_transfer_seconds_by_hand() -> None:
     s = System([Device("a", 1e9), Device("b", 1e9)], [Link("a", "b", 2e6, 0.005)], "a", None)
     assert s.transfer_time(0, 1, 1e6) == pytest.approx(transfer_seconds(0.005, 1e6, 2e6))  # 0.505 s
     assert math.isclose(s.transfer_time(0, 1, 1e6), 0.505)
+
+
+@pytest.mark.parametrize(
+    ("kind", "weights", "needle"),
+    [
+        ("speed", {}, "objective kind 'speed'"),
+        ("latency", {"energy": 1.0}, "takes no weights"),
+        ("weighted", {}, "non-empty"),
+        ("weighted", {"latncy": 1.0}, "'latncy' is not a metric"),
+        ("weighted", {"latency": "1"}, "expected a number"),
+        ("weighted", {"latency": 0.0, "energy": 0.0}, "at least one weight > 0"),
+    ],
+)
+def test_objectives_are_validated_when_built(kind: str, weights: dict[str, object], needle: str) -> None:
+    """Built in code (not only from a file), a malformed objective is refused at once."""
+    from formulation.model import Objective
+
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        Objective(kind, weights)  # type: ignore[arg-type]
+
+
+def test_negative_weights_are_named_once() -> None:
+    from formulation.model import Objective
+
+    obj = Objective("weighted", {"latency": 1.0, "energy": -0.1})  # loads (compatibility); engines refuse it
+    assert obj.negative_weights() == {"energy": -0.1}
+    assert Objective("energy").negative_weights() == {}

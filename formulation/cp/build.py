@@ -89,7 +89,7 @@ class CpBuild:
 
 def check_weights(inst: Instance) -> None:
     """Raise :class:`NegativeWeight` if a weighted objective has a negative weight."""
-    bad = {m: w for m, w in inst.problem.objective.terms().items() if w < 0}
+    bad = inst.problem.objective.negative_weights()
     if bad:
         raise NegativeWeight(
             f"negative objective weights {bad}: the CP-SAT model bounds latency, period and idle time "
