@@ -4,11 +4,24 @@ The formulation is written in SI units, where a latency is 1e-3 s, a cost 1e-8 U
 row 1e9 bytes: far from the absolute tolerances solvers use (HiGHS: 1e-7 feasibility, 1e-6
 absolute MIP gap). Every continuous column is divided by the typical magnitude of its unit
 (``time``, ``energy``, ``cost``, ``bytes``: the metrics of the best single-device placement,
-:func:`formulation.numerics.unit_scales`), then every row by its largest
-absolute coefficient, and the objective by its largest coefficient: row equilibration after a
-unit-based column scaling (Tomlin, "On scaling linear programming problems", Mathematical
-Programming Study 4, 1975). The solver sees coefficients of order one; values, objective and bound
-are mapped back exactly by :class:`Scaling`.
+:func:`formulation.numerics.unit_scales`), then every row by a scale of its own (below), and the
+objective by its largest coefficient: row equilibration after a unit-based column scaling (Tomlin,
+"On scaling linear programming problems", Mathematical Programming Study 4, 1975). The solver sees
+coefficients of order one; values, objective and bound are mapped back exactly by :class:`Scaling`.
+
+Row scale. A solver's feasibility tolerance is absolute on the scaled row: a row divided by ``s``
+may be violated by ``tol * s`` in its column-scaled terms, which a quantity column with scaled
+coefficient ``a`` absorbs as ``tol * s / a`` of its unit. Rows that define a quantity (the
+latency, the period, an energy, a cost, a start time: the columns that carry a unit) are therefore
+divided by the largest coefficient among those columns, so that the quantity's coefficient is at
+least one and the tolerance stays ``tol`` in the quantity's own scaled unit. Dividing by the
+largest coefficient of the row instead lets the data coefficients decide: in the sequential latency
+row ``latency = sum t x + sum d z`` a transfer over a slow link can take a hundred times the
+single-device latency, and the latency would then be free to sit ``100 tol`` (relative) below the
+value of its placement, past the evaluator comparison (``tests/test_milp_scaling_rows.py``). Rows
+without such a column (placement, transfer and memory rows) are divided by their largest
+coefficient. No row is divided by less than :data:`MAX_ROW_RANGE`-th of its largest coefficient,
+which keeps scaled coefficients below that range.
 """
 
 from __future__ import annotations
@@ -21,6 +34,10 @@ import scipy.sparse as sp
 from formulation import numerics
 from formulation.milp.context import MilpContext
 from formulation.model import FloatArray
+
+#: Largest scaled coefficient a row may get from being divided by its quantity columns' coefficient
+#: (see the module docstring); the sequential latency rows of the benchmark families need about 150.
+MAX_ROW_RANGE = 1e4
 
 
 def unit_scales(ctx: MilpContext) -> dict[str, float]:
@@ -75,6 +92,23 @@ class Scaling:
         return value_si / float(self.col_scale[col])
 
 
+def row_scales(A: sp.csr_matrix, quantity: np.ndarray) -> FloatArray:
+    """The divisor of each row of the column-scaled matrix ``A`` (see the module docstring).
+
+    ``quantity[j]`` says whether column ``j`` carries a unit. A row with such a column is divided by
+    ``max(max_j |a_ij| over those columns, max_j |a_ij| / MAX_ROW_RANGE)``, any other row by its
+    largest coefficient, an empty row by one.
+    """
+    absA = abs(A).tocsr()
+    row_max = np.zeros(A.shape[0])
+    q_max = np.zeros(A.shape[0])
+    if A.nnz:
+        row_max = np.asarray(absA.max(axis=1).todense()).ravel()
+        q_max = np.asarray((absA @ sp.diags(quantity.astype(float))).max(axis=1).todense()).ravel()
+    scale = np.where(q_max > 0, np.maximum(q_max, row_max / MAX_ROW_RANGE), row_max)
+    return np.where(scale > 0, scale, 1.0)
+
+
 def scale_model(ctx: MilpContext) -> Scaling:
     """Scale ``ctx.model`` (see the module docstring)."""
     m = ctx.model
@@ -82,10 +116,7 @@ def scale_model(ctx: MilpContext) -> Scaling:
     col_scale = np.array([units[u] for u in m.units()], dtype=float)
     A = m.matrix().tocsr()
     A = (A @ sp.diags(col_scale)).tocsr()
-    row_max = np.zeros(A.shape[0])
-    if A.nnz:
-        row_max = np.asarray(abs(A).max(axis=1).todense()).ravel()
-    row_scale = np.where(row_max > 0, row_max, 1.0)
+    row_scale = row_scales(A, np.array([u != "1" for u in m.units()], dtype=bool))
     A = (sp.diags(1.0 / row_scale) @ A).tocsr()
     with np.errstate(invalid="ignore"):
         return Scaling(
