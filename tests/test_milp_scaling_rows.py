@@ -64,7 +64,7 @@ def test_unreduced_resnet_agrees_with_the_evaluator(n: int, seed: int) -> None:
     res = HighsSolver().solve(resnet(n, 8, seed), SolverOptions(time_limit_s=120, raw={"reduce": False}))
     assert res.status == Status.OPTIMAL, res.message
     assert res.solver_objective == pytest.approx(res.objective, rel=1e-9)
-    assert res.bound <= res.objective
+    assert res.objective is not None and res.bound <= res.objective
 
 
 @pytest.mark.slow
