@@ -2,10 +2,10 @@
 
 Both build the same formulation (:func:`formulation.milp.build_milp`) and share this flow:
 build, scale, warm-start, run, decode the placement, rebuild an exactly feasible schedule in
-parallel mode, and report the solver's objective and dual bound. When the run did not prove
-optimality, the objective reported is the formulation's own value of the placement found (integer
-columns fixed, LP re-solved), so slack the solver left in auxiliary columns never reads as a
-disagreement with the evaluator.
+parallel mode, and report the solver's objective and dual bound. The objective reported is the
+formulation's own value of the placement found (integer columns fixed, LP re-solved, whatever the
+termination), so slack the solver left in auxiliary columns never reads as a disagreement with the
+evaluator; the result's objective is the evaluator's value, this one its cross-check.
 """
 
 from __future__ import annotations
