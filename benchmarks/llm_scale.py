@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-limit", type=float, default=60.0)
     ap.add_argument("--op-limit", type=float, default=300.0)
     ap.add_argument("--op-dp", action="store_true",
-                    help="also run pipeline-dp on the operator graph (it did not return within the limit: README)")
+                    help="also run pipeline-dp on the operator graph for the operator limit (results: README)")
     args = ap.parse_args(argv)
     rows, placement = run_block(args.block_limit)
     rows += run_op(args.op_limit, placement, args.op_dp)
