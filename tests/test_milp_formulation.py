@@ -280,7 +280,11 @@ def test_lp_text_names_every_family() -> None:
 def test_scaling_rows_have_unit_max_and_round_trip() -> None:
     ctx = build_milp(inst_of(diamond(), two(), Problem(Objective("energy"), "parallel")))
     sc = scale_model(ctx)
-    row_max = np.asarray(abs(sc.A).max(axis=1).todense()).ravel()
-    assert np.allclose(row_max[row_max > 0], 1.0)
+    # rows with a quantity column (a unit other than "1"): largest quantity coefficient 1; others: largest 1
+    quantity = np.array([u != "1" for u in ctx.model.units()])
+    absA = abs(sc.A).toarray()
+    q_max, row_max = (absA * quantity).max(axis=1), absA.max(axis=1)
+    assert np.allclose(np.where(q_max > 0, q_max, row_max)[row_max > 0], 1.0)
+    assert (q_max > 0).sum() > 0 and (row_max > 1.5).sum() > 0  # both kinds of rows, some above 1
     v = np.linspace(0.0, 1.0, ctx.model.n_cols)
     assert np.allclose(sc.to_si(sc.from_si(v)), v, rtol=1e-15)
