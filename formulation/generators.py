@@ -15,15 +15,55 @@ Systems
     :func:`system` (``k`` heterogeneous devices, fully or partly connected).
 Instances
     :func:`instance` (a graph and a system under a problem).
+Tiny instances for cross-checking exact solvers against ``brute``
+    :func:`random_instance` (at most 7 layers, 3 devices) draws every feature the format has:
+    several model inputs, explicit or default outputs, a sink or none, missing link directions,
+    asymmetric links, latency-table overrides, roofline devices, zero-FLOP layers, every objective
+    (weighted included, non-negative weights), both latency modes and every constraint kind with
+    values drawn near the achievable range so they bind (:func:`random_graph`,
+    :func:`random_system`). The hypothesis strategies of the tests (``tests/strategies.py``) are
+    thin wrappers over the same builders (:func:`tiny_graph`, :func:`tiny_system`,
+    :func:`tiny_problem`), fed by hypothesis draws instead of a seeded generator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
+
 import numpy as np
 
-from formulation.model import Device, Graph, Instance, Layer, Link, ModelInput, Problem, System
+from formulation.model import (
+    Constraints,
+    Device,
+    Graph,
+    Instance,
+    Layer,
+    Link,
+    ModelInput,
+    Objective,
+    Problem,
+    System,
+)
 
-__all__ = ["chain", "instance", "layered_dag", "resnet_like", "system", "transformer_like"]
+__all__ = [
+    "chain",
+    "instance",
+    "layered_dag",
+    "random_graph",
+    "random_instance",
+    "random_system",
+    "resnet_like",
+    "system",
+    "tiny_graph",
+    "tiny_instance",
+    "tiny_problem",
+    "tiny_system",
+    "transformer_like",
+]
+
+T = TypeVar("T")
 
 
 def _layer_figures(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -298,3 +338,265 @@ def system(
 def instance(graph: Graph, sys: System, problem: Problem | None = None, name: str | None = None) -> Instance:
     """An :class:`~formulation.model.Instance` of ``graph`` on ``sys`` (default problem: sequential latency)."""
     return Instance(name or f"{graph.name}-k{sys.k}", graph, sys, problem or Problem())
+
+
+# -- tiny random instances for cross-checking exact solvers ------------------------------------------
+
+METRICS = ("latency", "throughput", "energy", "cost")
+
+
+def random_graph(rng: np.random.Generator, n: int, m: int) -> Graph:
+    """A random DAG of ``n`` layers reading ``m`` model inputs (every layer reads something)."""
+    inputs = [ModelInput(f"in{j}", float(rng.choice([0.0, rng.uniform(1e3, 1e6)], p=[0.1, 0.9]))) for j in range(m)]
+    layers = []
+    for i in range(n):
+        pool = [f"in{j}" for j in range(m)] + [f"L{u}" for u in range(i)]
+        k = int(rng.integers(1, min(3, len(pool)) + 1))
+        # Prefer recent layers so that graphs are deep rather than star-shaped.
+        w = np.array([0.5] * m + [1.0 + u for u in range(i)])
+        ins = tuple(rng.choice(pool, size=k, replace=False, p=w / w.sum()).tolist())
+        flops = 0.0 if rng.random() < 0.1 else float(rng.uniform(1e7, 3e9))
+        layers.append(
+            Layer(
+                f"L{i}",
+                "op",
+                ins,
+                flops,
+                output_bytes=float(rng.uniform(1e3, 2e6)),
+                param_bytes=float(rng.choice([0.0, rng.uniform(1e4, 5e6)])),
+                workspace_bytes=float(rng.choice([0.0, rng.uniform(1e3, 1e6)], p=[0.7, 0.3])),
+            )
+        )
+    outputs = None
+    if rng.random() < 0.3 and n > 1:
+        outputs = sorted({f"L{n - 1}", f"L{int(rng.integers(0, n - 1))}"})
+    return Graph("rand", inputs, layers, outputs)
+
+
+def random_system(rng: np.random.Generator, k: int) -> System:
+    """``k`` devices, random links (some directions missing), source device 0, sink 0 or none."""
+    devs = []
+    for d in range(k):
+        devs.append(
+            Device(
+                f"D{d}",
+                float(rng.uniform(5e9, 5e11)),
+                memory_bandwidth_bytes_per_s=float(rng.uniform(1e9, 1e11)) if rng.random() < 0.3 else None,
+                memory_bytes=float(rng.uniform(4e6, 3e7)) if rng.random() < 0.4 else float("inf"),
+                power_active_w=float(rng.uniform(0, 50)),
+                power_idle_w=float(rng.uniform(0, 5)) if rng.random() < 0.8 else 0.0,
+                price_usd_per_s=float(rng.uniform(0, 1e-3)) if rng.random() < 0.5 else 0.0,
+                trusted=bool(d == 0 or rng.random() < 0.4),
+            )
+        )
+    links = []
+    for a in range(k):
+        for b in range(k):
+            if a != b and rng.random() < 0.85:
+                links.append(
+                    Link(
+                        f"D{a}",
+                        f"D{b}",
+                        float(rng.uniform(1e6, 1e8)),
+                        float(rng.uniform(0, 0.02)),
+                        tx_power_w=float(rng.uniform(0, 3)),
+                        rx_power_w=float(rng.uniform(0, 2)),
+                        price_usd_per_byte=float(rng.uniform(0, 1e-9)) if rng.random() < 0.5 else 0.0,
+                    )
+                )
+    sink = "D0" if rng.random() < 0.7 else (None if rng.random() < 0.5 else f"D{k - 1}")
+    return System(devs, links, "D0", sink)
+
+
+def random_instance(seed: int, *, max_layers: int = 6, max_devices: int = 3, execution: str | None = None) -> Instance:
+    """A random tiny instance (see the module docstring), deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, max_layers + 1))
+    k = int(rng.integers(2, max_devices + 1))
+    g = random_graph(rng, n, int(rng.integers(1, 3)))
+    s = random_system(rng, k)
+    table = {}
+    if rng.random() < 0.3:
+        d = s.device_ids[int(rng.integers(0, k))]
+        table = {d: {g.layer_ids[int(rng.integers(0, n))]: float(rng.uniform(0, 0.05))}}
+    kind = rng.choice(["latency", "throughput", "energy", "cost", "weighted"])
+    if kind == "weighted":
+        names = rng.choice(METRICS, size=int(rng.integers(2, 4)), replace=False)
+        obj = Objective("weighted", MappingProxyType({str(x): float(rng.uniform(0.1, 10)) for x in names}))
+    else:
+        obj = Objective(str(kind))  # type: ignore[arg-type]
+    ex = execution or str(rng.choice(["sequential", "parallel"]))
+    scope = None
+    if rng.random() < 0.3:
+        scope = tuple(s.device_ids[: int(rng.integers(1, k + 1))])
+    base = Instance("rand", g, s, Problem(obj, ex, scope), latency_table=MappingProxyType(table))  # type: ignore[arg-type]
+    return base.with_problem(Problem(obj, ex, scope, _random_constraints(rng, base)))  # type: ignore[arg-type]
+
+
+def _random_constraints(rng: np.random.Generator, inst: Instance) -> Constraints:
+    """Constraints whose values are drawn from the range of the all-on-one-device placements."""
+    from formulation.evaluator import batch_metrics
+
+    g, s = inst.graph, inst.system
+    P = np.repeat(np.arange(s.k)[:, None], g.n, axis=1)
+    bm = batch_metrics(inst, P)
+    L = bm.latency()
+    E = bm.energy()
+    kw: dict[str, object] = {"memory": bool(rng.random() < 0.8)}
+    if rng.random() < 0.3:
+        finite = L[np.isfinite(L)]
+        kw["deadline_s"] = float(rng.uniform(0.5, 1.2) * (finite.min() if finite.size else 1.0))
+    if rng.random() < 0.25:
+        d = int(rng.integers(0, s.k))
+        kw["energy_budget_j"] = MappingProxyType({s.device_ids[d]: float(rng.uniform(0.3, 1.5) * E[:, d].max())})
+    if rng.random() < 0.25:
+        v = g.layer_ids[int(rng.integers(0, g.n))]
+        kw["allowed"] = MappingProxyType(
+            {v: tuple(rng.choice(s.device_ids, size=int(rng.integers(1, s.k + 1)), replace=False).tolist())}
+        )
+    if rng.random() < 0.2:
+        kw["private"] = (g.tensor_ids[int(rng.integers(0, g.n + g.m))],)
+    kw["contiguous"] = bool(rng.random() < 0.25)
+    if rng.random() < 0.25:
+        kw["max_devices"] = int(rng.integers(1, s.k))
+    return Constraints(**kw)  # type: ignore[arg-type]
+
+
+# -- tiny instances from discrete choices (hypothesis strategies or a seed) -------------------------
+
+
+class Chooser(Protocol):
+    """Where the choices of the ``tiny_*`` builders come from: hypothesis draws (the strategies of
+    ``tests/strategies.py``, which shrink) or a seeded generator (:class:`RngChooser`)."""
+
+    def integer(self, lo: int, hi: int) -> int:
+        """An integer in ``lo..hi`` (both included)."""
+        ...
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        """One of ``options``."""
+        ...
+
+    def distinct(self, options: Sequence[Any], k: int) -> list[Any]:
+        """``k`` different elements of ``options``."""
+        ...
+
+    def boolean(self) -> bool:
+        """True or False."""
+        ...
+
+
+class RngChooser:
+    """:class:`Chooser` over ``numpy.random.default_rng(seed)``."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return int(self.rng.integers(lo, hi + 1))
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        return options[int(self.rng.integers(len(options)))]
+
+    def distinct(self, options: Sequence[Any], k: int) -> list[Any]:
+        return [options[int(i)] for i in self.rng.choice(len(options), size=k, replace=False)]
+
+    def boolean(self) -> bool:
+        return bool(self.rng.integers(2))
+
+
+def tiny_graph(pick: Chooser, max_layers: int = 6) -> Graph:
+    """A DAG of 1..``max_layers`` layers, each reading 1-2 earlier tensors (model inputs or layers),
+    figures from small discrete sets (zero FLOPs, parameters and workspace included)."""
+    n = pick.integer(1, max_layers)
+    m = pick.integer(1, 2)
+    inputs = [ModelInput(f"in{j}", pick.choice([0.0, 1e3, 5e4, 2e5])) for j in range(m)]
+    names = [i.id for i in inputs]
+    layers = []
+    for v in range(n):
+        k = pick.integer(1, min(2, len(names)))
+        ins = tuple(pick.distinct(names, k))
+        layers.append(
+            Layer(
+                f"L{v}",
+                "op",
+                ins,
+                flops=pick.choice([0.0, 1e8, 5e8, 1e9, 3e9]),
+                output_bytes=pick.choice([1e3, 1e4, 1e5, 4e5]),
+                param_bytes=pick.choice([0.0, 1e5, 1e6]),
+                workspace_bytes=pick.choice([0.0, 1e4]),
+            )
+        )
+        names.append(f"L{v}")
+    return Graph("g", inputs, layers)
+
+
+def tiny_system(pick: Chooser, max_devices: int = 3) -> System:
+    """2..``max_devices`` devices; links possibly one-way or missing (never from the source)."""
+    k = pick.integer(2, max_devices)
+    devs = [
+        Device(
+            f"d{i}",
+            pick.choice([1e9, 2e9, 1e10]),
+            memory_bandwidth_bytes_per_s=pick.choice([None, None, 1e8]),
+            memory_bytes=pick.choice([float("inf"), 3e6, 1.5e6]),
+            power_active_w=pick.choice([0.0, 2.0, 5.0]),
+            power_idle_w=pick.choice([0.0, 0.5]),
+            price_usd_per_s=pick.choice([0.0, 0.5]),
+            trusted=(i == 0) or pick.boolean(),
+        )
+        for i in range(k)
+    ]
+    links = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            mode = pick.choice(["both", "both", "both", "one", "none"] if a else ["both"])
+            if mode == "none":
+                continue
+            fig = dict(
+                bandwidth_bytes_per_s=pick.choice([1e5, 1e6, 1e7]),
+                latency_s=pick.choice([0.0, 0.005, 0.02]),
+                tx_power_w=pick.choice([0.0, 1.0]),
+                rx_power_w=pick.choice([0.0, 0.5]),
+                price_usd_per_byte=pick.choice([0.0, 1e-7]),
+            )
+            links.append(Link(f"d{a}", f"d{b}", **fig))
+            if mode == "both":
+                fig2 = dict(fig, bandwidth_bytes_per_s=pick.choice([1e5, 1e6, 1e7]))
+                links.append(Link(f"d{b}", f"d{a}", **fig2))
+    sink = pick.choice(["d0", None, f"d{k - 1}"])
+    return System(devs, links, "d0", sink)
+
+
+def tiny_problem(pick: Chooser, g: Graph, s: System, constraints: bool = True) -> Problem:
+    """Any objective, either execution mode, optional constraints (each kind may be drawn)."""
+    kind = pick.choice(["latency", "throughput", "energy", "cost", "weighted"])
+    weights = {}
+    if kind == "weighted":
+        weights = {"latency": 1.0, pick.choice(["energy", "cost", "throughput"]): 0.3}
+    devs = list(s.device_ids)
+    scope = pick.choice([None, (devs[0],)])
+    c = Constraints()
+    if constraints:
+        c = Constraints(
+            memory=pick.boolean(),
+            deadline_s=pick.choice([None, None, 2.0, 0.5]),
+            energy_budget_j=pick.choice([{}, {}, {devs[0]: 3.0}]),
+            allowed=pick.choice([{}, {g.layer_ids[-1]: (devs[0],)}, {g.layer_ids[0]: tuple(devs[1:])}]),
+            private=pick.choice([(), (g.input_ids[0],), (g.layer_ids[0],)]),
+            contiguous=pick.boolean(),
+            max_devices=pick.choice([None, None, 1, 2]),
+        )
+    return Problem(
+        Objective(kind, weights),
+        execution=pick.choice(["sequential", "parallel"]),
+        energy_scope=scope,
+        constraints=c,
+    )
+
+
+def tiny_instance(pick: Chooser, max_layers: int = 6, max_devices: int = 3, constraints: bool = True) -> Instance:
+    """A tiny instance: :func:`tiny_graph`, :func:`tiny_system` and :func:`tiny_problem`."""
+    g = tiny_graph(pick, max_layers)
+    s = tiny_system(pick, max_devices)
+    return Instance("rand", g, s, tiny_problem(pick, g, s, constraints))
