@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from formulation.costs import transfer_seconds
 from formulation.evaluator import Evaluation, evaluate
 from formulation.granularity.placement import insertion_schedule, natural_placement
 from formulation.granularity.provenance import GranularityError, Transformed, as_transformed
@@ -163,8 +164,12 @@ def proportional_split(
     def path(d: str) -> Any:
         j = s.device_index[d]
         comp = sum(float(inst.time[i, j]) / H[lv + 1] * rows(d, lv + 1) for lv, i in enumerate(idx))
-        send = 0.0 if j == o else s.link_latency[o, j] * m.y[d] + row_bytes[0] * rows(d, 0) / s.bandwidth[o, j]
-        back = 0.0 if j == gd else s.link_latency[j, gd] * m.y[d] + row_bytes[L] * m.h[d] / s.bandwidth[j, gd]
+        # a band pays the link latency only when the device takes part (y_d = 1)
+        send, back = 0.0, 0.0
+        if j != o:
+            send = transfer_seconds(s.link_latency[o, j] * m.y[d], row_bytes[0] * rows(d, 0), s.bandwidth[o, j])
+        if j != gd:
+            back = transfer_seconds(s.link_latency[j, gd] * m.y[d], row_bytes[L] * m.h[d], s.bandwidth[j, gd])
         return send + comp + back
 
     m.total = pyo.Constraint(expr=sum(m.h[d] for d in m.D) == H[L])
