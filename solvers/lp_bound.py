@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from formulation.model import Instance
+from solvers.milp.highs_direct import _new_highs
 
 #: Most LP columns (layer classes times allowed devices) for which the bound is computed as part of
 #: the cheap bounds (:func:`solvers.bounds.metric_lower_bound`); callers may pass their own limit.
@@ -46,8 +47,8 @@ MAX_COLUMNS = 50_000
 
 def fractional_period_bound(inst: Instance, max_columns: int | None = None) -> float:
     """The fractional-placement lower bound on the period (module docstring); ``-inf`` when a
-    layer has no allowed device, the LP has more than ``max_columns`` columns, or HiGHS does not
-    reach an optimum."""
+    layer has no allowed device or the LP has more than ``max_columns`` columns; the equal-weight
+    certificate (total least time over ``k``) when HiGHS does not reach an optimum."""
     import highspy
 
     g, s, k = inst.graph, inst.system, inst.k
@@ -69,8 +70,7 @@ def fractional_period_bound(inst: Instance, max_columns: int | None = None) -> f
     # both near 1, so HiGHS's absolute tolerances are relative ones.
     scale = float(np.where(mask, t, math.inf).min(axis=1).sum()) / k or 1.0
     n_t = len(cols)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _new_highs()
     h.setOptionValue("dual_feasibility_tolerance", 1e-10)
     h.setOptionValue("primal_feasibility_tolerance", 1e-10)
     inf = highspy.kHighsInf
@@ -94,15 +94,16 @@ def fractional_period_bound(inst: Instance, max_columns: int | None = None) -> f
         cs = np.flatnonzero(cm[:, d]).tolist()
         row(-inf, 1.0, [col_of[c, d] for c in cs], [float(counts[c] * cp[c]) / float(memory[d]) for c in cs])
     h.run()
+    # Any w >= 0 and mu >= 0 certify a bound: equal weights without memory prices first (the total
+    # least time over k, the value when every dual is 0, e.g. when nothing takes time, and what is
+    # left when HiGHS reports no optimum); then the duals, under both sign conventions, the larger
+    # bound kept.
+    best = _dual_value(ct, cp, cm, counts, np.full(k, 1.0 / k), np.zeros(k), memory)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return -math.inf
+        return best
     duals = np.asarray(h.getSolution().row_dual, dtype=float)
     nc = len(counts)
     load_duals, mem_duals = duals[nc : nc + k], duals[nc + k :]
-    # Any w >= 0 and mu >= 0 certify a bound: equal weights without memory prices first (the total
-    # least time over k, the value when every dual is 0, e.g. when nothing takes time); then the
-    # duals, under both sign conventions, the larger bound kept.
-    best = _dual_value(ct, cp, cm, counts, np.full(k, 1.0 / k), np.zeros(k), memory)
     for sign in (-1.0, 1.0):
         w = np.maximum(sign * load_duals, 0.0)
         if w.sum() <= 0:

@@ -34,7 +34,8 @@ communication), where the period is the max-load.
 Method. Units (:mod:`solvers.pipeline_units`: colocation classes, their convex hulls, free layers)
 and device classes (devices the stage value cannot tell apart) shrink the DP; then a search on a
 threshold ``T`` (:func:`solvers.pipeline_search.search`: the DP with every stage ``<= T``) is run
-for rising ``T`` from a lower bound (:func:`solvers.pipeline_search.dp_lower_bound`): each failure
+for rising ``T`` from a lower bound (the larger of :func:`solvers.pipeline_search.dp_lower_bound` and
+the fractional-placement LP, :func:`solvers.lp_bound.fractional_period_bound`): each failure
 proves the optimum above ``T``, the first success is the optimum. An incumbent from the same DP
 on one topological order (a chain, PipeDream's linearisation) caps ``T`` and answers if time runs
 out; the last search runs just below it (relative 1e-9), and its failure proves the incumbent
@@ -59,6 +60,7 @@ from formulation.model import DEVICE_FEATURES, Instance
 from solvers.additive import EXACT_OPTIONS, static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
+from solvers.lp_bound import MAX_COLUMNS, fractional_period_bound
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.pipeline_search import Plan, SearchTimeout, chain_order, dp_lower_bound, search
 from solvers.pipeline_units import Units, build_units, device_classes
@@ -181,7 +183,9 @@ class PipelineDP(Solver):
             return RawSolution(Termination.INFEASIBLE if exact else Termination.COMPLETED, message=why)
         U = build_units(inst, contract_free=bool(options.raw.get("contract", True)))
         max_stages = c.max_devices if c.max_devices is not None else inst.k
-        lb = dp_lower_bound(U)
+        # The fractional-placement LP bounds every stage value too (a stage's value is at least its
+        # compute time, its memory at least its weights): a higher start saves failing thresholds.
+        lb = max(dp_lower_bound(U), fractional_period_bound(inst, max_columns=MAX_COLUMNS))
         build = time.perf_counter() - t0
         extra: dict[str, object] = {"units": U.count, "device_classes": len(U.classes), "thresholds": []}
         if time.perf_counter() > deadline:
