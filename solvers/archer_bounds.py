@@ -255,7 +255,7 @@ def _block_mip(
         -float(tmin.sum()),
     )
     # sum_c y[v, c] = 1 - x_v: what the stage on d does not hold runs on the other devices
-    for v in range(n):
+    for v in range(n if classes else 0):
         rows.add([X + v] + [Y + j * n + v for j in range(len(classes))], [1.0] * (1 + len(classes)), 1.0, 1.0)
     # sum_v t(v, c) y[v, c] <= (devices of c other than d) T: each of them computes at most T
     for j, (rep, members) in enumerate(classes):
