@@ -8,7 +8,7 @@ reported in the user's terms (:meth:`Transformed.report`). See docs/granularity.
 * :mod:`.coarsen` -- merge cheap successors, modules, segments between cut points;
 * :mod:`.spatial` -- row bands / tile grids of conv and pool stacks with exact halos;
 * :mod:`.channel` -- output-channel, input-channel and column/row-pair splits;
-* :mod:`.proportional` -- CoEdge-style row shares from a small MILP (HiGHS);
+* :mod:`.proportional` -- CoEdge-style row shares from a small MILP (HiGHS; the solver ``proportional``);
 * :mod:`.placement` -- the natural placement of a split and an insertion schedule;
 * :mod:`.transform` -- ``--granularity`` and ``--split`` strings.
 """

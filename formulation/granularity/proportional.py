@@ -5,9 +5,10 @@ Workload Partitioning Over Heterogeneous Edge Devices", IEEE/ACM ToN 29(2), 2021
 computes a share of the rows of a layer's output, sized to its speed and link, with the halo
 rows it needs from its neighbours.
 
-The model (a small MILP solved with HiGHS through Pyomo). For one stack ``l = 1..L`` (a layer or
-a fused chain, as :func:`.spatial.split_spatial` takes) whose input ``X`` lies on ``origin`` and
-whose output is gathered on ``gather``; for every candidate device ``d``:
+The model (a small MILP, :func:`row_model`, solved by the HiGHS engine of the ``highs`` solver;
+registered as the solver ``proportional``, :mod:`solvers.proportional`). For one stack
+``l = 1..L`` (a layer or a fused chain, as :func:`.spatial.split_spatial` takes) whose input ``X``
+lies on ``origin`` and whose output is gathered on ``gather``; for every candidate device ``d``:
 
 * ``h_d`` output rows of the last layer (integer by default), ``y_d = 1`` when ``h_d >= 1``:
   ``sum_d h_d = H_L``, ``y_d <= h_d <= H_L y_d``;
@@ -36,11 +37,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from formulation.costs import transfer_seconds
 from formulation.evaluator import Evaluation, evaluate
 from formulation.granularity.placement import insertion_schedule, natural_placement
 from formulation.granularity.provenance import GranularityError, Transformed, as_transformed
 from formulation.granularity.spatial import layer_chain, split_spatial, stack_windows
+from formulation.milp.context import MilpContext
+from formulation.milp.model import LinearModel
+from formulation.model import Instance
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,141 @@ def _largest_remainder(values: Mapping[str, float], total: int) -> dict[str, int
     return floor
 
 
+@dataclass(frozen=True)
+class RowModel:
+    """The CoEdge row-share MILP of one stack as a backend-neutral :class:`LinearModel`.
+
+    Attributes
+    ----------
+    lp : LinearModel
+        Columns ``h(d)`` (rows of the last output), ``y(d)`` (device used) and ``T`` (seconds).
+    devices : list of str
+        Candidate devices, in the order of ``h`` and ``y``.
+    h, y : list of int
+        Columns of ``h_d`` and ``y_d``.
+    T : int
+        Column of the makespan.
+    rows_out : int
+        ``H_L``, the rows of the stack's output.
+    origin, gather : str
+        Device holding the input and device collecting the output.
+    """
+
+    lp: LinearModel
+    devices: list[str]
+    h: list[int]
+    y: list[int]
+    T: int
+    rows_out: int
+    origin: str
+    gather: str
+
+
+def row_model(
+    inst: Instance,
+    first: str,
+    last: str | None = None,
+    *,
+    devices: Sequence[str] | None = None,
+    origin: str | None = None,
+    gather: str | None = None,
+    integer_rows: bool = True,
+) -> RowModel:
+    """Build the row-share model of the module docstring for the stack ``first..last`` of ``inst``.
+
+    Every row is linear in ``(h_d, y_d, T)``: ``r_l = a_l h_d + b_l y_d``, so a band's transfer
+    ``latency y_d + bytes r_l / bandwidth`` has coefficient ``transfer_seconds(latency, bytes b_l,
+    bandwidth)`` on ``y_d`` and ``transfer_seconds(0, bytes a_l, bandwidth)`` on ``h_d`` (the one
+    transfer-time block, evaluated on coefficients).
+
+    Raises
+    ------
+    GranularityError
+        If the stack is not a chain, or no device can receive from ``origin`` and send to ``gather``.
+    """
+    g, s = inst.graph, inst.system
+    chain = layer_chain(inst, first, last)
+    wins = stack_windows(inst, chain)
+    origin = origin or s.source
+    gather = gather or origin
+    o, gd = s.device_index[origin], s.device_index[gather]
+    cand = [
+        d for d in (devices or s.device_ids)
+        if (s.device_index[d] == o or s.has_link[o, s.device_index[d]])
+        and (s.device_index[d] == gd or s.has_link[s.device_index[d], gd])
+    ]
+    if not cand:
+        raise GranularityError(f"no device can receive from {origin!r} and send to {gather!r}")
+    L = len(chain)
+    idx = [g.layer_index[v] for v in chain]
+    H = [wins[0].in_shape[1]] + [w.out_shape[1] for w in wins]  # H[0] input, H[l] output of layer l
+    # r_l = a[l] h + b[l] y, from the last layer back to the input.
+    a, b = [0.0] * (L + 1), [0.0] * (L + 1)
+    a[L] = 1.0
+    for lv in range(L, 0, -1):
+        w = wins[lv - 1]
+        a[lv - 1] = w.stride[0] * a[lv]
+        b[lv - 1] = w.stride[0] * b[lv] + w.dilation[0] * (w.kernel[0] - 1) + 1 - w.stride[0]
+    x_id = g.layers[idx[0]].inputs[0]
+    row_bytes = [float(g.tensor_bytes[g.tensor_index[x_id]]) / H[0]] + [
+        float(g.output_bytes[i]) / H[lv + 1] for lv, i in enumerate(idx)
+    ]
+    params = float(sum(g.param_bytes[i] for i in idx))
+
+    n = len(cand)
+    lp = LinearModel(f"proportional_{first}")
+    labels = list(cand)
+    hs = [int(c) for c in lp.add_vars("h", labels, 0.0, float(H[L]), integer=integer_rows)]
+    ys = [int(c) for c in lp.add_vars("y", labels, 0.0, 1.0, integer=True)]
+    T = lp.add_var("T", 0.0, math.inf, unit="time")
+    lp.objective[T] = 1.0
+    # sum_d h_d = H_L
+    lp.add_rows("total", [""], [0] * n, hs, [1.0] * n, float(H[L]), float(H[L]))
+    # h_d - H_L y_d <= 0 and h_d - y_d >= 0: a device takes rows exactly when it is used
+    lp.add_rows("on", labels, [*range(n), *range(n)], [*hs, *ys], [1.0] * n + [-float(H[L])] * n, ub=0.0)
+    lp.add_rows("least", labels, [*range(n), *range(n)], [*hs, *ys], [1.0] * n + [-1.0] * n, lb=0.0)
+    # send_d + compute_d + back_d - T <= 0, each term as (coefficient of h_d, coefficient of y_d)
+    span_h, span_y = [], []
+    for d in cand:
+        j = s.device_index[d]
+        ch = sum(float(inst.time[i, j]) / H[lv + 1] * a[lv + 1] for lv, i in enumerate(idx))
+        cy = sum(float(inst.time[i, j]) / H[lv + 1] * b[lv + 1] for lv, i in enumerate(idx))
+        # a band pays the link latency only when the device takes part (y_d = 1)
+        if j != o:
+            ch += transfer_seconds(0.0, row_bytes[0] * a[0], s.bandwidth[o, j])
+            cy += transfer_seconds(s.link_latency[o, j], row_bytes[0] * b[0], s.bandwidth[o, j])
+        if j != gd:
+            ch += transfer_seconds(0.0, row_bytes[L], s.bandwidth[j, gd])
+            cy += transfer_seconds(s.link_latency[j, gd], 0.0, s.bandwidth[j, gd])
+        span_h.append(float(ch))
+        span_y.append(float(cy))
+    lp.add_rows("span", labels, [*range(n), *range(n), *range(n)], [*hs, *ys, *([T] * n)],
+                [*span_h, *span_y, *([-1.0] * n)], ub=0.0)
+    if inst.problem.constraints.memory:
+        # params y_d + bytes of the input and output rows of layer l <= memory(d), for every l
+        rows_r: list[int] = []
+        rows_c: list[int] = []
+        rows_v: list[float] = []
+        caps: list[float] = []
+        mem_labels: list[str] = []
+        for d in cand:
+            cap = float(s.memory[s.device_index[d]])
+            if not math.isfinite(cap):
+                continue
+            for lv in range(1, L + 1):
+                k = len(caps)
+                held_h = row_bytes[lv - 1] * a[lv - 1] + row_bytes[lv] * a[lv]
+                held_y = params + row_bytes[lv - 1] * b[lv - 1] + row_bytes[lv] * b[lv]
+                rows_r += [k, k]
+                rows_c += [hs[cand.index(d)], ys[cand.index(d)]]
+                rows_v += [held_h, held_y]
+                caps.append(cap)
+                mem_labels.append(f"{d}.{lv}")
+        if caps:
+            lp.add_rows("mem", mem_labels, rows_r, rows_c, rows_v, ub=np.asarray(caps))
+    return RowModel(lp, cand, hs, ys, T, int(H[L]), origin, gather)
+
+
 def proportional_split(
     x: Any,
     first: str,
@@ -118,81 +259,22 @@ def proportional_split(
     GranularityError
         If no candidate device exists or HiGHS returns no solution.
     """
-    import pyomo.environ as pyo
-    from pyomo.contrib.solver.common.factory import SolverFactory
+    from solvers.milp.backend import RunSettings
+    from solvers.milp.highs_direct import HighsDirect
 
     t = as_transformed(x)
-    inst = t.instance
-    g, s = inst.graph, inst.system
-    chain = layer_chain(inst, first, last)
-    wins = stack_windows(inst, chain)
-    origin = origin or s.source
-    gather = gather or origin
-    o, gd = s.device_index[origin], s.device_index[gather]
-    cand = [
-        d for d in (devices or s.device_ids)
-        if (s.device_index[d] == o or s.has_link[o, s.device_index[d]])
-        and (s.device_index[d] == gd or s.has_link[s.device_index[d], gd])
-    ]
-    if not cand:
-        raise GranularityError(f"no device can receive from {origin!r} and send to {gather!r}")
-    L = len(chain)
-    idx = [g.layer_index[v] for v in chain]
-    H = [wins[0].in_shape[1]] + [w.out_shape[1] for w in wins]  # H[0] input, H[l] output of layer l
-    # r_l = a[l] h + b[l] y, from the last layer back to the input.
-    a, b = [0.0] * (L + 1), [0.0] * (L + 1)
-    a[L] = 1.0
-    for lv in range(L, 0, -1):
-        w = wins[lv - 1]
-        a[lv - 1] = w.stride[0] * a[lv]
-        b[lv - 1] = w.stride[0] * b[lv] + w.dilation[0] * (w.kernel[0] - 1) + 1 - w.stride[0]
-    x_id = g.layers[idx[0]].inputs[0]
-    row_bytes = [float(g.tensor_bytes[g.tensor_index[x_id]]) / H[0]] + [
-        float(g.output_bytes[i]) / H[lv + 1] for lv, i in enumerate(idx)
-    ]
-    params = float(sum(g.param_bytes[i] for i in idx))
-
-    m = pyo.ConcreteModel()
-    m.D = pyo.Set(initialize=cand, ordered=True)
-    m.h = pyo.Var(m.D, within=pyo.NonNegativeIntegers if integer_rows else pyo.NonNegativeReals, bounds=(0, H[L]))
-    m.y = pyo.Var(m.D, within=pyo.Binary)
-    m.T = pyo.Var(within=pyo.NonNegativeReals)
-
-    def rows(d: str, lv: int) -> Any:
-        return a[lv] * m.h[d] + b[lv] * m.y[d]
-
-    def path(d: str) -> Any:
-        j = s.device_index[d]
-        comp = sum(float(inst.time[i, j]) / H[lv + 1] * rows(d, lv + 1) for lv, i in enumerate(idx))
-        # a band pays the link latency only when the device takes part (y_d = 1)
-        send, back = 0.0, 0.0
-        if j != o:
-            send = transfer_seconds(s.link_latency[o, j] * m.y[d], row_bytes[0] * rows(d, 0), s.bandwidth[o, j])
-        if j != gd:
-            back = transfer_seconds(s.link_latency[j, gd] * m.y[d], row_bytes[L] * m.h[d], s.bandwidth[j, gd])
-        return send + comp + back
-
-    m.total = pyo.Constraint(expr=sum(m.h[d] for d in m.D) == H[L])
-    m.on = pyo.Constraint(m.D, rule=lambda m, d: m.h[d] <= H[L] * m.y[d])
-    m.least = pyo.Constraint(m.D, rule=lambda m, d: m.h[d] >= m.y[d])
-    m.span = pyo.Constraint(m.D, rule=lambda m, d: path(d) <= m.T)
-    if inst.problem.constraints.memory:
-        m.mem = pyo.ConstraintList()
-        for d in cand:
-            cap = float(s.memory[s.device_index[d]])
-            if math.isfinite(cap):
-                for lv in range(1, L + 1):
-                    held = row_bytes[lv - 1] * rows(d, lv - 1) + row_bytes[lv] * rows(d, lv)
-                    m.mem.add(params * m.y[d] + held <= cap)
-    m.obj = pyo.Objective(expr=m.T)
-    res = SolverFactory("highs").solve(
-        m, time_limit=time_limit_s, load_solutions=False, raise_exception_on_nonoptimal_result=False
-    )
-    if res.incumbent_objective is None:
-        raise GranularityError(f"the proportional split model has no solution ({res.termination_condition})")
-    res.solution_loader.load_vars()
-    share = {d: float(pyo.value(m.h[d])) for d in cand}
-    whole = _largest_remainder(share, H[L])
+    model = row_model(t.instance, first, last, devices=devices, origin=origin, gather=gather,
+                      integer_rows=integer_rows)
+    # The registry's HiGHS engine (the backend of the ``highs`` solver): the model is scaled and
+    # passed as one sparse matrix, with the same tolerances as every other MILP of dnnpart.
+    ctx = MilpContext.new(t.instance)
+    ctx.model = model.lp
+    run = HighsDirect(ctx).run(RunSettings(time_limit_s=time_limit_s))
+    if run.values is None or run.objective is None:
+        raise GranularityError(f"the proportional split model has no solution ({run.native_status})")
+    H_L, cand, origin, gather = model.rows_out, model.devices, model.origin, model.gather
+    share = {d: float(run.values[model.h[i]]) for i, d in enumerate(cand)}
+    whole = _largest_remainder(share, H_L)
     used = {d: r for d, r in whole.items() if r > 0}
     bounds = [0]
     for r in used.values():
@@ -204,8 +286,7 @@ def proportional_split(
             placement[node] = gather
     schedule = insertion_schedule(split.instance, placement)
     ev = evaluate(split.instance, placement, schedule)
-    bound = res.objective_bound
     return ProportionalPlan(
-        used, tuple(bounds), float(res.incumbent_objective), float(bound) if bound is not None else -math.inf,
-        str(res.termination_condition.name), split, placement, schedule, ev,
+        used, tuple(bounds), float(run.objective), float(run.bound), run.termination.value, split, placement,
+        schedule, ev,
     )
