@@ -139,6 +139,9 @@ class Capabilities:
     scenarios: bool = False
     """Network states with a robust measure (docs/instance-format.md §10) are solved exactly; False:
     every instance with ``scenarios`` is refused."""
+    splits: bool = False
+    """A layer stack marked ``split: proportional`` (docs/granularity.md) is solved as a row split;
+    False: such instances are refused (their optimum is over row splits, not whole layers)."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -167,6 +170,11 @@ class Capabilities:
             out.append(f"{inst.n} layers (at most {self.max_layers})")
         if inst.problem.scenarios is not None and not self.scenarios:
             out.append("network states (scenarios; solved by brute, highs, scip and cpsat)")
+        if not self.splits:
+            from formulation.granularity.proportional import marked_stack  # lazy: keeps startup light
+
+            if marked_stack(inst) is not None:
+                out.append("a layer stack marked 'split: proportional' (solved by proportional)")
         wl = inst.workload
         if wl is not None:
             have = sorted(self.workload - {"routing"})

@@ -37,6 +37,7 @@ _SOLVERS: dict[str, str] = {
     "tang": "solvers.tang:Tang",
     "cpsat-v2": "solvers.cpsat_workload:CpSatWorkload",
     "scip": "solvers.milp.scip_solver:ScipSolver",
+    "proportional": "solvers.proportional:Proportional",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.

@@ -320,6 +320,34 @@ from solvers.testing_scenarios import SCENARIO_CASES  # noqa: E402
 CASES += [Case(*row) for row in SCENARIO_CASES]
 
 
+def _split_conv() -> Instance:
+    """One 3x3 conv (1 -> 1 channel, stride 1, padding 1) on 10x10, marked ``split: proportional``:
+    1800 FLOP, 400 B in and out (40 B per row). Two devices of 100 FLOP/s (1.8 s per output row),
+    links of 40 B/s (1 s per row), ``d0`` holds the input and collects the output; parallel latency."""
+    conv = Layer(
+        "c", "conv2d", ("x",), flops=1800.0, output_bytes=400.0,
+        attrs={"kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "shape_in": [1, 1, 10, 10],
+               "shape_out": [1, 1, 10, 10], "split": "proportional"},
+    )
+    s = System([Device("d0", 100.0), Device("d1", 100.0)], [Link("d0", "d1", 40.0), Link("d1", "d0", 40.0)], "d0", "d0")
+    return Instance("split-conv", Graph("split-conv", [ModelInput("x", 400.0)], [conv]), s, PAR)
+
+
+# Only solvers that declare ``Capabilities.splits`` take it (the optimum is over row splits).
+CASES.append(
+    Case(
+        "split-conv-rows-latency",
+        _split_conv,
+        12.6,
+        "two row bands, d1 taking h rows as the last band: it receives h + 1 input rows (the row below "
+        "is padding; h + 1 s), computes 1.8 h s and returns h s: 3.8 h + 1; d0 computes 1.8 (10 - h) "
+        "while sending. h = 2: max(14.4, 8.6) = 14.4; h = 3: max(12.6, 12.4) = 12.6; h = 4: max(10.8, "
+        "16.2) = 16.2; d1 first is symmetric, a middle band needs h + 2 rows (one band per device). "
+        "Whole layers: 18 s on d0, 10 + 18 + 10 = 38 s on d1",
+    )
+)
+
+
 def cases() -> list[Case]:
     """All conformance cases."""
     return list(CASES)
@@ -387,7 +415,12 @@ def judge(solver: Solver, c: Case, options: SolverOptions | None = None) -> list
         elif not res.bound <= c.optimum * (1 + RTOL) + 1e-9:
             problems.append(f"{where}: bound {res.bound!r} above the optimum {c.optimum!r}")
     if res.has_solution:  # the evaluator is the judge: the reported objective is the evaluator's value
-        ev = evaluate(inst, res.placement, res.schedule or None)
+        from solvers.proportional import split_evaluation
+
+        # a row split is judged on the split instance rebuilt from ``inst`` and the reported rows
+        ev = split_evaluation(inst, res)
+        if ev is None:
+            ev = evaluate(inst, res.placement, res.schedule or None)
         if not ev.feasible:
             problems.append(f"{where}: the evaluator finds the placement infeasible: {ev.violations}")
         elif obj is None or not math.isclose(obj, ev.objective, rel_tol=1e-9, abs_tol=1e-12):

@@ -154,6 +154,8 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "heft": (frozenset({"memory", "allowed", "private", "deadline"}), frozenset()),
     # auto dispatches to one of the above and refuses when none covers the instance.
     "auto": (ALL, frozenset()),
+    # The CoEdge row split: the memory rows of its model, judged by the evaluator on the split.
+    "proportional": (frozenset({"memory"}), frozenset()),
 }
 
 
