@@ -284,7 +284,8 @@ def _block_mip(
                 rows.add([B + v, B + w], [1.0, -1.0], 0.0, math.inf)  # b_v >= b_w
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    # No "threads" option: once a process's HiGHS scheduler runs (another engine's solve), a
+    # different thread count makes every later run fail at once.
     h.setOptionValue("time_limit", max(0.05, time_limit_s))
     # Tight tolerances keep the accepted points close to integral and feasible: with them the
     # relative SAFETY margin covers what a point within tolerance can take off the bound.

@@ -89,3 +89,18 @@ def test_bounds_below_brute_on_feature_instances(seed: int) -> None:
     )
     _below_brute(inst)
     _below_brute(inst.with_problem(replace(inst.problem, constraints=Constraints(contiguous=True))))
+
+
+def test_bounds_after_another_highs_run_in_the_process() -> None:
+    """A HiGHS run with another thread count earlier in the process (an engine's solve) must not
+    make the relaxations fail: the bound stays 4 s on chain4."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 2)
+    h.addVar(0.0, 1.0)
+    h.run()
+    res = archer_bounds(chain(), time_limit_s=10.0)
+    assert res is not None
+    assert res.bottleneck == pytest.approx(4.0, rel=1e-5)
