@@ -48,6 +48,20 @@ from formulation.milp.context import MilpContext
 from formulation.milp.model import LinearModel
 from formulation.model import Instance
 
+#: The layer attribute that marks a stack for the proportional row split (``attrs: {split:
+#: proportional}`` on every layer of the stack); the solver ``proportional`` takes such instances.
+SPLIT_ATTR = "split"
+PROPORTIONAL = "proportional"
+
+
+def marked_stack(inst: Instance) -> tuple[str, str] | None:
+    """The first and last layer marked ``split: proportional`` (in layer order), or None when none is.
+
+    Whether they form a chain is checked by :func:`.spatial.layer_chain` when the split is built.
+    """
+    marked = [v.id for v in inst.graph.layers if v.attrs.get(SPLIT_ATTR) == PROPORTIONAL]
+    return (marked[0], marked[-1]) if marked else None
+
 
 @dataclass(frozen=True)
 class ProportionalPlan:
