@@ -25,10 +25,11 @@ Times are integers in a unit ``u`` of 1e-9 of the horizon, durations rounded **d
 placement and schedule is then no longer in the model than in truth, so the model's proven bound,
 times ``u``, is a valid lower bound of the true optimum. Under ``schedule`` a task of size 0 gets one
 unit (CP-SAT would otherwise let it sit inside another task on its device or channel, which §9.5
-forbids); the bound is lowered by one unit per such task and request weight to stay valid. The placement found is judged by the
-evaluator; under ``schedule`` the order CP-SAT chose is re-timed with the true durations (each task at
-its earliest start after the previous one on its device or channel), which is what the evaluator
-checks. The rounding shows only in the gap (at most ``tasks x u`` per request).
+forbids); the bound is lowered by one unit per such task and request weight to stay valid, and
+deadlines are relaxed by as many units. The placement found is judged by the evaluator; under
+``schedule`` the order CP-SAT chose is re-timed with the true durations (each task at its earliest
+start after the previous one on its device or channel), which is what the evaluator checks. The
+rounding shows only in the gap (at most ``tasks x u`` per request).
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ class _Builder:
         w = [int(r.weight) for r in wl.requests]
         for r, req in enumerate(wl.requests):
             if req.deadline_s is not None:
-                m.add(L[r] <= math.ceil(req.deadline_s * (1 + 1e-9) / self.unit))
+                # each zero-length task was given one unit: allow for them (§9.5 counts them as 0)
+                m.add(L[r] <= math.ceil(req.deadline_s * (1 + 1e-9) / self.unit) + self.zero_sized)
         if wl.aggregate == "sum":
             m.minimize(sum(wi * Li for wi, Li in zip(w, L, strict=True)))
         else:

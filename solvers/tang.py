@@ -88,10 +88,12 @@ class Tang(Solver):
             if key not in cache:
                 cache[key] = envelope(rc, counted(chain_best if _simple_chain(rc) else cut_best))
             # deadlines with the evaluator's tolerance for float noise (docs/instance-format.md §5.10)
-            cap = req.deadline_s * (1 + REL_TOL) if req.deadline_s is not None else math.inf
+            cap = req.deadline_s * (1 + REL_TOL / 2) if req.deadline_s is not None else math.inf
             users.append(_User(rc, cache[key], req.weight, cap))
         build = time.perf_counter() - t0
         if any(not u.lines for u in users):
+            return RawSolution(Termination.INFEASIBLE, build_time_s=build, solve_time_s=time.perf_counter() - t0)
+        if not _feasible_in_the_limit(users):
             return RawSolution(Termination.INFEASIBLE, build_time_s=build, solve_time_s=time.perf_counter() - t0)
         # with the whole server, no request beats its best time: a lower bound on the level
         lo = max(u.w * min(W + c for W, c, _ in u.lines) for u in users)
@@ -200,6 +202,17 @@ def _simple_chain(rc: RequestCosts) -> bool:
         if prod >= 0 and rc.to_sink[x] and prod != n - 1:
             return False
     return True
+
+
+def _feasible_in_the_limit(users: list[_User]) -> bool:
+    """Whether some level ``T`` is feasible: as ``T`` grows, a request with a deadline needs the share
+    its deadline demands and one without needs a share tending to 0, which is 0 only where it has a
+    placement without server work. Float sums at huge ``T`` cannot tell ``1 + tiny`` from 1, so the
+    limit is checked exactly here (the same rule as the evaluator's fractions, formulation/evaluator/
+    contention.py)."""
+    capped = sum(u.need(math.inf)[0] for u in users if math.isfinite(u.cap))
+    positive = any(not math.isfinite(u.cap) and all(W > 0 for W, _, _ in u.lines) for u in users)
+    return capped <= 1.0 and not (positive and capped >= 1.0 - 1e-9)
 
 
 def _total_need(users: list[_User], T: float) -> tuple[float, list[tuple[int, ...]]]:

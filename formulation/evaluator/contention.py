@@ -15,6 +15,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from formulation.costs import working_set_bytes
+from formulation.evaluator.batch import REL_TOL
 from formulation.model import FloatArray, Instance, IntArray
 from formulation.workload import Route, Workload
 
@@ -103,8 +104,10 @@ def request_loads(inst: Instance, P: IntArray) -> Loads:
         nbytes = float(g.tensor_bytes[t])
         for b in sorted(dests - {a}):
             route = wl.route(a, b)
-            if route is None:
+            if route is None:  # as in version 1 (§5.2): infeasible, and the transfer takes forever
                 missing.append((t, a, b))
+                fixed[r] = math.inf
+                chan[r, a, b] = math.inf  # the period is infinite too, as in version 1 (§5.5)
                 continue
             occ = tuple(nbytes / float(s.bandwidth[i, j]) for i, j in route)
             delay = tuple(float(s.link_latency[i, j]) for i, j in route)
@@ -170,6 +173,11 @@ def share_latencies(loads: Loads, wl: Workload) -> Shares:
     """
     R, k = loads.comp.shape
     W = np.concatenate([loads.comp, loads.chan.reshape(R, k * k)], axis=1)  # (R, X)
+    # a request that never completes (an infinite layer time, a transfer without a route) keeps an
+    # infinite latency and takes no share: the fractions are those of the other requests
+    never = ~np.isfinite(W).all(axis=1) | ~np.isfinite(loads.fixed)
+    W = np.where(np.isfinite(W) & ~never[:, None], W, 0.0)
+    fixed = np.where(never, 0.0, loads.fixed)
     w = np.array([r.weight for r in wl.requests])
     if wl.aggregate == "sum":
         root = np.sqrt(w[:, None] * W)
@@ -177,13 +185,14 @@ def share_latencies(loads: Loads, wl: Workload) -> Shares:
         S = np.divide(root, tot[None, :], out=np.zeros_like(W), where=tot[None, :] > 0)
         method = "square-root rule"
     else:
-        cap = np.array([math.inf if r.deadline_s is None else r.deadline_s for r in wl.requests])
-        S, method = _minmax_shares(W, loads.fixed, w, cap)
+        # deadlines with half the tolerance of the deadline check (§5.10): room for float noise
+        cap = np.array([math.inf if r.deadline_s is None else r.deadline_s * (1 + REL_TOL / 2) for r in wl.requests])
+        S, method = _minmax_shares(W, fixed, w, cap)
         if not method:  # the deadlines cannot all be met: the plain min-max fractions (a violation)
-            S, method = _minmax_shares(W, loads.fixed, w, np.full(len(w), math.inf))
+            S, method = _minmax_shares(W, fixed, w, np.full(len(w), math.inf))
     with np.errstate(divide="ignore"):
         per = np.divide(W, S, out=np.zeros_like(W), where=W > 0)
-    lat = loads.fixed + per.sum(axis=1)
+    lat = np.where(never, math.inf, fixed + per.sum(axis=1))
     return Shares(S[:, :k], S[:, k:].reshape(R, k, k), lat, method)
 
 
@@ -220,6 +229,19 @@ def _minmax_shares(W: FloatArray, fixed: FloatArray, w: FloatArray, cap: FloatAr
                 n[r, mine] = root * root.sum() / slack[r]
         return n if (n.sum(axis=0) <= 1.0).all() else None
 
+    # As T grows, a request without a deadline needs a share tending to 0 (but positive where it has
+    # work), one with a deadline the share its deadline alone demands: the deadlines can be met iff
+    # those demands leave room, strictly where a request without a deadline also needs the resource.
+    capped = np.isfinite(cap)
+    if capped.any():
+        slack_inf = np.where(capped, cap - c, np.inf)
+        if ((slack_inf <= 0) & shared.any(axis=1)).any():
+            return S, ""
+        demand = np.where(shared & capped[:, None], W / np.where(np.isfinite(slack_inf), slack_inf, 1.0)[:, None], 0.0)
+        free_users = (shared & ~capped[:, None]).any(axis=0)
+        total = demand.sum(axis=0)
+        if (total > 1.0).any() or (free_users & (total >= 1.0 - 1e-9)).any():  # 1e-9: the deadline tolerance
+            return S, ""
     lo = float((w * (c + np.where(shared, W, 0.0).sum(axis=1))).max())
     hi = max(lo, 1e-300) * 2
     while needs(hi) is None:

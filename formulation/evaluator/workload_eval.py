@@ -199,6 +199,8 @@ def request_latencies(wm: WorkloadMetrics, schedule: Mapping[str, float] | None 
     else:
         starts, problems = check_schedule(tasks, schedule)
     C = completions(tasks, starts)
+    # a request with a transfer that has no route never completes (its fixed delays are infinite)
+    C = np.where(np.isfinite(wm.loads.fixed), C, math.inf)
     return Latencies(C - rel, C, starts=starts, problems=tuple(problems))
 
 
