@@ -6,9 +6,10 @@ Workload Partitioning Over Heterogeneous Edge Devices", IEEE/ACM ToN 29(2), 2021
 Input: an instance whose layer stack is marked ``attrs: {split: proportional}``
 (:func:`formulation.granularity.proportional.marked_stack`); every other instance is refused before
 anything is built, and every other solver refuses marked instances (``Capabilities.splits``). The
-row shares come from :func:`formulation.granularity.proportional.proportional_split` (its MILP solved
-by the HiGHS engine of the ``highs`` solver); the split instance it builds is judged by the
-evaluator through :func:`solvers.base.finalize`, like any backend's answer.
+row shares come from :func:`proportional_split` (the row model of
+:mod:`formulation.granularity.proportional`, solved by the HiGHS engine of the ``highs`` solver);
+the split instance it builds is judged by the evaluator through :func:`solvers.base.finalize`, like any
+backend's answer.
 
 The answer is a new, split instance; the :class:`Result` reports it on the file's own layer ids
 (as ``solve --split`` does):
@@ -31,12 +32,16 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from formulation.evaluator import Evaluation, evaluate
 from formulation.granularity.provenance import GranularityError
 from formulation.model import Instance
 from solvers.base import RawSolution, Solver, finalize
+
+if TYPE_CHECKING:
+    from formulation.granularity.proportional import ProportionalPlan
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Result, Status, Termination
 
@@ -93,7 +98,7 @@ class Proportional(Solver):
         UnsupportedProblem, OptionNotSupported
             Before anything is built.
         """
-        from formulation.granularity.proportional import marked_stack, proportional_split
+        from formulation.granularity.proportional import marked_stack
 
         options = options or SolverOptions()
         self.check(inst, options)
@@ -166,3 +171,63 @@ def split_evaluation(inst: Instance, res: Result) -> Evaluation | None:
 
 
 __all__ = ["DEFAULT_TIME_LIMIT_S", "Proportional", "split_evaluation"]
+
+
+def proportional_split(
+    x: Any,
+    first: str,
+    last: str | None = None,
+    *,
+    devices: Sequence[str] | None = None,
+    origin: str | None = None,
+    gather: str | None = None,
+    base: Mapping[str, str] | None = None,
+    integer_rows: bool = True,
+    time_limit_s: float = 30.0,
+) -> ProportionalPlan:
+    """Choose each device's rows of the stack ``first..last`` and build the split.
+
+    The row model is :func:`formulation.granularity.proportional.row_model`; it is solved here by the
+    HiGHS engine of the ``highs`` solver (scaled, one sparse matrix, the same tolerances as every
+    other MILP of dnnpart), and :func:`formulation.granularity.proportional.plan_from_shares` turns
+    the shares into the split instance the evaluator judges.
+
+    Parameters
+    ----------
+    x : Instance or Transformed
+    first, last : str
+        The stack (see :func:`formulation.granularity.spatial.split_spatial`).
+    devices : sequence of str, optional
+        Candidate devices (default all that can receive from ``origin`` and send to ``gather``).
+    origin, gather : str, optional
+        Device holding the stack's input and device collecting its output (default: the system's
+        source for both).
+    base : mapping, optional
+        ``{original layer: device}`` for the layers outside the stack (default: all on ``origin``).
+    integer_rows : bool
+        Integer rows in the model (else continuous, rounded afterwards).
+    time_limit_s : float
+        HiGHS time limit.
+
+    Raises
+    ------
+    GranularityError
+        If no candidate device exists or HiGHS returns no solution.
+    """
+    from formulation.granularity.proportional import plan_from_shares, row_model
+    from formulation.granularity.provenance import as_transformed
+    from formulation.milp.context import MilpContext
+    from solvers.milp.backend import RunSettings
+    from solvers.milp.highs_direct import HighsDirect
+
+    t = as_transformed(x)
+    model = row_model(t.instance, first, last, devices=devices, origin=origin, gather=gather,
+                      integer_rows=integer_rows)
+    ctx = MilpContext.new(t.instance)
+    ctx.model = model.lp
+    run = HighsDirect(ctx).run(RunSettings(time_limit_s=time_limit_s))
+    if run.values is None or run.objective is None:
+        raise GranularityError(f"the proportional split model has no solution ({run.native_status})")
+    share = {d: float(run.values[model.h[i]]) for i, d in enumerate(model.devices)}
+    return plan_from_shares(t, first, last, model, share, float(run.objective), float(run.bound),
+                            run.termination.value, base=base)

@@ -7,8 +7,8 @@ import pytest
 from formulation.evaluator import evaluate
 from formulation.granularity import GranularityError, natural_placement, split_channels
 from formulation.granularity.channel import shares
-from formulation.granularity.proportional import proportional_split
 from formulation.model import Device, Graph, Instance, Layer, Link, ModelInput, Problem, System
+from solvers.proportional import proportional_split
 
 # An MLP block, float32: x [1, 512] (2048 B) -> fc1 512->2048 -> fc2 2048->512.
 # fc1: 2*512*2048 = 2097152 FLOP, 512*2048*4 = 4194304 B of weights, output 2048*4 = 8192 B.

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from formulation.granularity.proportional import marked_stack, proportional_split
+from formulation.granularity.proportional import marked_stack
 from formulation.model import Device, Graph, Instance, Layer, Link, Problem, System
 from solvers.options import OptionNotSupported, SolverOptions, UnsupportedProblem
-from solvers.proportional import Proportional, split_evaluation
+from solvers.proportional import Proportional, proportional_split, split_evaluation
 from solvers.registry import get_solver, names, solve, solver_info
 from solvers.result import Result, Status
 from solvers.testing import CASES, applies, case, judge

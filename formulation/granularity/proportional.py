@@ -26,7 +26,7 @@ the first and last bands lose the rows that fall into the padding, and a region 
 to the tensor's height -- both only over-estimate rows, so ``T`` is an upper bound on the exact
 makespan of the same row split; (2) the memory row ignores anything else placed on the device;
 (3) continuous rows (``integer_rows=False``) are rounded by largest remainder afterwards. The
-evaluator then judges the real split: :func:`proportional_split` builds it with
+evaluator then judges the real split: :func:`plan_from_shares` builds it with
 :func:`.spatial.split_spatial`, places it naturally and evaluates it with an insertion schedule.
 """
 
@@ -35,16 +35,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from formulation.costs import transfer_seconds
 from formulation.evaluator import Evaluation, evaluate
 from formulation.granularity.placement import insertion_schedule, natural_placement
-from formulation.granularity.provenance import GranularityError, Transformed, as_transformed
+from formulation.granularity.provenance import GranularityError, Transformed
 from formulation.granularity.spatial import layer_chain, split_spatial, stack_windows
-from formulation.milp.context import MilpContext
 from formulation.milp.model import LinearModel
 from formulation.model import Instance
 
@@ -237,70 +235,37 @@ def row_model(
     return RowModel(lp, cand, hs, ys, T, int(H[L]), origin, gather)
 
 
-def proportional_split(
-    x: Any,
+def plan_from_shares(
+    t: Transformed,
     first: str,
-    last: str | None = None,
+    last: str | None,
+    model: RowModel,
+    share: Mapping[str, float],
+    makespan: float,
+    bound: float,
+    termination: str,
     *,
-    devices: Sequence[str] | None = None,
-    origin: str | None = None,
-    gather: str | None = None,
     base: Mapping[str, str] | None = None,
-    integer_rows: bool = True,
-    time_limit_s: float = 30.0,
 ) -> ProportionalPlan:
-    """Choose each device's rows of the stack ``first..last`` and build the split.
+    """Round the model's row shares, build the split stack, place it naturally and evaluate it.
 
-    Parameters
-    ----------
-    x : Instance or Transformed
-    first, last : str
-        The stack (see :func:`.spatial.split_spatial`).
-    devices : sequence of str, optional
-        Candidate devices (default all that can receive from ``origin`` and send to ``gather``).
-    origin, gather : str, optional
-        Device holding the stack's input and device collecting its output (default: the system's
-        source for both).
-    base : mapping, optional
-        ``{original layer: device}`` for the layers outside the stack (default: all on ``origin``).
-    integer_rows : bool
-        Integer rows in the model (else continuous, rounded afterwards).
-    time_limit_s : float
-        HiGHS time limit.
-
-    Raises
-    ------
-    GranularityError
-        If no candidate device exists or HiGHS returns no solution.
+    ``share`` maps each candidate device to its (possibly fractional) rows of the last layer, as
+    the solved :func:`row_model` gives them; ``makespan``, ``bound`` and ``termination`` are the
+    engine's report on that model. The solve itself is :func:`solvers.proportional.proportional_split`
+    (formulation never calls an engine).
     """
-    from solvers.milp.backend import RunSettings
-    from solvers.milp.highs_direct import HighsDirect
-
-    t = as_transformed(x)
-    model = row_model(t.instance, first, last, devices=devices, origin=origin, gather=gather,
-                      integer_rows=integer_rows)
-    # The registry's HiGHS engine (the backend of the ``highs`` solver): the model is scaled and
-    # passed as one sparse matrix, with the same tolerances as every other MILP of dnnpart.
-    ctx = MilpContext.new(t.instance)
-    ctx.model = model.lp
-    run = HighsDirect(ctx).run(RunSettings(time_limit_s=time_limit_s))
-    if run.values is None or run.objective is None:
-        raise GranularityError(f"the proportional split model has no solution ({run.native_status})")
-    H_L, cand, origin, gather = model.rows_out, model.devices, model.origin, model.gather
-    share = {d: float(run.values[model.h[i]]) for i, d in enumerate(cand)}
-    whole = _largest_remainder(share, H_L)
+    whole = _largest_remainder(dict(share), model.rows_out)
     used = {d: r for d, r in whole.items() if r > 0}
     bounds = [0]
     for r in used.values():
         bounds.append(bounds[-1] + r)
     split = split_spatial(t, first, last, row_bounds=bounds, col_bounds=None, name=None)
-    placement = natural_placement(split, list(used), base=base, home=origin, assign="round_robin")
+    placement = natural_placement(split, list(used), base=base, home=model.origin, assign="round_robin")
     for node, orig in split.provenance.origins.items():
         if orig.kind == "gather":
-            placement[node] = gather
+            placement[node] = model.gather
     schedule = insertion_schedule(split.instance, placement)
     ev = evaluate(split.instance, placement, schedule)
     return ProportionalPlan(
-        used, tuple(bounds), float(run.objective), float(run.bound), run.termination.value, split, placement,
-        schedule, ev,
+        used, tuple(bounds), float(makespan), float(bound), termination, split, placement, schedule, ev,
     )
