@@ -156,6 +156,12 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "auto": (ALL, frozenset()),
     # The CoEdge row split: the memory rows of its model, judged by the evaluator on the split.
     "proportional": (frozenset({"memory"}), frozenset()),
+    # Version-2 workloads (tests/test_v2_*.py check both against brute force): Tang et al.'s
+    # candidates come from shortest paths / minimum cuts restricted to the allowed devices; the
+    # CP-SAT workload model has rows for shared-weight memory (both models), allowed, private and
+    # max_devices.
+    "tang": (frozenset({"allowed", "private"}), frozenset()),
+    "cpsat-v2": (frozenset({"memory", "memory_params", "allowed", "private", "max_devices"}), frozenset()),
 }
 
 
