@@ -16,7 +16,7 @@ from solvers.milp.status import HIGHS_STATUS, PYOMO_CONTRIB_STATUS, PYOMO_LEGACY
 from solvers.options import OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solver_info
 from solvers.result import Status, Termination, compute_gap
-from solvers.testing import CASES
+from solvers.testing import CASES, applies
 
 T = Termination
 
@@ -157,6 +157,8 @@ def test_pyomo_option_mapping() -> None:
 def test_highs_via_pyomo_interface_equals_direct() -> None:
     for case in CASES:
         inst = case.build()
+        if not applies(HighsSolver(), inst):  # e.g. version-2 workloads, a marked row split
+            continue
         a = HighsSolver().solve(inst)
         b = HighsSolver().solve(inst, SolverOptions(raw={"interface": "pyomo"}))
         assert a.status == b.status, case.name

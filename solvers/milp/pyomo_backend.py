@@ -32,6 +32,17 @@ from solvers.milp.status import PYOMO_CONTRIB_STATUS, PYOMO_LEGACY_STATUS, termi
 from solvers.result import Termination
 
 #: Option names of the legacy-interface solvers: our option -> the solver's own name.
+#: Options a legacy solver reads as whole numbers only (glpsol rejects ``--tmlim 29.99``).
+INTEGER_OPTIONS: frozenset[tuple[str, str]] = frozenset({("glpk", "time_limit_s")})
+
+
+def _legacy_value(solver: str, key: str, value: Any) -> Any:
+    """``value`` as ``solver``'s command line takes it: a whole-number limit is rounded up (at least 1)."""
+    if (solver, key) in INTEGER_OPTIONS:
+        return max(1, math.ceil(float(value)))
+    return value
+
+
 LEGACY_OPTION_NAMES: dict[str, dict[str, str]] = {
     "cbc": {"time_limit_s": "sec", "gap": "ratioGap", "threads": "threads", "seed": "randomSeed"},
     "glpk": {"time_limit_s": "tmlim", "gap": "mipgap"},
@@ -269,7 +280,7 @@ class PyomoBackend(MilpBackend):
         }
         for key, val in values.items():
             if val is not None and key in names:
-                solver.options[names[key]] = val
+                solver.options[names[key]] = _legacy_value(self.solver_name, key, val)
         kw: dict[str, Any] = {"tee": bool(settings.verbose), "load_solutions": False}
         if self._warm:
             kw["warmstart"] = True
@@ -286,7 +297,13 @@ class PyomoBackend(MilpBackend):
             self.model.solutions.load_from(res)
         lb = res.problem.lower_bound if res.problem else None
         bound = float(lb) if lb is not None and math.isfinite(float(lb)) else None
-        return self._gap_limited(self._finish(native, term, have, bound, ""), settings)
+        out = self._finish(native, term, have, bound, "")
+        # The legacy interfaces read the bound from the solver's text output, printed with a few
+        # significant digits (cbc: 0.00015761 for 0.000157606...): a bound above the solver's own
+        # incumbent is that rounding, never information, so it is cut to the incumbent.
+        if out.objective is not None and math.isfinite(out.bound) and out.bound > out.objective:
+            out.bound, out.gap = out.objective, 0.0
+        return self._gap_limited(out, settings)
 
     @staticmethod
     def _gap_limited(out: BackendRun, settings: RunSettings) -> BackendRun:
