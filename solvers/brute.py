@@ -25,8 +25,8 @@ from formulation.evaluator import (
 )
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.base import RawSolution, Solver
+from solvers.enumeration import enumeration_result
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
-from solvers.result import Termination
 
 #: Largest number of placements enumerated (sequential latency and every other objective).
 MAX_PLACEMENTS = 5_000_000
@@ -127,22 +127,9 @@ class BruteForce(Solver):
             )
         elif parallel and best_P is not None:
             schedule = _list_schedule(inst, best_P)
-        log = f"enumerated {total} placements{' (time limit hit)' if timed_out else ''}\n"
-        term = Termination.TIME_LIMIT if timed_out else Termination.OPTIMAL
-        if best_P is None:
-            return RawSolution(
-                Termination.TIME_LIMIT if timed_out else Termination.INFEASIBLE,
-                solve_time_s=time.perf_counter() - t0,
-                log=log,
-            )
-        return RawSolution(
-            term,
-            placement=best_P,
+        return enumeration_result(
+            best_P, best_val, total=total, timed_out=timed_out, solve_time_s=time.perf_counter() - t0,
             schedule=schedule,
-            solver_objective=best_val,
-            solve_time_s=time.perf_counter() - t0,
-            log=log,
-            extra={"placements": total},
         )
 
     def _improve_schedules(

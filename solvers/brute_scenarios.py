@@ -17,8 +17,8 @@ import numpy as np
 from formulation.model import Instance, IntArray
 from formulation.scenarios import robust_batch, state_instances
 from solvers.base import RawSolution
+from solvers.enumeration import enumeration_result
 from solvers.options import SolverOptions
-from solvers.result import Termination
 
 
 def solve_states(
@@ -41,15 +41,7 @@ def solve_states(
         i = int(np.argmin(key))
         if key[i] < best_val:
             best_val, best_P = float(key[i]), P[i].copy()
-    log = f"enumerated {total} placements over {len(states)} states{' (time limit hit)' if timed_out else ''}\n"
-    if best_P is None:
-        term = Termination.TIME_LIMIT if timed_out else Termination.INFEASIBLE
-        return RawSolution(term, solve_time_s=time.perf_counter() - t0, log=log)
-    return RawSolution(
-        Termination.TIME_LIMIT if timed_out else Termination.OPTIMAL,
-        placement=best_P,
-        solver_objective=best_val,
-        solve_time_s=time.perf_counter() - t0,
-        log=log,
-        extra={"placements": total, "states": len(states)},
+    return enumeration_result(
+        best_P, best_val, total=total, timed_out=timed_out, solve_time_s=time.perf_counter() - t0,
+        what=f"over {len(states)} states", extra={"states": len(states)},
     )

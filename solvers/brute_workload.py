@@ -22,8 +22,8 @@ from formulation.evaluator.jobshop import asap_completions, optimal_schedule
 from formulation.evaluator.workload_eval import WorkloadMetrics, request_latencies, workload_metrics
 from formulation.model import FloatArray, Instance, IntArray
 from solvers.base import RawSolution
+from solvers.enumeration import enumeration_result
 from solvers.options import SolverOptions
-from solvers.result import Termination
 
 CHUNK = 1 << 12
 
@@ -68,21 +68,9 @@ def solve_workload(
             found = optimal_schedule(wm.tasks, _shifted(wm, rel), upper=best_val)
             if found is not None and found[0] < best_val:
                 best_val, best_P, best_sched = found[0], P, _keys(wm, found[1])
-    log = f"enumerated {total} placements{' (time limit hit)' if timed_out else ''}\n"
-    if best_P is None:
-        return RawSolution(
-            Termination.TIME_LIMIT if timed_out else Termination.INFEASIBLE,
-            solve_time_s=time.perf_counter() - t0,
-            log=log,
-        )
-    return RawSolution(
-        Termination.TIME_LIMIT if timed_out else Termination.OPTIMAL,
-        placement=best_P,
+    return enumeration_result(
+        best_P, best_val, total=total, timed_out=timed_out, solve_time_s=time.perf_counter() - t0,
         schedule=best_sched,
-        solver_objective=best_val,
-        solve_time_s=time.perf_counter() - t0,
-        log=log,
-        extra={"placements": total},
     )
 
 
