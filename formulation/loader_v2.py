@@ -255,7 +255,7 @@ def workload_to_data(instance: Instance) -> dict[str, Any]:
     Each model is written once, from the first request that runs it; routes are written as their
     mode, and explicit routes as the pairs whose route is not their direct channel.
     """
-    from formulation.loader import _plain, _system_data
+    from formulation.export import _plain, _system_data
 
     wl = instance.workload
     assert wl is not None
