@@ -37,13 +37,19 @@ def _uses_latency(problem: Problem) -> bool:
 
 
 def with_scenarios(
-    sec: _Section, problem: Problem, raw: Any, raw_problem: Any, system: System
+    sec: _Section, problem: Problem, raw: Any, raw_problem: Any, system: System, *, deadlines: bool | None = None
 ) -> Problem:
     """``problem`` with the file's scenarios attached (unchanged when the file declares none).
 
     Problems are recorded in ``sec``, with the paths ``scenarios[i]...`` and, for the problem's own
     fields, ``problem.robust``, ``problem.deadline_probability`` and ``problem.execution``.
+    ``deadlines`` is given for a version-2 file: whether some request has a deadline (the chance
+    constraint applies to those); its ``schedule`` contention keeps a schedule per state, so
+    version 1's refusal of ``execution: parallel`` does not apply.
     """
+    version2 = deadlines is not None
+    if deadlines is None:
+        deadlines = problem.constraints.deadline_s is not None
     from formulation.loader import _Section
 
     given = raw_problem if isinstance(raw_problem, Mapping) else {}
@@ -96,11 +102,12 @@ def with_scenarios(
     if level_raw is not None:
         if isinstance(level_raw, bool) or not (0.0 < float(level_raw) <= 1.0):
             psec.error(("deadline_probability",), level_raw, "a probability > 0 and <= 1")
-        elif problem.constraints.deadline_s is None:
-            psec.error(("deadline_probability",), level_raw, "a deadline in problem.constraints to apply it to")
+        elif not deadlines:
+            where = "a request" if version2 else "problem.constraints"
+            psec.error(("deadline_probability",), level_raw, f"a deadline in {where} to apply it to")
         else:
             level = float(level_raw)
-    if problem.execution == "parallel" and _uses_latency(problem):
+    if problem.execution == "parallel" and _uses_latency(problem) and not version2:
         psec.error(
             ("execution",),
             problem.execution,

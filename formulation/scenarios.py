@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ import numpy as np
 
 from formulation.model import BoolArray, FloatArray, Instance, IntArray, System
 from formulation.units import Kind
+from formulation.workload import Workload
 
 #: Absolute tolerance of "probabilities sum to 1" and of the chance constraint's level.
 PROBABILITY_TOL = 1e-9
@@ -200,18 +201,73 @@ def state_instances(inst: Instance) -> tuple[Instance, ...]:
     """One ordinary instance per state: the overrides applied, no scenarios (every path reused).
 
     Each is named ``NAME[STATE]`` and keeps the problem's objective and constraints (a state solved
-    alone keeps the deadline: its own optimum is the one the regret is measured against).
+    alone keeps the deadline: its own optimum is the one the regret is measured against). A
+    version-2 workload keeps its requests; under ``shortest`` routing its routes are computed again
+    from the state's figures (the tie-break among routes of fewest hops is the least fixed delay, which
+    a state may change; docs/instance-format.md §10.1), ``direct`` and explicit routes are the file's.
     """
     sc = inst.problem.scenarios
     if sc is None:
         return (inst,)
     problem = dataclasses.replace(inst.problem, scenarios=None)
-    return tuple(
-        dataclasses.replace(
-            inst, name=f"{inst.name}[{st.name}]", system=apply_overrides(inst, st.overrides), problem=problem
+    out = []
+    for st in sc.states:
+        system = apply_overrides(inst, st.overrides)
+        out.append(
+            dataclasses.replace(
+                inst, name=f"{inst.name}[{st.name}]", system=system, problem=problem,
+                workload=state_workload(inst, system),
+            )
         )
-        for st in sc.states
-    )
+    return tuple(out)
+
+
+def state_workload(inst: Instance, system: System) -> Workload | None:
+    """The workload of ``inst`` on ``system`` (a state's): shortest routes computed on its figures."""
+    wl = inst.workload
+    if wl is None or wl.routing != "shortest":
+        return wl
+    from formulation.routing import shortest_routes
+
+    return dataclasses.replace(wl, routes=shortest_routes(system))
+
+
+def has_deadline(inst: Instance) -> bool:
+    """A deadline applies: ``problem.constraints.deadline`` (version 1) or some request's (version 2)."""
+    if inst.workload is not None:
+        return any(r.deadline_s is not None for r in inst.workload.requests)
+    return inst.problem.constraints.deadline_s is not None
+
+
+def state_key(state: str, key: str) -> str:
+    """``[STATE]KEY``: a schedule key of one state (a version-2 ``schedule`` keeps a schedule per state)."""
+    return f"[{state}]{key}"
+
+
+def state_schedules(
+    schedule: Mapping[str, float] | None, names: Sequence[str]
+) -> tuple[Mapping[str, float] | None, ...]:
+    """Each state's schedule from one mapping: the keys ``[STATE]KEY`` of that state, prefix removed.
+
+    A schedule without any ``[STATE]`` key is every state's (checked in each); a state without keys
+    of its own gets ``None`` (its default schedule).
+    """
+    if schedule is None:
+        return tuple(None for _ in names)
+    own: list[dict[str, float]] = [{} for _ in names]
+    # longest names first: a state named "a]b" owns "[a]b]x" before a state named "a" could
+    order = sorted(range(len(names)), key=lambda i: -len(names[i]))
+    tagged = False
+    for key, start in schedule.items():
+        for i in order:
+            head = f"[{names[i]}]"
+            if key.startswith(head):
+                own[i][key[len(head):]] = start
+                tagged = True
+                break
+    if not tagged:
+        return tuple(schedule for _ in names)
+    return tuple(o or None for o in own)
 
 
 def nominal_instance(inst: Instance) -> Instance:

@@ -8,29 +8,38 @@ cross-references. ``python -m formulation.schema_v2`` rewrites ``formulation/ins
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from formulation.schema import (
     DeviceSpec,
     FileRef,
     Id,
+    InstanceFile,
     LinkSpec,
     MemoryValue,
     ModelSpec,
     NonEmptyIds,
     ObjectiveValue,
+    ProblemSpec,
     QuantityValue,
+    ScenarioSpec,
     _q,
     _Strict,
 )
 
 FORMAT_VERSION_2 = 2
 SCHEMA_V2_FILE = Path(__file__).with_name("instance-v2.schema.json")
+
+
+def _same(model: type[BaseModel], name: str) -> Any:
+    """A copy of a version-1 field (type, default, description): one definition for both versions."""
+    return copy.copy(model.model_fields[name])
 
 
 def _check_version(value: Any) -> int:
@@ -121,6 +130,9 @@ class ProblemV2Spec(_Strict):
     )
     energy_scope: NonEmptyIds | None = Field(None, description="devices whose energy counts (default: all)")
     constraints: ConstraintsV2Spec = ConstraintsV2Spec.model_validate({})
+    # network states (docs/instance-format.md §10): the same keys as version 1's
+    robust: str = _same(ProblemSpec, "robust")
+    deadline_probability: float | None = _same(ProblemSpec, "deadline_probability")
 
 
 class InstanceV2Header(_Strict):
@@ -133,6 +145,7 @@ class InstanceV2Header(_Strict):
     system: Any = Field(description="devices, links and routing, inline or {file: PATH}")
     workload: list[Any] = Field(min_length=1, description="the requests")
     problem: Any = Field(None, description="objective, aggregate, contention and constraints")
+    scenarios: Any = Field(None, description="network states, each overriding link and device figures")
 
 
 class InstanceV2File(InstanceV2Header):
@@ -144,6 +157,7 @@ class InstanceV2File(InstanceV2Header):
     system: SystemV2Spec | FileRef = Field(description="devices, links and routing, inline or {file: PATH}")
     workload: list[RequestSpecV2] = Field(min_length=1, description="the requests")
     problem: ProblemV2Spec | None = Field(None, description="objective, aggregate, contention and constraints")
+    scenarios: list[ScenarioSpec] | None = _same(InstanceFile, "scenarios")
 
 
 def json_schema_v2() -> dict[str, Any]:

@@ -84,6 +84,10 @@ class BruteForce(Solver):
             )
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        if inst.workload is not None and inst.problem.scenarios is not None:  # version 2 with states (§10)
+            from solvers.brute_workload_states import solve_workload_states
+
+            return solve_workload_states(inst, options, count_placements(inst), enumerate_placements, CHUNK)
         if inst.workload is not None:  # version 2: docs/instance-format.md §9
             from solvers.brute_workload import solve_workload
 

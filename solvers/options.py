@@ -169,7 +169,8 @@ class Capabilities:
         if self.max_layers is not None and inst.n > self.max_layers:
             out.append(f"{inst.n} layers (at most {self.max_layers})")
         if inst.problem.scenarios is not None and not self.scenarios:
-            out.append("network states (scenarios; solved by brute, highs, scip and cpsat)")
+            by = "brute and cpsat-v2" if inst.workload is not None else "brute, highs, scip and cpsat"
+            out.append(f"network states (scenarios; solved by {by})")
         if not self.splits:
             from formulation.granularity.proportional import marked_stack  # lazy: keeps startup light
 
