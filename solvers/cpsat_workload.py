@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from formulation.costs import working_set_bytes
 from formulation.evaluator.jobshop import build_tasks
 from formulation.evaluator.workload_eval import workload_metrics
 from formulation.model import Instance
+from formulation.scenarios import state_instances
 from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
@@ -62,7 +63,8 @@ class CpSatWorkload(Solver):
         objectives=frozenset({"latency"}),
         constraints=frozenset({"memory", "memory_params", "allowed", "private", "max_devices"}),
         workload=frozenset({"none", "schedule", "routing"}),
-        note="version 2 only: latency aggregate under none or schedule",
+        scenarios=True,
+        note="version 2 only: latency aggregate under none or schedule; network states",
     )
     supported_options = frozenset({"time_limit_s", "threads", "seed"})
     description = "CP-SAT on version-2 workloads (none, schedule): latency aggregate, exact"
@@ -85,6 +87,10 @@ class CpSatWorkload(Solver):
             why.append("rates (utilisation constraints)")
         if any(r.weight != int(r.weight) for r in wl.requests):
             why.append("non-integer request weights")
+        if inst.problem.scenarios is not None:  # network states (§10)
+            from solvers.cpsat_workload_robust import refusals
+
+            why += refusals(inst)
         if why:
             raise UnsupportedProblem(f"solver 'cpsat-v2' cannot solve instance {inst.name!r}: " + "; ".join(why))
 
@@ -109,6 +115,8 @@ class CpSatWorkload(Solver):
             term = Termination.TIME_LIMIT if status == cp_model.UNKNOWN else Termination.ERROR
             return RawSolution(term, build_time_s=build, solve_time_s=solve_t, message=solver.status_name(status))
         P = np.array([[solver.value(b.x[v][d]) for d in range(inst.k)] for v in range(inst.n)]).argmax(axis=1)
+        if b.robust is not None:  # network states: a schedule per state, the robust objective's scale
+            return cast(RawSolution, b.robust.solution(solver, status == cp_model.OPTIMAL, P, build, solve_t))
         schedule = b.retime(P, solver) if b.scheduled else None
         # a task of size 0 was given one unit: each lengthens a request's completion by one unit at most
         weights0 = float(sum(r.weight for r in inst.workload.requests)) if inst.workload else 1.0
@@ -129,6 +137,28 @@ class CpSatWorkload(Solver):
         )
 
 
+def _horizon(inst: Instance, scheduled: bool) -> float:
+    """An upper bound on every time the model holds: under ``schedule`` the latest release and then
+    everything in series (a semi-active schedule); under ``none`` the longest request alone."""
+    wl = inst.workload
+    assert wl is not None
+    g, s, k = inst.graph, inst.system, inst.k
+    slowest = np.where(np.isfinite(inst.time), inst.time, 0.0).max(axis=1)
+    serial = np.zeros(len(wl.requests))
+    for v in range(g.n):
+        serial[int(wl.request_of_layer[v])] += slowest[v]
+    for t in range(g.n + g.m):
+        longest = max(
+            (sum(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]) + float(s.link_latency[i, j]) for i, j in r)
+             for r in wl.routes.values()),
+            default=0.0,
+        )
+        serial[int(wl.request_of_tensor[t])] += (k - 1) * longest
+    if scheduled:
+        return float(serial.sum()) + max((r.release_s for r in wl.requests), default=0.0)
+    return float(serial.max())
+
+
 class _Builder:
     """The CP-SAT model of one instance (see the module docstring)."""
 
@@ -142,23 +172,9 @@ class _Builder:
         self.scheduled = wl.contention == "schedule"
         m = cp_model.CpModel()
         self.model = m
-        # an upper bound on every time the model holds: under `schedule` the latest release and then
-        # everything in series (a semi-active schedule); under `none` the longest request alone
-        slowest = np.where(np.isfinite(inst.time), inst.time, 0.0).max(axis=1)
-        serial = np.zeros(len(wl.requests))
-        for v in range(g.n):
-            serial[int(wl.request_of_layer[v])] += slowest[v]
-        for t in range(g.n + g.m):
-            longest = max(
-                (sum(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]) + float(s.link_latency[i, j]) for i, j in r)
-                 for r in wl.routes.values()),
-                default=0.0,
-            )
-            serial[int(wl.request_of_tensor[t])] += (k - 1) * longest
-        if self.scheduled:
-            horizon_s = float(serial.sum()) + max((r.release_s for r in wl.requests), default=0.0)
-        else:
-            horizon_s = float(serial.max())
+        self.robust: Any = None  # network states (docs/instance-format.md §10): solvers/cpsat_workload_robust.py
+        # one unit for every state (each state is an instance of its own, with its own times)
+        horizon_s = max(_horizon(st, self.scheduled) for st in state_instances(inst))
         self.unit = max(horizon_s, 1e-12) / STEPS
         self.zero_sized = 0
         self.H = int(STEPS * 4)
@@ -227,6 +243,11 @@ class _Builder:
                         m.add(y == 0)  # no route: such a placement is infeasible (violation link)
                     self.y[(t, a, bdev)] = y
         self._memory(m, q)
+        if inst.problem.scenarios is not None:  # a copy of the times per state, the robust objective
+            from solvers.cpsat_workload_robust import StateModel
+
+            self.robust = StateModel(self, q, one)
+            return
         L = self._latencies(m, q, one)
         w = [int(r.weight) for r in wl.requests]
         for r, req in enumerate(wl.requests):
@@ -278,10 +299,11 @@ class _Builder:
             # bytes are ceiled: a placement within memory by less than a byte may be refused (never a wrong accept)
             m.add(sum(terms) <= math.floor(s.memory[d] * (1 + 1e-9)))
 
-    def _latencies(self, m: Any, q: Any, one: Any) -> list[Any]:
+    def _latencies(self, m: Any, q: Any, one: Any, state: Instance | None = None) -> list[Any]:
+        """Per-request latency variables, with the figures and routes of ``state`` (default: the instance)."""
         from ortools.sat.python import cp_model
 
-        inst = self.inst
+        inst = self.inst if state is None else state
         wl = inst.workload
         assert wl is not None
         g, s, k = inst.graph, inst.system, inst.k
@@ -372,9 +394,9 @@ class _Builder:
             L.append(Lr)
         return L
 
-    def retime(self, P: Any, solver: Any) -> dict[str, float]:
+    def retime(self, P: Any, solver: Any, state: Instance | None = None) -> dict[str, float]:
         """The order CP-SAT chose, timed with the true durations (the schedule the evaluator checks)."""
-        inst = self.inst
+        inst = self.inst if state is None else state
         g, s = inst.graph, inst.system
         wm = workload_metrics(inst, P)
         tasks = build_tasks(inst, wm.loads)
