@@ -26,6 +26,7 @@ from formulation.loader import (
     _roots,
     _Section,
 )
+from formulation.loader_v2_latency import ModelTimes, build_model_latency, check_generation, combined_table
 from formulation.model import Constraints, Device, Graph, Instance, Problem, System
 from formulation.routing import direct_routes, explicit_routes, shortest_routes
 from formulation.schema import CHANNEL_SEPARATOR, ModelSpec, format_path, validate_section
@@ -59,6 +60,7 @@ def build_v2(
     system: System | None = None
     routes: dict[tuple[int, int], Route] = {}
     routing = "direct"
+    times: ModelTimes = {}  # measured layer times per model (§9.4, `system.latency`)
     sys_sec = _Section(file, "system")
     try:
         raw, sys_sec = _resolve(reader, header.system, sys_sec, here, "system")
@@ -66,11 +68,15 @@ def build_v2(
         system = _build_system_v2(sys_sec, sys_spec)
         if system is not None:
             routing, routes = _build_routes(sys_sec, sys_spec.routing, system)
+            times = build_model_latency(sys_sec, sys_spec.latency, models, system.device_ids, list(header.models))
     except InstanceError as exc:
         sys_sec.absorb(exc)
     errors += sys_sec.errors
 
     specs, allowed, private = _build_requests(file, header.workload, models, system, errors)
+    gen_sec = _Section(sys_sec.file, sys_sec.prefix)
+    check_generation(gen_sec, times, specs)
+    errors += gen_sec.errors
 
     prob_sec = _Section(file, "problem")
     problem = Problem()
@@ -97,7 +103,7 @@ def build_v2(
     graph, workload = lower(
         header.name, models, specs, cast(Any, aggregate), cast(Any, contention), cast(Any, routing), routes
     )
-    table: MappingProxyType[str, Any] = MappingProxyType({})
+    table = combined_table(times, specs)
     return Instance(header.name, graph, system, problem, header.description, table, source_path, workload)
 
 
@@ -299,6 +305,10 @@ def workload_to_data(instance: Instance) -> dict[str, Any]:
         routing = {"routes": {f"{ids[a]}->{ids[b]}": [ids[route[0][0]], *(ids[h[1]] for h in route)]
                               for (a, b), route in sorted(wl.routes.items()) if len(route) > 1}}
     system["routing"] = routing
+    if instance.latency_table:  # measured layer times, per model (§9.4)
+        from formulation.loader_v2_latency import latency_data
+
+        system["latency"] = latency_data(instance)
     workload = []
     for r in wl.requests:
         entry = {"id": r.id, "model": r.model, "source": s.device_ids[r.source], "weight": r.weight,

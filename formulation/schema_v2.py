@@ -87,6 +87,11 @@ class SystemV2Spec(_Strict):
     devices: list[DeviceSpec] = Field(min_length=1, description="the devices, in a fixed order")
     links: list[LinkSpec] = Field(default_factory=list, description="network links")
     routing: RoutingValue = "direct"
+    latency: dict[str, dict[str, dict[str, QuantityValue]]] = Field(
+        default_factory=dict,
+        description="measured per-layer times {model: {device: {layer: time}}} overriding the compute model",
+        json_schema_extra={"x-unit": "time"},
+    )
 
 
 class RequestSpecV2(_Strict):
