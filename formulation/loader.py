@@ -341,6 +341,8 @@ def _build_objective(sec: _Section, raw: str | dict[str, Any]) -> Objective:
     if isinstance(raw, str):
         if raw in OBJECTIVES:
             return Objective(cast(Any, raw))
+        if raw == "accuracy":  # maximised over the model choices (§11); the costs keep latency
+            return Objective()
         close = difflib.get_close_matches(raw, [*OBJECTIVES, "weighted"], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close and close[0] != raw else ""
         expected = f"one of {names}, or {{weighted: {{metric: weight}}}}{hint}"
@@ -546,6 +548,13 @@ def _build(
             problem = with_scenarios(scenario_sec, problem, header.scenarios, header.problem, system)
         except InstanceError as exc:
             scenario_sec.absorb(exc)
+    if graph is not None and not model_sec.errors and not problem_sec.errors:
+        from formulation.loader_choices import add_choices  # variants and exits: §11
+
+        try:
+            problem = add_choices(model_sec, problem_sec, spec, header.problem, graph, problem)
+        except InstanceError as exc:
+            model_sec.absorb(exc)
     _raise(model_sec.errors + system_sec.errors + problem_sec.errors + scenario_sec.errors)
     assert graph is not None and system is not None  # no errors means both were built
     latency = MappingProxyType({d: MappingProxyType(row) for d, row in table.items()})

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from formulation.costs import transfer_seconds
 
 if TYPE_CHECKING:
+    from formulation.choices import Choices
     from formulation.scenarios import ScenarioSet
     from formulation.workload import Workload
 
@@ -498,6 +499,9 @@ class Problem:
     scenarios: ScenarioSet | None = None
     """Network states and the robust measure over them (docs/instance-format.md §10); ``None``: one
     state, the system as given, and every code path unchanged."""
+    choices: Choices | None = None
+    """Layer variants, early exits and the accuracy objective/constraint (docs/instance-format.md
+    §11); ``None``: every layer placed with its own figures, every code path unchanged."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def _check_objective(value: Any) -> str | dict[str, Any]:
 
 _OBJECTIVE_SCHEMA = {
     "anyOf": [
-        {"enum": list(OBJECTIVES)},
+        {"enum": [*OBJECTIVES, "accuracy"]},
         {
             "type": "object",
             "additionalProperties": False,
@@ -116,8 +116,8 @@ _OBJECTIVE_SCHEMA = {
             },
         },
     ],
-    "description": "latency | throughput | energy | cost, or {weighted: {metric: weight}} "
-    "(a weighted sum of metrics in base units; weights >= 0, not all 0)",
+    "description": "latency | throughput | energy | cost | accuracy (maximised), or {weighted: {metric: "
+    "weight}} (a weighted sum of metrics in base units; weights >= 0, not all 0)",
     "default": "latency",
 }
 
@@ -183,6 +183,31 @@ class ModelInputSpec(_Strict):
     bytes: QuantityValue = _q("bytes", "size of the tensor")
 
 
+class VariantSpec(_Strict):
+    """A version of a layer the solver may choose (docs/instance-format.md §11.1)."""
+
+    name: Id = Field(description="variant name, unique among the layer's variants, not 'base'")
+    flops: QuantityValue | None = _q("flops", "work of one inference (default: the layer's)", None)
+    param_bytes: QuantityValue | None = _q("bytes", "weights (default: the layer's)", None)
+    workspace_bytes: QuantityValue | None = _q("bytes", "transient memory (default: the layer's)", None)
+    accuracy_delta: float = Field(
+        0.0, description="change of the model's accuracy when the layer runs this variant (in [-1, 1])"
+    )
+
+
+class ExitSpec(_Strict):
+    """An exit of the model (docs/instance-format.md §11.2)."""
+
+    name: Id = Field(description="exit name, unique among the exits")
+    layer: Id = Field(description="the layer whose output ends the inference at this exit (a model output)")
+    accuracy: float = Field(description="accuracy of the inferences that end here (in [0, 1])")
+    probability: float | None = Field(
+        None,
+        description="share of the inputs that leave at this exit (in [0, 1]; given for every exit or "
+        "for none: without, one exit is chosen)",
+    )
+
+
 class LayerSpec(_Strict):
     """One layer of the model graph."""
 
@@ -194,6 +219,9 @@ class LayerSpec(_Strict):
     output_bytes: QuantityValue = _q("bytes", "size of the layer's output tensor")
     workspace_bytes: QuantityValue = _q("bytes", "extra transient memory while the layer runs", 0)
     attrs: dict[str, Any] | None = Field(None, description="free metadata, ignored by the cost model")
+    variants: list[VariantSpec] | None = Field(
+        None, min_length=1, description="versions of the layer a solver may choose instead of its own figures"
+    )
 
 
 class ModelSpec(_Strict):
@@ -205,6 +233,10 @@ class ModelSpec(_Strict):
     outputs: NonEmptyIds | None = Field(
         None, description="ids of output layers (default: layers that no layer consumes)"
     )
+    accuracy: float | None = Field(
+        None, description="accuracy of the model with every layer's own figures (in [0, 1]; default 1)"
+    )
+    exits: list[ExitSpec] | None = Field(None, min_length=1, description="early exits (BranchyNet, Edgent)")
 
 
 class DeviceSpec(_Strict):
@@ -285,6 +317,9 @@ class ConstraintsSpec(_Strict):
     max_devices: int | None = Field(None, ge=1, description="at most this many devices execute layers")
     colocate: list[NonEmptyIds] = Field(
         default_factory=list, description="groups of layers that must run on one device [[layer, ...], ...]"
+    )
+    min_accuracy: float | None = Field(
+        None, description="the configuration's accuracy is at least this (in [0, 1]; §11.3)"
     )
 
 

@@ -72,6 +72,9 @@ class RawSolution:
     message: str = ""
     method: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    choices: Mapping[str, Any] | None = None
+    """The configuration chosen with the placement, ``{variants: {layer: name}, exit: name}``, for an
+    instance with variants or exits (docs/instance-format.md §11.4); None otherwise."""
 
 
 class Solver(ABC):
@@ -209,7 +212,7 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
         res.gap = math.inf
         return res
     sched = raw.schedule if inst.problem.execution == "parallel" else None
-    ev = evaluate(inst, raw.placement, sched)
+    ev = evaluate(inst, raw.placement, sched, choices=raw.choices)
     res.metrics = ev
     res.placement = ev.placement
     res.schedule = ev.schedule if inst.problem.execution == "parallel" else {}

@@ -63,6 +63,7 @@ class BruteForce(Solver):
         features=frozenset(DEVICE_FEATURES),
         workload=frozenset({"none", "schedule", "share", "routing"}),
         scenarios=True,
+        choices=True,
     )
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "exact enumeration of placements (and schedules in parallel mode); tiny instances"
@@ -70,6 +71,10 @@ class BruteForce(Solver):
     def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
         count = count_placements(inst)
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11
+            from formulation.choices import count_configurations
+
+            count *= count_configurations(inst)
         if inst.problem.execution == "parallel":
             if count > MAX_PLACEMENTS_PARALLEL or inst.n > MAX_LAYERS_PARALLEL:
                 raise UnsupportedProblem(
@@ -92,6 +97,10 @@ class BruteForce(Solver):
             from solvers.brute_workload import solve_workload
 
             return solve_workload(inst, options, count_placements(inst), enumerate_placements)
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11
+            from solvers.brute_choices import solve_choices
+
+            return solve_choices(inst, options)
         if inst.problem.scenarios is not None:  # network states: docs/instance-format.md §10
             from solvers.brute_scenarios import solve_states
 

@@ -142,6 +142,9 @@ class Capabilities:
     splits: bool = False
     """A layer stack marked ``split: proportional`` (docs/granularity.md) is solved as a row split;
     False: such instances are refused (their optimum is over row splits, not whole layers)."""
+    choices: bool = False
+    """Layer variants, early exits and accuracy (docs/instance-format.md §11) are solved exactly: the
+    solver chooses the configuration with the placement; False: such instances are refused."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -176,6 +179,8 @@ class Capabilities:
 
             if marked_stack(inst) is not None:
                 out.append("a layer stack marked 'split: proportional' (solved by proportional)")
+        if inst.problem.choices is not None and not self.choices:
+            out.append("layer variants, exits or accuracy (docs/instance-format.md §11; solved by brute, highs and cpsat)")
         wl = inst.workload
         if wl is not None:
             have = sorted(self.workload - {"routing"})
@@ -203,6 +208,7 @@ class Capabilities:
             "features": sorted(self.features),
             "workload": sorted(self.workload),
             "scenarios": self.scenarios,
+            "choices": self.choices,
         }
 
 

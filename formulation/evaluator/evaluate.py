@@ -86,6 +86,9 @@ class Evaluation:
     scenarios: dict[str, Any] = field(default_factory=dict)
     """Instances with network states only (docs/instance-format.md §10): the robust measure and every
     state's metrics; the other fields then describe the nominal system and ``objective`` is robust."""
+    choices: dict[str, Any] = field(default_factory=dict)
+    """Instances with variants or exits only (docs/instance-format.md §11.4): the configuration, its
+    accuracy and every path; the metrics are then expectations over the paths."""
 
     @property
     def feasible(self) -> bool:
@@ -122,6 +125,7 @@ class Evaluation:
             "violations": [{"kind": v.kind, "message": v.message} for v in self.violations],
             **({"workload": self.workload} if self.workload else {}),
             **({"scenarios": self.scenarios} if self.scenarios else {}),
+            **({"choices": self.choices} if self.choices else {}),
         }
 
 
@@ -129,6 +133,7 @@ def evaluate(
     inst: Instance,
     placement: Mapping[str, str] | Sequence[int] | npt.NDArray[Any],
     schedule: Mapping[str, float] | None = None,
+    choices: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate a placement (and optionally a parallel schedule) under the instance's cost model.
 
@@ -142,12 +147,19 @@ def evaluate(
         delays, one layer at a time per device) and its makespan is the parallel latency; problems
         are reported as ``schedule`` violations. When absent, the default list schedule of
         :mod:`formulation.evaluator.schedule` is used.
+    choices : mapping, optional
+        The configuration of an instance with variants or exits, ``{variants: {layer: name}, exit:
+        name}`` (docs/instance-format.md §11.4); ignored by other instances.
 
     Returns
     -------
     Evaluation
     """
     P = inst.placement_indices(placement)
+    if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11
+        from formulation.evaluator.choices_eval import evaluate_choices
+
+        return evaluate_choices(inst, P, choices)
     if inst.problem.scenarios is not None:  # network states: docs/instance-format.md §10
         from formulation.evaluator.scenario_eval import evaluate_states
 

@@ -83,6 +83,11 @@ class MilpSolver(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11.5
+            from formulation.choices_model import unsupported
+
+            if unsupported(inst):
+                raise UnsupportedProblem(f"solver {self.name!r} cannot solve {inst.name!r}: " + "; ".join(unsupported(inst)))
         unknown = set(options.raw) - self.raw_keys()
         if unknown:
             raise UnsupportedProblem(
@@ -105,6 +110,10 @@ class MilpSolver(Solver):
         raise NotImplementedError
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11.5
+            from solvers.choices_milp import solve_choices_milp
+
+            return solve_choices_milp(inst, options)
         t0 = time.perf_counter()
         # dominated options removed (same optimum), numbers checked by check()
         inst, empty = prepare(inst, self.name)
@@ -233,6 +242,7 @@ class HighsSolver(MilpSolver):
 
     name = "highs"
     description = "exact MILP (every objective, constraint and latency mode) solved by HiGHS"
+    capabilities = replace(MilpSolver.capabilities, choices=True)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
