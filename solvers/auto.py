@@ -52,6 +52,10 @@ def prefers_cpsat(inst: Instance) -> bool:
     return p.execution == "parallel" and ("latency" in terms or p.constraints.deadline_s is not None)
 
 
+#: Version-2 engines tried before the MILP on version-2 workloads (:func:`candidates`).
+V2_FIRST = ("tang", "cpsat-v2")
+
+
 #: Why ``pipeline-dp`` goes before the general engines (:func:`candidates`).
 PIPELINE_DP_FIRST = "pipeline stages of a DAG whose period the DP's stage values give exactly: DP over down-sets"
 
@@ -59,8 +63,15 @@ PIPELINE_DP_FIRST = "pipeline stages of a DAG whose period the DP's stage values
 def candidates(inst: Instance) -> list[tuple[str, str]]:
     """:data:`CANDIDATES` in the order for ``inst``: ``cpsat`` before ``highs`` where
     :func:`prefers_cpsat` says so; ``pipeline-dp`` before both on ``pipeline`` instances where its
-    answer is always proven (:func:`solvers.pipeline_dp.exactness_problem`)."""
+    answer is always proven (:func:`solvers.pipeline_dp.exactness_problem`); on version-2 workloads
+    the engines made for them (``tang``, ``cpsat-v2``) before the MILP, which then takes what they
+    refuse (energy, cost, utilisation, rates: :mod:`solvers.milp.workload`)."""
     base = CANDIDATES
+    if inst.workload is not None:
+        own = [c for c in base if c[0] in V2_FIRST]
+        rest = [c for c in base if c[0] not in V2_FIRST]
+        at = next((i for i, (name, _) in enumerate(rest) if name == "highs"), len(rest))
+        return [*rest[:at], *own, *rest[at:]]
     if inst.problem.constraints.pipeline:
         from solvers.pipeline_dp import exactness_problem
 

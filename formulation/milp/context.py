@@ -90,6 +90,9 @@ class MilpContext:
     metric_cols: dict[str, int] = field(default_factory=dict)
     energy_cols: dict[int, int] = field(default_factory=dict)
     horizon_s: float = 0.0
+    units: dict[str, float] | None = None
+    """Unit scales for :mod:`solvers.milp.scaling` when the builder sets them (version-2 workloads,
+    whose reference placements the version-1 evaluator cannot judge); ``None``: computed there."""
     send_once_terms: dict[tuple[str, int], list[tuple[int, float]]] = field(default_factory=dict)
     """``(kind, device) -> terms`` of the sending time / radio energy of a ``send_once`` device
     (:mod:`formulation.milp.sending`), built once."""

@@ -15,12 +15,17 @@ import numpy as np
 
 from formulation.milp.constraints.placement_rules import placement_rules
 from formulation.milp.context import MilpContext
+from formulation.model import BoolArray
 
 
-def add_placement(ctx: MilpContext) -> None:
-    """Add ``x`` and the assignment rows; record forbidden layers as infeasibility reasons."""
+def add_placement(ctx: MilpContext, rules: tuple[BoolArray, list[str]] | None = None) -> None:
+    """Add ``x`` and the assignment rows; record forbidden layers as infeasibility reasons.
+
+    ``rules`` is ``(mask, reasons)`` as :func:`placement_rules` returns them (version-2 workloads
+    give their own, :mod:`formulation.milp.workload`); default: :func:`placement_rules`.
+    """
     inst, m = ctx.inst, ctx.model
-    mask, reasons = placement_rules(inst)
+    mask, reasons = placement_rules(inst) if rules is None else rules
     m.infeasible_reasons.extend(reasons)
     vs, ds = np.nonzero(mask)
     labels = [f"{ctx.layer_names[v]},{ctx.device_names[d]}" for v, d in zip(vs, ds, strict=True)]

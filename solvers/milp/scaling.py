@@ -45,7 +45,10 @@ MAX_ROW_RANGE = numerics.SAFE_MAX
 def unit_scales(ctx: MilpContext) -> dict[str, float]:
     """Typical magnitude of each unit for this instance, the one decision shared with the range
     check (:func:`formulation.numerics.unit_scales`: the best single-device placement's latency,
-    energy, cost and memory, so that HiGHS's absolute tolerances are relative to a good answer)."""
+    energy, cost and memory, so that HiGHS's absolute tolerances are relative to a good answer); those
+    the builder set in ``ctx.units`` where it did (version-2 workloads, :mod:`formulation.milp.workload`)."""
+    if ctx.units is not None:
+        return dict(ctx.units)
     return numerics.unit_scales(ctx.inst)
 
 

@@ -75,7 +75,9 @@ class MilpSolver(Solver):
     capabilities = Capabilities(
         features=frozenset(DEVICE_FEATURES),
         scenarios=True,
-        note="every objective, both latency modes, every constraint and device feature",
+        workload=frozenset({"none", "schedule", "routing"}),
+        note="every objective, both latency modes, every constraint and device feature; version 2 under "
+        "none and schedule (solvers/milp/workload.py)",
     )
     supported_options: ClassVar[frozenset[str]] = frozenset(
         {"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"}
@@ -99,6 +101,11 @@ class MilpSolver(Solver):
             raise UnsupportedProblem(f"solver {self.name!r}: {exc}") from exc
         if options.warm_start is not None:
             inst.placement_indices(options.warm_start)
+        if inst.workload is not None:  # version 2: its own model (solvers/milp/workload.py)
+            from solvers.milp.workload import check_workload
+
+            check_workload(self, inst, options)
+            return
         prepare(inst, self.name)
 
     def raw_keys(self) -> frozenset[str]:
@@ -114,6 +121,10 @@ class MilpSolver(Solver):
             from solvers.choices_milp import solve_choices_milp
 
             return solve_choices_milp(inst, options)
+        if inst.workload is not None:
+            from solvers.milp.workload import solve_workload
+
+            return solve_workload(self, inst, options)
         t0 = time.perf_counter()
         # dominated options removed (same optimum), numbers checked by check()
         inst, empty = prepare(inst, self.name)

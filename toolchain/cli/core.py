@@ -382,7 +382,8 @@ def register(app: typer.Typer) -> None:
             )
             return
         t = Table(title="solvers")
-        for col in ("name", "available", "exact", "objectives", "execution", "constraints", "graph / size"):
+        cols = ("name", "available", "exact", "objectives", "execution", "constraints", "graph / size", "version 2")
+        for col in cols:
             t.add_column(col)
         for i in infos:
             cap = i.capabilities.to_dict()
@@ -395,6 +396,7 @@ def register(app: typer.Typer) -> None:
                 ",".join(cap["executions"]),
                 ",".join(cap["constraints"]),
                 size,
+                ",".join(cap["workload"]) or "-",  # contention models (and routing) of version 2
             )
         console.print(t)
         for fam in families():
