@@ -26,11 +26,12 @@ from formulation.loader import (
     _roots,
     _Section,
 )
+from formulation.loader_generation import check_contention, model_tokens, request_tokens_data, tokens_data
 from formulation.loader_v2_latency import ModelTimes, build_model_latency, check_generation, combined_table
 from formulation.model import Constraints, Device, Graph, Instance, Problem, System
 from formulation.routing import direct_routes, explicit_routes, shortest_routes
-from formulation.schema import CHANNEL_SEPARATOR, ModelSpec, format_path, validate_section
-from formulation.schema_v2 import InstanceV2Header, ProblemV2Spec, RequestSpecV2, SystemV2Spec
+from formulation.schema import CHANNEL_SEPARATOR, format_path, validate_section
+from formulation.schema_v2 import InstanceV2Header, ModelSpecV2, ProblemV2Spec, RequestSpecV2, SystemV2Spec
 from formulation.workload import REQUEST_SEP, RequestSpec, Route, lower
 from formulation.yamlio import ReferenceReader
 
@@ -45,12 +46,14 @@ def build_v2(
     errors: list[InstanceError] = []
 
     models: dict[str, Graph] = {}
+    tokens: dict[str, Any] = {}  # per-token costs of each model's layers and inputs (§9.10)
     for name, raw_model in header.models.items():
         sec = _Section(file, format_path(["models", name]))
         try:
             raw, sec = _resolve(reader, raw_model, sec, here, "model")
-            spec = validate_section(ModelSpec, raw, file=sec.file, prefix=sec.prefix)
+            spec = validate_section(ModelSpecV2, raw, file=sec.file, prefix=sec.prefix)
             g = _build_graph(sec, spec, name)
+            tokens[name] = model_tokens(sec, spec)
             if g is not None:
                 models[name] = g
         except InstanceError as exc:
@@ -84,6 +87,7 @@ def build_v2(
     try:
         pspec = validate_section(ProblemV2Spec, header.problem or {}, file=file, prefix="problem")
         aggregate, contention = pspec.aggregate, pspec.contention
+        errors += check_contention(file, header.workload, contention)
         problem = _build_problem_v2(prob_sec, pspec, system, allowed, private)
     except InstanceError as exc:
         prob_sec.absorb(exc)
@@ -101,7 +105,8 @@ def build_v2(
     _raise(errors)
     assert system is not None
     graph, workload = lower(
-        header.name, models, specs, cast(Any, aggregate), cast(Any, contention), cast(Any, routing), routes
+        header.name, models, specs, cast(Any, aggregate), cast(Any, contention), cast(Any, routing), routes,
+        tokens=tokens,
     )
     table = combined_table(times, specs)
     return Instance(header.name, graph, system, problem, header.description, table, source_path, workload)
@@ -224,6 +229,8 @@ def _build_requests(
                     rate,
                     release,
                     deadline,
+                    prompt=None if rq.tokens is None else rq.tokens.prompt,
+                    generate=None if rq.tokens is None else rq.tokens.generate,
                 )
             )
     if any(rated) and not all(rated):
@@ -291,10 +298,18 @@ def workload_to_data(instance: Instance) -> dict[str, Any]:
             entry: dict[str, Any] = {"id": local(lay.id), "op": lay.op, "inputs": [local(u) for u in lay.inputs],
                                      "flops": lay.flops, "param_bytes": lay.param_bytes,
                                      "output_bytes": lay.output_bytes, "workspace_bytes": lay.workspace_bytes}
+            if (tk := wl.tokens_of(v)) is not None:  # per-token costs (§9.10)
+                entry["tokens"] = tokens_data(tk)
             layers.append({**entry, **({"attrs": lay.attrs} if lay.attrs else {})})
+        inputs = []
+        for t in r.inputs:
+            entry = {"id": local(g.tensor_ids[t]), "bytes": float(g.tensor_bytes[t])}
+            if (tk := wl.tokens_of(t)) is not None:
+                entry["tokens"] = tokens_data(tk)
+            inputs.append(entry)
         models[r.model] = {
             "name": r.model,
-            "inputs": [{"id": local(g.tensor_ids[t]), "bytes": float(g.tensor_bytes[t])} for t in r.inputs],
+            "inputs": inputs,
             "layers": layers,
             "outputs": [local(g.layer_ids[o]) for o in r.outputs],
         }
@@ -319,6 +334,8 @@ def workload_to_data(instance: Instance) -> dict[str, Any]:
             entry["rate"] = r.rate
         if r.deadline_s is not None:
             entry["deadline"] = r.deadline_s
+        if (gen := request_tokens_data(wl, wl.requests.index(r))) is not None:
+            entry["tokens"] = gen
         prefix = f"{r.id}{REQUEST_SEP}"
         allowed = {local(v): list(ds) for v, ds in c.allowed.items() if v.startswith(prefix)}
         private = [local(t) for t in c.private if t.startswith(prefix)]

@@ -21,8 +21,10 @@ from formulation.schema import (
     FileRef,
     Id,
     InstanceFile,
+    LayerSpec,
     LinkSpec,
     MemoryValue,
+    ModelInputSpec,
     ModelSpec,
     NonEmptyIds,
     ObjectiveValue,
@@ -94,6 +96,52 @@ class SystemV2Spec(_Strict):
     )
 
 
+class LayerTokensSpec(_Strict):
+    """A layer's costs in a pass over T new tokens attending to S positions (docs/instance-format.md §9.10)."""
+
+    flops: QuantityValue = _q("flops", "FLOP of every pass", 0)
+    flops_per_token: QuantityValue = _q("flops", "FLOP per new token (x T)", 0)
+    flops_per_position: QuantityValue = _q("flops", "FLOP per attended position (x S)", 0)
+    flops_per_token_position: QuantityValue = _q("flops", "FLOP per new token and attended position (x T x S)", 0)
+    output_bytes: QuantityValue = _q("bytes", "output bytes of every pass", 0)
+    output_bytes_per_token: QuantityValue = _q("bytes", "output bytes per new token (x T)", 0)
+    output_bytes_per_position: QuantityValue = _q("bytes", "output bytes per attended position (x S)", 0)
+    kv_bytes_per_position: QuantityValue = _q("bytes", "key/value cache bytes per position held, resident", 0)
+
+
+class InputTokensSpec(_Strict):
+    """A model input's bytes in a pass over T new tokens (docs/instance-format.md §9.10)."""
+
+    bytes: QuantityValue = _q("bytes", "bytes of every pass", 0)
+    bytes_per_token: QuantityValue = _q("bytes", "bytes per new token (x T)", 0)
+
+
+class LayerSpecV2(LayerSpec):
+    """A layer of a version-2 model: version 1's keys and its per-token costs (§9.10)."""
+
+    tokens: LayerTokensSpec | None = Field(None, description="costs of a pass of a generation request (§9.10)")
+
+
+class ModelInputSpecV2(ModelInputSpec):
+    """A model input of a version-2 model: version 1's keys and its per-token bytes (§9.10)."""
+
+    tokens: InputTokensSpec | None = Field(None, description="bytes of a pass of a generation request (§9.10)")
+
+
+class ModelSpecV2(ModelSpec):
+    """A version-2 model: the model section of §2 whose layers and inputs may carry ``tokens`` (§9.10)."""
+
+    inputs: list[ModelInputSpecV2] = Field(default_factory=list, description="model input tensors")  # type: ignore[assignment]
+    layers: list[LayerSpecV2] = Field(min_length=1, description="the layers, in any order")  # type: ignore[assignment]
+
+
+class GenerationSpec(_Strict):
+    """A generation request's tokens (docs/instance-format.md §9.10)."""
+
+    prompt: int = Field(ge=1, description="prompt tokens processed by the prefill (>= 1)")
+    generate: int = Field(ge=1, description="decode steps after the prefill, one token each (>= 1)")
+
+
 class RequestSpecV2(_Strict):
     """One request of the workload (docs/instance-format.md §9.2)."""
 
@@ -110,6 +158,9 @@ class RequestSpecV2(_Strict):
     )
     private: list[Id] = Field(
         default_factory=list, description="this request's tensors allowed only on trusted devices"
+    )
+    tokens: GenerationSpec | None = Field(
+        None, description="a generation: {prompt: P, generate: G}, a prefill then G decode steps (§9.10)"
     )
 
 
@@ -156,7 +207,7 @@ class InstanceV2Header(_Strict):
 class InstanceV2File(InstanceV2Header):
     """A whole version-2 instance file, as described by its JSON Schema."""
 
-    models: dict[str, ModelSpec | FileRef] = Field(
+    models: dict[str, ModelSpecV2 | FileRef] = Field(
         min_length=1, description="named models {name: model or {file: PATH}}"
     )
     system: SystemV2Spec | FileRef = Field(description="devices, links and routing, inline or {file: PATH}")

@@ -20,11 +20,12 @@ it had; it is the one-request, rate-1, direct-routing case of this model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
+from formulation.generation import TokenCosts
 from formulation.model import Graph, IntArray, Layer, ModelInput, _frozen
 
 AGGREGATES = ("sum", "max")
@@ -69,6 +70,10 @@ class Request:
     layers: tuple[int, ...]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    prompt: int | None = None
+    """Prompt tokens of a generation request (§9.10); ``None`` for one ordinary pass."""
+    generate: int | None = None
+    """Decode steps of a generation request (§9.10); ``None`` for one ordinary pass."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +103,20 @@ class Workload:
     request_of_layer: IntArray
     request_of_tensor: IntArray
     weight_key: tuple[tuple[str, str], ...]
+    tokens: Mapping[str, Mapping[str, TokenCosts]] = field(default_factory=dict)
+    """``tokens[model][local id]``: the per-token costs of a layer or model input (§9.10)."""
+    tensor_local: tuple[str, ...] = ()
+    """The id of every combined tensor in its own model (the part after ``REQUEST/``)."""
+
+    def tokens_of(self, t: int) -> TokenCosts | None:
+        """The per-token costs of combined tensor ``t`` (layers, then model inputs), if its model has them."""
+        model = self.requests[int(self.request_of_tensor[t])].model
+        return self.tokens.get(model, {}).get(self.tensor_local[t])
+
+    @property
+    def generation(self) -> bool:
+        """Some request is a generation (§9.10)."""
+        return any(r.generate is not None for r in self.requests)
 
     @property
     def rated(self) -> bool:
@@ -128,6 +147,8 @@ class RequestSpec:
     rate: float | None = None
     release_s: float = 0.0
     deadline_s: float | None = None
+    prompt: int | None = None
+    generate: int | None = None
 
 
 def combined_id(request: str, local: str) -> str:
@@ -143,6 +164,7 @@ def lower(
     contention: Literal["none", "schedule", "share"],
     routing: Literal["direct", "shortest", "explicit"],
     routes: Mapping[tuple[int, int], Route],
+    tokens: Mapping[str, Mapping[str, TokenCosts]] | None = None,
 ) -> tuple[Graph, Workload]:
     """The combined graph and the workload of a list of requests.
 
@@ -189,6 +211,8 @@ def lower(
                 tuple(mine),
                 tuple(t for t in range(graph.n, graph.n + graph.m) if req_of_tensor[t] == i),
                 tuple(o for o in graph.outputs if req_of_tensor[o] == i),
+                rs.prompt,
+                rs.generate,
             )
         )
     weight_key = tuple(
@@ -203,5 +227,7 @@ def lower(
         _frozen(req_of_tensor[: graph.n], np.int64),
         _frozen(req_of_tensor, np.int64),
         weight_key,
+        dict(tokens or {}),
+        tuple(tid.split(REQUEST_SEP, 1)[1] for tid in graph.tensor_ids),
     )
     return graph, workload

@@ -21,7 +21,7 @@ class LocalBaseline(Solver):
 
     name = "local"
     capabilities = Capabilities(
-        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing", "generation"})
     )
     supported_options = frozenset({"time_limit_s", "seed"})
     description = "baseline: every layer on the source device"

@@ -61,7 +61,7 @@ class BruteForce(Solver):
     exact = True
     capabilities = Capabilities(
         features=frozenset(DEVICE_FEATURES),
-        workload=frozenset({"none", "schedule", "share", "routing"}),
+        workload=frozenset({"none", "schedule", "share", "routing", "generation"}),
         scenarios=True,
         choices=True,
     )

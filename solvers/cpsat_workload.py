@@ -40,9 +40,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from formulation.costs import working_set_bytes
 from formulation.evaluator.jobshop import build_tasks
 from formulation.evaluator.workload_eval import workload_metrics
+from formulation.generation import memory_terms, phase_tables
 from formulation.model import Instance
 from formulation.scenarios import state_instances
 from solvers.base import RawSolution, Solver
@@ -62,7 +62,7 @@ class CpSatWorkload(Solver):
     capabilities = Capabilities(
         objectives=frozenset({"latency"}),
         constraints=frozenset({"memory", "memory_params", "allowed", "private", "max_devices"}),
-        workload=frozenset({"none", "schedule", "routing"}),
+        workload=frozenset({"none", "schedule", "routing", "generation"}),
         scenarios=True,
         note="version 2 only: latency aggregate under none or schedule; network states",
     )
@@ -143,13 +143,16 @@ def _horizon(inst: Instance, scheduled: bool) -> float:
     wl = inst.workload
     assert wl is not None
     g, s, k = inst.graph, inst.system, inst.k
-    slowest = np.where(np.isfinite(inst.time), inst.time, 0.0).max(axis=1)
+    tab = phase_tables(inst)  # a generation (§9.10): its passes' sums of times, bytes and delays
+    slowest = np.where(np.isfinite(tab.time), tab.time, 0.0).max(axis=1)
     serial = np.zeros(len(wl.requests))
     for v in range(g.n):
         serial[int(wl.request_of_layer[v])] += slowest[v]
     for t in range(g.n + g.m):
+        npass = float(tab.passes[int(wl.request_of_tensor[t])])
         longest = max(
-            (sum(float(g.tensor_bytes[t]) / float(s.bandwidth[i, j]) + float(s.link_latency[i, j]) for i, j in r)
+            (sum(float(tab.tensor_bytes[t]) / float(s.bandwidth[i, j]) + npass * float(s.link_latency[i, j])
+                 for i, j in r)
              for r in wl.routes.values()),
             default=0.0,
         )
@@ -192,7 +195,7 @@ class _Builder:
                 m.add_hint(self.x[v][d], d == hint)
             m.add_exactly_one(self.x[v])
             for d in range(k):
-                if not mask[v, d] or not math.isfinite(inst.time[v, d]):
+                if not mask[v, d] or not math.isfinite(phase_tables(inst).time[v, d]):
                     m.add(self.x[v][d] == 0)
         one = m.new_constant(1)
         zero = m.new_constant(0)
@@ -288,8 +291,9 @@ class _Builder:
                     keys[key] = m.new_bool_var(f"z{d}_{len(keys)}")
                     terms.append(math.ceil(g.param_bytes[v]) * keys[key])
                 m.add_implication(self.x[v][d], keys[key])
+            ws, kv = memory_terms(inst)  # kv: a generation's key/value cache at its last step (§9.10)
+            terms += [math.ceil(kv[v]) * self.x[v][d] for v in range(g.n) if kv[v] > 0]
             if c.memory_model != "params":
-                ws = working_set_bytes(g)
                 for r, req in enumerate(wl.requests):
                     top = math.ceil(max((ws[v] for v in req.layers), default=0.0))
                     peak = m.new_int_var(0, top, f"peak{r}_{d}")
@@ -309,18 +313,20 @@ class _Builder:
         g, s, k = inst.graph, inst.system, inst.k
         if not self.scheduled:
             L = []
+            tab = phase_tables(inst)  # a generation (§9.10): one request whose figures are its passes' sums
             for r, req in enumerate(wl.requests):
                 expr = [
-                    q(inst.time[v, d]) * self.x[v][d]
+                    q(tab.time[v, d]) * self.x[v][d]
                     for v in req.layers
                     for d in range(k)
-                    if math.isfinite(inst.time[v, d])
+                    if math.isfinite(tab.time[v, d])
                 ]
+                npass = float(tab.passes[r])  # each hop's fixed delay is paid once per pass
                 for (t, a, b), y in self.y.items():
                     if int(wl.request_of_tensor[t]) == r:
                         hops = wl.route(a, b) or ()
-                        nb = float(g.tensor_bytes[t])
-                        dur = sum(nb / float(s.bandwidth[i, j]) + float(s.link_latency[i, j]) for i, j in hops)
+                        nb = float(tab.tensor_bytes[t])
+                        dur = sum(nb / float(s.bandwidth[i, j]) + npass * float(s.link_latency[i, j]) for i, j in hops)
                         expr.append(q(dur) * y)
                 Lr = m.new_int_var(0, self.H, f"L{r}")
                 m.add(Lr == sum(expr))

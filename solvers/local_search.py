@@ -77,7 +77,7 @@ class LocalSearch(Solver):
     exact = False
     # Candidates are judged by the evaluator: every constraint and device feature is handled.
     capabilities = Capabilities(
-        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing"})
+        features=frozenset(DEVICE_FEATURES), workload=frozenset({"none", "schedule", "share", "routing", "generation"})
     )
     supported_options = frozenset({"time_limit_s", "seed", "warm_start", "raw"})
     description = "local search by single-layer and segment moves, any objective (heuristic)"

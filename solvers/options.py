@@ -134,8 +134,8 @@ class Capabilities:
     """Optional model features (``formulation.model.DEVICE_FEATURES``) the solver handles."""
     workload: frozenset[str] = frozenset()
     """Version-2 workloads (docs/instance-format.md §9) the solver handles: the contention models
-    (``none``, ``schedule``, ``share``) and ``routing`` (routes other than direct channels). Empty: it
-    refuses every version-2 instance."""
+    (``none``, ``schedule``, ``share``), ``routing`` (routes other than direct channels) and
+    ``generation`` (generation requests, §9.10). Empty: it refuses every version-2 instance."""
     scenarios: bool = False
     """Network states with a robust measure (docs/instance-format.md §10) are solved exactly; False:
     every instance with ``scenarios`` is refused."""
@@ -183,13 +183,16 @@ class Capabilities:
             out.append("layer variants, exits or accuracy (docs/instance-format.md §11; solved by brute, highs and cpsat)")
         wl = inst.workload
         if wl is not None:
-            have = sorted(self.workload - {"routing"})
+            have = sorted(self.workload - {"routing", "generation"})
             if not have:
                 out.append("version-2 workloads (format version 1 only)")
             elif wl.contention not in self.workload:
                 out.append(f"version-2 contention {wl.contention!r} (supported: {have})")
             if wl.routing != "direct" and "routing" not in self.workload:
                 out.append(f"version-2 routing {wl.routing!r} (only direct channels)")
+            if wl.generation and "generation" not in self.workload:
+                out.append("generation requests (tokens: prompt and decode steps; solved by brute, cpsat-v2, "
+                           "local and local-search)")
         return out
 
     def supports(self, inst: Instance) -> bool:

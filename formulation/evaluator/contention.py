@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from formulation.costs import working_set_bytes
 from formulation.evaluator.batch import REL_TOL
+from formulation.generation import Phase, memory_terms, phase_tables
 from formulation.model import FloatArray, Instance, IntArray
 from formulation.workload import Route, Workload
 
@@ -78,11 +78,17 @@ class Loads:
         return self.chan.sum(axis=0)
 
 
-def request_loads(inst: Instance, P: IntArray) -> Loads:
-    """Loads of placement ``P`` (device index per combined layer)."""
+def request_loads(inst: Instance, P: IntArray, phase: Phase = "total") -> Loads:
+    """Loads of placement ``P`` (device index per combined layer).
+
+    A generation request (§9.10) counts all its passes (``phase="total"``) or its prefill alone
+    (``"prefill"``): layer times and tensor bytes summed over the passes in closed form, each
+    transfer's fixed delays paid once per pass (:func:`formulation.generation.phase_tables`).
+    """
     wl = inst.workload
     assert wl is not None
     g, s = inst.graph, inst.system
+    tab = phase_tables(inst, phase)
     R, k = len(wl.requests), s.k
     comp = np.zeros((R, k))
     chan = np.zeros((R, k, k))
@@ -90,7 +96,7 @@ def request_loads(inst: Instance, P: IntArray) -> Loads:
     link_bytes = np.zeros((k, k))
     tx = np.zeros(k)
     rx = np.zeros(k)
-    t_v = inst.time[np.arange(g.n), P]
+    t_v = tab.time[np.arange(g.n), P]
     np.add.at(comp, (wl.request_of_layer, P), t_v)
     transfers: list[RoutedTransfer] = []
     missing: list[tuple[int, int, int]] = []
@@ -101,7 +107,7 @@ def request_loads(inst: Instance, P: IntArray) -> Loads:
         dests = {int(P[v]) for v in g.consumers[t]}
         if t < g.n and g.is_output[t] and req.sink is not None:
             dests.add(req.sink)
-        nbytes = float(g.tensor_bytes[t])
+        nbytes = float(tab.tensor_bytes[t])
         for b in sorted(dests - {a}):
             route = wl.route(a, b)
             if route is None:  # as in version 1 (§5.2): infeasible, and the transfer takes forever
@@ -110,7 +116,7 @@ def request_loads(inst: Instance, P: IntArray) -> Loads:
                 chan[r, a, b] = math.inf  # the period is infinite too, as in version 1 (§5.5)
                 continue
             occ = tuple(nbytes / float(s.bandwidth[i, j]) for i, j in route)
-            delay = tuple(float(s.link_latency[i, j]) for i, j in route)
+            delay = tuple(float(tab.passes[r] * s.link_latency[i, j]) for i, j in route)
             for (i, j), o in zip(route, occ, strict=True):
                 chan[r, i, j] += o
                 link_bytes[i, j] += nbytes
@@ -120,15 +126,17 @@ def request_loads(inst: Instance, P: IntArray) -> Loads:
             fixed[r] += math.fsum(delay)
             transfers.append(RoutedTransfer(r, t, a, b, nbytes, route, occ, delay))
     cost = float((comp.sum(axis=0) * s.price).sum() + (link_bytes * s.link_price).sum())
-    return Loads(P, tuple(transfers), tuple(missing), comp, chan, fixed, link_bytes, tx, rx, cost, _memory(inst, P))
+    mem = _memory(inst, P) if phase == "total" else np.zeros(k)
+    return Loads(P, tuple(transfers), tuple(missing), comp, chan, fixed, link_bytes, tx, rx, cost, mem)
 
 
 def _memory(inst: Instance, P: IntArray) -> FloatArray:
     """(k,) memory per device (docs/instance-format.md §9.6).
 
-    Parameters once per (model, layer, device), whichever requests run that layer there; under the
-    ``peak`` model, plus for each request the largest working set of its layers on the device
-    (requests may be in flight together, so their activations add up).
+    Parameters once per (model, layer, device), whichever requests run that layer there; the
+    key/value cache of generation requests at their last step (§9.10); under the ``peak`` model,
+    plus for each request the largest working set of its layers on the device (requests may be in
+    flight together, so their activations add up; a generation's over all its passes).
     """
     wl = inst.workload
     assert wl is not None
@@ -140,9 +148,10 @@ def _memory(inst: Instance, P: IntArray) -> FloatArray:
         if key not in seen:
             seen.add(key)
             mem[int(P[v])] += g.param_bytes[v]
+    peak_v, kv = memory_terms(inst)
+    np.add.at(mem, P, kv)
     if inst.problem.constraints.memory_model == "params":
         return mem
-    peak_v = working_set_bytes(g)
     peak = np.zeros((len(wl.requests), k))
     np.maximum.at(peak, (wl.request_of_layer, P), peak_v)
     return mem + peak.sum(axis=0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from formulation.evaluator.batch import REL_TOL, convex_sets
 from formulation.evaluator.contention import Loads, Shares, request_loads, share_latencies
+from formulation.evaluator.generation_eval import generation_entries
 from formulation.evaluator.jobshop import Tasks, build_tasks, check_schedule, completions, list_schedule
 from formulation.model import FloatArray, Instance, IntArray
 from formulation.workload import Workload
@@ -211,6 +212,7 @@ def workload_report(wm: WorkloadMetrics, lat: Latencies) -> dict[str, Any]:
     k = s.k
     names = [*dev, *(f"{dev[a]}->{dev[b]}" for a in range(k) for b in range(k))]
     requests: dict[str, Any] = {}
+    gen = generation_entries(wm, lat)  # generation requests: TTFT, TPOT, total (§9.10)
     for i, r in enumerate(wl.requests):
         entry: dict[str, Any] = {
             "model": r.model,
@@ -227,6 +229,8 @@ def workload_report(wm: WorkloadMetrics, lat: Latencies) -> dict[str, Any]:
         if lat.shares is not None:
             fr = np.concatenate([lat.shares.device[i], lat.shares.channel[i].ravel()])
             entry["shares"] = {names[x]: float(fr[x]) for x in np.flatnonzero(fr > 0)}
+        if i in gen:
+            entry["generation"] = gen[i]
         requests[r.id] = entry
     used = np.flatnonzero(wm.utilisation > 0)
     routes = [
