@@ -67,11 +67,11 @@ def explicit_routes(system: System, given: Mapping[tuple[int, int], list[int]]) 
     return out
 
 
-def describe_routes(system: System, routes: Mapping[tuple[int, int], Route]) -> list[str]:
-    """One line per multi-hop route, ``a -> x -> b``, for ``dnnpart validate``."""
+def describe_routes(system: System, routes: Mapping[tuple[int, int], Route], every: bool = False) -> list[str]:
+    """One line per multi-hop route (``every``: per route), ``a -> x -> b``, for ``dnnpart validate``."""
     ids = system.device_ids
     lines = []
     for (a, b), r in sorted(routes.items()):
-        if len(r) > 1:
+        if len(r) > 1 or every:
             lines.append(f"{ids[a]} -> {ids[b]}: " + " -> ".join([ids[r[0][0]], *(ids[h[1]] for h in r)]))
     return lines

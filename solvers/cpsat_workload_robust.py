@@ -105,9 +105,11 @@ class StateModel:
         chance = sc.deadline_probability is not None
         aggs: list[Any] = []
         held: list[Any] = []
+        self.zero_sized = 0  # the most zero-length tasks of one state
         for i, st in enumerate(self.states):
             before = b.zero_sized
             L = b._latencies(m, q, one, st)
+            self.zero_sized = max(self.zero_sized, b.zero_sized - before)
             if b.scheduled:  # the state's own start times, for re-timing its order
                 self.timings.append((list(b.start), dict(b.hop_start)))
             h = m.new_bool_var(f"deadlines_held_{i}") if chance else None
@@ -161,8 +163,8 @@ class StateModel:
                 schedule.update({state_key(state.name, k): v for k, v in b.retime(P, solver, st).items()})
         weights = float(sum(r.weight for r in inst.workload.requests))
         # zero-length tasks lengthen each state's aggregate by at most their units times the weights;
-        # every measure moves by at most as much (counted over all states: a valid, looser correction)
-        bound = (solver.best_objective_bound / self.divisor - b.zero_sized * weights) * b.unit
+        # every measure moves by at most the largest such lengthening
+        bound = (solver.best_objective_bound / self.divisor - self.zero_sized * weights) * b.unit
         tasks = inst.n + len(b.y) * inst.k
         return RawSolution(
             Termination.OPTIMAL if optimal else Termination.TIME_LIMIT,

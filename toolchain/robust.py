@@ -18,7 +18,12 @@ from formulation.scenarios import state_instances
 
 
 def state_report(
-    inst: Instance, placement: Mapping[str, str], *, solver: str = "auto", time_limit_s: float | None = None
+    inst: Instance,
+    placement: Mapping[str, str],
+    *,
+    solver: str = "auto",
+    time_limit_s: float | None = None,
+    schedule: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The robust measure of ``placement`` and, per state, its metrics, the state's optimum and the regret.
 
@@ -32,6 +37,8 @@ def state_report(
         The exact solver of each state's own optimum (default ``auto``).
     time_limit_s : float, optional
         Limit of each of those solves.
+    schedule : mapping, optional
+        The placement's schedule (a version-2 ``schedule`` workload: one per state, keys ``[STATE]KEY``).
 
     Returns
     -------
@@ -48,7 +55,7 @@ def state_report(
     from solvers.registry import solve
     from solvers.result import Status
 
-    ev = evaluate(inst, placement)
+    ev = evaluate(inst, placement, schedule or None)
     report = {k: v for k, v in ev.scenarios.items() if k != "states"}
     states = []
     for entry, st in zip(ev.scenarios["states"], state_instances(inst), strict=True):

@@ -266,7 +266,8 @@ def register(app: typer.Typer) -> None:
             from toolchain.robust import state_report
 
             with user_errors():
-                payload["scenarios"] = state_report(inst, res.placement, time_limit_s=time_limit)
+                payload["scenarios"] = state_report(inst, res.placement, time_limit_s=time_limit,
+                                                    schedule=res.schedule or None)
         if verbose:  # once: the captured log only when the engine echoed nothing live
             from toolchain.cli.logs import scaled_units_note
 

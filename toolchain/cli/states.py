@@ -7,7 +7,8 @@ from typing import Any
 from rich.table import Table
 
 from formulation.model import Instance
-from formulation.scenarios import OVERRIDABLE
+from formulation.routing import describe_routes
+from formulation.scenarios import OVERRIDABLE, has_deadline, state_instances
 from formulation.units import format_quantity
 from toolchain.cli.common import console
 
@@ -18,14 +19,19 @@ def describe(inst: Instance) -> list[str]:
     if sc is None:
         return []
     level = "every state" if sc.deadline_probability is None else f"probability >= {sc.deadline_probability:g}"
-    deadline = f"; deadline in {level}" if inst.problem.constraints.deadline_s is not None else ""
+    deadline = f"; deadline in {level}" if has_deadline(inst) else ""
     lines = [f"{len(sc.states)} network states, robust {sc.label()}{deadline}"]
-    for st in sc.states:
+    wl = inst.workload
+    for st, one in zip(sc.states, state_instances(inst), strict=True):
         sets = ", ".join(
             f"{ov.path} = {format_quantity(ov.value, OVERRIDABLE[ov.section][ov.field][1])}" for ov in st.overrides
         )
         sets = sets or "the file's figures"
         lines.append(f"state {st.name} (p = {st.probability:g}): {sets}")
+        if wl is not None and one.workload is not None and one.workload.routes != wl.routes:
+            # shortest routes are computed per state: list the ones this state changes
+            changed = {pair: r for pair, r in one.workload.routes.items() if wl.routes.get(pair) != r}
+            lines += [f"  route {line}" for line in describe_routes(inst.system, changed, every=True)]
     return lines
 
 
