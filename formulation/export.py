@@ -96,6 +96,10 @@ def instance_to_data(instance: Instance) -> dict[str, Any]:
         entry.update(
             param_bytes=lay.param_bytes, output_bytes=lay.output_bytes, workspace_bytes=lay.workspace_bytes
         )
+        if lay.shardable is not None:  # docs/instance-format.md §2.6
+            sh = lay.shardable
+            entry["shardable"] = {"max_degree": sh.max_degree, "comm": sh.comm,
+                                  **({} if sh.comm_bytes is None else {"comm_bytes": sh.comm_bytes})}
         layers.append({**entry, **({"attrs": lay.attrs} if lay.attrs else {})})
     model = {
         "name": g.name,

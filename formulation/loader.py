@@ -36,6 +36,7 @@ from formulation.model import (
     ModelInput,
     Objective,
     Problem,
+    Shardable,
     System,
 )
 from formulation.schema import (
@@ -48,6 +49,7 @@ from formulation.schema import (
     LinkSpec,
     ModelSpec,
     ProblemSpec,
+    ShardableSpec,
     SystemSpec,
     format_path,
     validate_section,
@@ -193,6 +195,16 @@ def _find_cycle(layers: Sequence[LayerSpec]) -> list[str]:
     return [u for u, _ in edges] + [edges[0][0]]
 
 
+def _shardable(sec: _Section, i: int, spec: ShardableSpec | None) -> Shardable | None:
+    """The layer's tensor-parallel declaration (docs/instance-format.md §2.6), bytes in SI."""
+    if spec is None:
+        return None
+    nbytes = None
+    if spec.comm_bytes is not None:
+        nbytes = sec.quantity(("layers", i, "shardable", "comm_bytes"), spec.comm_bytes, "bytes")
+    return Shardable(spec.max_degree, spec.comm, nbytes)
+
+
 def _build_graph(sec: _Section, spec: ModelSpec, default_name: str) -> Graph | None:
     first: dict[str, str] = {}  # tensor id -> path of its definition
     entries = [("inputs", j, t.id) for j, t in enumerate(spec.inputs)]
@@ -215,7 +227,8 @@ def _build_graph(sec: _Section, spec: ModelSpec, default_name: str) -> Graph | N
             for k in ("flops", "output_bytes", "param_bytes", "workspace_bytes")
         )
         attrs = MappingProxyType(dict(lay.attrs or {}))
-        layers.append(Layer(lay.id, lay.op, _dedupe(lay.inputs), flops, out_b, par_b, ws_b, attrs))
+        shard = _shardable(sec, i, lay.shardable)
+        layers.append(Layer(lay.id, lay.op, _dedupe(lay.inputs), flops, out_b, par_b, ws_b, attrs, shard))
     if not sec.errors:  # a cycle is only meaningful once every id is unique and known
         cycle = _find_cycle(spec.layers)
         if cycle:

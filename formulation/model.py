@@ -93,6 +93,27 @@ class ModelInput:
 
 
 @dataclass(frozen=True)
+class Shardable:
+    """A layer that may be split over a group of devices by tensor parallelism
+    (docs/instance-format.md §2.6; cost model in :mod:`formulation.sharding`).
+
+    Attributes
+    ----------
+    max_degree : int
+        Largest group size ``g`` (>= 2); every ``g`` in ``2..max_degree`` may be chosen.
+    comm : {"allreduce", "allgather"}
+        The collective that completes the layer on its group (Megatron-LM: a row-parallel layer
+        ends with an all-reduce of partial sums, a column-parallel one with an all-gather).
+    comm_bytes : float or None
+        Bytes of the tensor the collective combines; ``None``: the layer's ``output_bytes``.
+    """
+
+    max_degree: int
+    comm: Literal["allreduce", "allgather"] = "allreduce"
+    comm_bytes: float | None = None
+
+
+@dataclass(frozen=True)
 class Layer:
     """One node of the DNN graph.
 
@@ -118,6 +139,8 @@ class Layer:
     param_bytes: float = 0.0
     workspace_bytes: float = 0.0
     attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    shardable: Shardable | None = None
+    """Tensor parallelism the solver may choose for this layer (None: placed whole)."""
 
 
 class Graph:

@@ -208,6 +208,16 @@ class ExitSpec(_Strict):
     )
 
 
+class ShardableSpec(_Strict):
+    """Tensor parallelism a solver may choose for a layer (docs/instance-format.md §2.6)."""
+
+    max_degree: int = Field(ge=2, description="largest group of devices the layer may be split over (>= 2)")
+    comm: Literal["allreduce", "allgather"] = Field(
+        "allreduce", description="collective completing the layer on its group: allreduce | allgather"
+    )
+    comm_bytes: QuantityValue | None = _q("bytes", "bytes the collective combines (default: output_bytes)", None)
+
+
 class LayerSpec(_Strict):
     """One layer of the model graph."""
 
@@ -219,6 +229,9 @@ class LayerSpec(_Strict):
     output_bytes: QuantityValue = _q("bytes", "size of the layer's output tensor")
     workspace_bytes: QuantityValue = _q("bytes", "extra transient memory while the layer runs", 0)
     attrs: dict[str, Any] | None = Field(None, description="free metadata, ignored by the cost model")
+    shardable: ShardableSpec | None = Field(
+        None, description="the layer may be split over a group of devices by tensor parallelism"
+    )
     variants: list[VariantSpec] | None = Field(
         None, min_length=1, description="versions of the layer a solver may choose instead of its own figures"
     )

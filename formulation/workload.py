@@ -188,6 +188,7 @@ def lower(
                     lay.param_bytes,
                     lay.workspace_bytes,
                     lay.attrs,
+                    shardable=lay.shardable,  # kept, so that solvers without sharding refuse it
                 )
             )
         outputs += [combined_id(rs.id, g.layer_ids[o]) for o in g.outputs]

@@ -145,6 +145,10 @@ class Capabilities:
     choices: bool = False
     """Layer variants, early exits and accuracy (docs/instance-format.md §11) are solved exactly: the
     solver chooses the configuration with the placement; False: such instances are refused."""
+    sharding: bool = False
+    """Layers that declare ``shardable`` (docs/instance-format.md §2.6) may run on groups of devices
+    and the solver searches those options; False: such instances are refused (their optimum may
+    shard a layer, which a whole-layer search would not see)."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -181,6 +185,8 @@ class Capabilities:
                 out.append("a layer stack marked 'split: proportional' (solved by proportional)")
         if inst.problem.choices is not None and not self.choices:
             out.append("layer variants, exits or accuracy (docs/instance-format.md §11; solved by brute, highs and cpsat)")
+        if not self.sharding and any(lay.shardable is not None for lay in inst.graph.layers):
+            out.append("shardable layers (tensor parallelism; solved by shard-brute, shard-milp and shard-dp)")
         wl = inst.workload
         if wl is not None:
             have = sorted(self.workload - {"routing", "generation"})

@@ -38,6 +38,9 @@ _SOLVERS: dict[str, str] = {
     "cpsat-v2": "solvers.cpsat_workload:CpSatWorkload",
     "scip": "solvers.milp.scip_solver:ScipSolver",
     "proportional": "solvers.proportional:Proportional",
+    "shard-brute": "solvers.sharding:ShardBrute",
+    "shard-milp": "solvers.sharding:ShardMilpSolver",
+    "shard-dp": "solvers.sharding_dp:ShardDP",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.

@@ -319,6 +319,11 @@ from solvers.testing_scenarios import SCENARIO_CASES  # noqa: E402
 
 CASES += [Case(*row) for row in SCENARIO_CASES]
 
+# Tensor-parallel cases (docs/instance-format.md §5.14): only solvers with Capabilities.sharding.
+from solvers.testing_sharding import SHARDING_CASES  # noqa: E402
+
+CASES += [Case(*row) for row in SHARDING_CASES]
+
 
 def _split_conv() -> Instance:
     """One 3x3 conv (1 -> 1 channel, stride 1, padding 1) on 10x10, marked ``split: proportional``:
@@ -419,6 +424,10 @@ def judge(solver: Solver, c: Case, options: SolverOptions | None = None) -> list
 
         # a row split is judged on the split instance rebuilt from ``inst`` and the reported rows
         ev = split_evaluation(inst, res)
+        if ev is None:  # a sharded result is judged on its groups (docs/instance-format.md §5.14)
+            from solvers.sharding import sharded_evaluation
+
+            ev = sharded_evaluation(inst, res)
         if ev is None:
             ev = evaluate(inst, res.placement, res.schedule or None)
         if not ev.feasible:
