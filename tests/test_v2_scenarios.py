@@ -1,12 +1,8 @@
 """Network states in version-2 files (docs/instance-format.md §10.5): the worked examples by hand,
 loading, errors, the export round trip, routes per state and the command line.
 
-Base of the examples: model ``net`` — input ``x`` 1 MB; ``a`` 1 GFLOP -> 0.5 MB; ``b`` 4 GFLOP -> 1 kB.
-Phones ``p1``, ``p2`` at 10 GFLOP/s, ``edge`` at 100 GFLOP/s, links ``p1``-``edge`` and ``p2``-``edge``
-at 1,000,000 B/s; requests ``u1`` (source and sink ``p1``) and ``u2`` (``p2``). States ``cool``
-(p 0.8, the file's figures) and ``hot`` (p 0.2, both phones at 1 GFLOP/s). A request alone,
-placements (a, b), in cool / hot: A (phone, phone) 0.5 / 5; B (phone, edge) 0.641 / 1.541;
-C (edge, edge) 1.051 / 1.051; D (edge, phone) 1.91 / 5.51.
+The base of the examples (two phones, an edge, states cool and hot, placements A-D of a request) is
+described in :mod:`solvers.testing_scenarios`, which builds it.
 """
 
 from __future__ import annotations
@@ -28,44 +24,7 @@ from formulation.schema_v2 import SCHEMA_V2_FILE, json_schema_v2
 from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
 from solvers.result import Status
-
-NET = {
-    "inputs": [{"id": "x", "bytes": 1e6}],
-    "layers": [
-        {"id": "a", "op": "conv", "inputs": ["x"], "flops": 1e9, "output_bytes": 5e5},
-        {"id": "b", "op": "fc", "inputs": ["a"], "flops": 4e9, "output_bytes": 1e3},
-    ],
-}
-HOT = {"devices.p1.compute": "1 GFLOP/s", "devices.p2.compute": "1 GFLOP/s"}
-PLACE = {"A": ("p", "p"), "B": ("p", "edge"), "C": ("edge", "edge"), "D": ("edge", "p")}
-
-
-def phones(contention: str, robust: str, **problem: Any) -> dict[str, Any]:
-    """The two-phone example with states cool and hot."""
-    return {
-        "dnnpart": 2,
-        "name": f"phones-{contention}-{robust}",
-        "models": {"net": copy.deepcopy(NET)},
-        "system": {
-            "devices": [{"id": "p1", "compute": 1e10}, {"id": "p2", "compute": 1e10}, {"id": "edge", "compute": 1e11}],
-            "links": [{"from": "p1", "to": "edge", "bandwidth": 1e6}, {"from": "p2", "to": "edge", "bandwidth": 1e6}],
-        },
-        "workload": [
-            {"id": "u1", "model": "net", "source": "p1", "sink": "p1"},
-            {"id": "u2", "model": "net", "source": "p2", "sink": "p2"},
-        ],
-        "scenarios": [{"name": "cool", "probability": 0.8}, {"name": "hot", "probability": 0.2, "set": dict(HOT)}],
-        "problem": {"contention": contention, "robust": robust, **problem},
-    }
-
-
-def placement(u1: str, u2: str) -> dict[str, str]:
-    """Requests' placements by letter (module docstring)."""
-    out = {}
-    for req, letter, phone in (("u1", u1, "p1"), ("u2", u2, "p2")):
-        for lay, where in zip("ab", PLACE[letter], strict=True):
-            out[f"{req}/{lay}"] = phone if where == "p" else "edge"
-    return out
+from solvers.testing_scenarios import NET, phones, placement
 
 
 def _optimum(data: dict[str, Any], value: float, place: dict[str, str] | None) -> None:
