@@ -42,6 +42,7 @@ LAYER_TOKEN_KEYS = (
     "output_bytes",
     "output_bytes_per_token",
     "output_bytes_per_position",
+    "output_bytes_per_token_position",
     "kv_bytes_per_position",
 )
 #: The keys of a model input's ``tokens`` mapping (bytes, default 0).
@@ -53,7 +54,8 @@ class LayerTokens:
     """A layer's costs in a pass over ``T`` new tokens attending to ``S`` positions (SI units).
 
     ``flops(T, S) = flops + flops_per_token·T + flops_per_position·S + flops_per_token_position·T·S``;
-    ``output_bytes(T, S) = output_bytes + output_bytes_per_token·T + output_bytes_per_position·S``;
+    ``output_bytes(T, S) = output_bytes + output_bytes_per_token·T + output_bytes_per_position·S +
+    output_bytes_per_token_position·T·S``;
     the key/value cache it holds after the pass is ``kv_bytes_per_position·S``.
     """
 
@@ -64,6 +66,7 @@ class LayerTokens:
     output_bytes: float = 0.0
     output_bytes_per_token: float = 0.0
     output_bytes_per_position: float = 0.0
+    output_bytes_per_token_position: float = 0.0
     kv_bytes_per_position: float = 0.0
 
     def pass_flops(self, T: float, S: float) -> float:
@@ -73,7 +76,8 @@ class LayerTokens:
 
     def pass_output_bytes(self, T: float, S: float) -> float:
         """Output bytes of one pass."""
-        return self.output_bytes + self.output_bytes_per_token * T + self.output_bytes_per_position * S
+        per_token = self.output_bytes_per_token + self.output_bytes_per_token_position * S
+        return self.output_bytes + per_token * T + self.output_bytes_per_position * S
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,9 @@ class LayerTokensSpec(_Strict):
     output_bytes: QuantityValue = _q("bytes", "output bytes of every pass", 0)
     output_bytes_per_token: QuantityValue = _q("bytes", "output bytes per new token (x T)", 0)
     output_bytes_per_position: QuantityValue = _q("bytes", "output bytes per attended position (x S)", 0)
+    output_bytes_per_token_position: QuantityValue = _q(
+        "bytes", "output bytes per new token and attended position (x T x S)", 0
+    )
     kv_bytes_per_position: QuantityValue = _q("bytes", "key/value cache bytes per position held, resident", 0)
 
 

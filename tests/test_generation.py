@@ -236,6 +236,7 @@ def generation_data(draw: st.DrawFn) -> dict[str, Any]:
                 "output_bytes": draw(st.sampled_from([0.0, 1e3])),
                 "output_bytes_per_token": draw(st.sampled_from([0.0, 1e3, 1e4])),
                 "output_bytes_per_position": draw(st.sampled_from([0.0, 1e3])),
+                "output_bytes_per_token_position": draw(st.sampled_from([0.0, 1e2])),
                 "kv_bytes_per_position": draw(st.sampled_from([0.0, 1e4, 1e5])),
             }
     for r in d["workload"]:

@@ -264,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = generate(args.out, args.model, log=lambda m: print(m, file=sys.stderr))
     files += generate_workloads(args.out)
+    from toolchain.zoo_generation import generate_generation  # the generation request (docs §9.10)
+
+    files += generate_generation(args.out)
     print(f"wrote {len(files)} files under {args.out}")
     return 0
 

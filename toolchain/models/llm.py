@@ -209,7 +209,7 @@ def positions(mode: Mode, tokens: int, context: int) -> tuple[int, int]:
 
 def decoder_model(
     cfg: DecoderConfig = LLAMA_7B, mode: Mode = "prefill", tokens: int = 512, context: int = 1024,
-    granularity: Granularity = "sublayer", quant: Quant = FP16,
+    granularity: Granularity = "sublayer", quant: Quant = FP16, per_token: bool = False,
 ) -> dict[str, Any]:
     """The decoder as a spec-form model dict.
 
@@ -225,6 +225,10 @@ def decoder_model(
         Nodes per block (module docstring).
     quant : Quant
         Storage of the weight matrices.
+    per_token : bool
+        Add the per-token costs of generation requests (``tokens`` on every layer and the input,
+        docs/instance-format.md §9.10; :mod:`toolchain.models.llm_tokens`); ``param_bytes`` then holds
+        the weights alone (the key/value cache is ``kv_bytes_per_position``).
     """
     from toolchain.models.llm_ops import operator_graph
 
@@ -239,7 +243,12 @@ def decoder_model(
     layers = ops if granularity == "op" else _merge(ops, granularity, cfg, t)
     suffix = "" if quant.bits >= 16 else f"-{quant.name}"
     name = f"{cfg.name}-{mode}{suffix}" if granularity == "sublayer" else f"{cfg.name}-{mode}{suffix}-{granularity}"
-    return {"name": name, "inputs": [{"id": "tokens", "bytes": t * 8}], "layers": layers, "outputs": ["head"]}
+    model = {"name": name, "inputs": [{"id": "tokens", "bytes": t * 8}], "layers": layers, "outputs": ["head"]}
+    if per_token:
+        from toolchain.models.llm_tokens import with_tokens
+
+        return with_tokens(model, cfg, granularity, quant)
+    return model
 
 
 def _group_of(layer_id: str, granularity: str) -> tuple[str, str]:
