@@ -183,6 +183,16 @@ class ModelInputSpec(_Strict):
     bytes: QuantityValue = _q("bytes", "size of the tensor")
 
 
+class ShardableSpec(_Strict):
+    """Tensor parallelism a solver may choose for a layer (docs/instance-format.md §2.6)."""
+
+    max_degree: int = Field(ge=2, description="largest group of devices the layer may be split over (>= 2)")
+    comm: Literal["allreduce", "allgather"] = Field(
+        "allreduce", description="collective completing the layer on its group: allreduce | allgather"
+    )
+    comm_bytes: QuantityValue | None = _q("bytes", "bytes the collective combines (default: output_bytes)", None)
+
+
 class VariantSpec(_Strict):
     """A version of a layer the solver may choose (docs/instance-format.md §11.1)."""
 
@@ -206,16 +216,6 @@ class ExitSpec(_Strict):
         description="share of the inputs that leave at this exit (in [0, 1]; given for every exit or "
         "for none: without, one exit is chosen)",
     )
-
-
-class ShardableSpec(_Strict):
-    """Tensor parallelism a solver may choose for a layer (docs/instance-format.md §2.6)."""
-
-    max_degree: int = Field(ge=2, description="largest group of devices the layer may be split over (>= 2)")
-    comm: Literal["allreduce", "allgather"] = Field(
-        "allreduce", description="collective completing the layer on its group: allreduce | allgather"
-    )
-    comm_bytes: QuantityValue | None = _q("bytes", "bytes the collective combines (default: output_bytes)", None)
 
 
 class LayerSpec(_Strict):

@@ -40,6 +40,8 @@ SECTION_OF = {
     "ProblemSpec": "4",
     "ConstraintsSpec": "4.4",
     "ScenarioSpec": "10.1",
+    "VariantSpec": "11.1",
+    "ExitSpec": "11.2",
 }
 
 #: ``x-unit`` kind -> the base unit the reference writes in a table's unit column.

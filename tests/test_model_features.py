@@ -162,6 +162,16 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # max_devices.
     "tang": (frozenset({"allowed", "private"}), frozenset()),
     "cpsat-v2": (frozenset({"memory", "memory_params", "allowed", "private", "max_devices"}), frozenset()),
+    # Tensor parallelism (solvers/sharding*.py, tests/test_sharding*.py): memory per member of a
+    # group (params / g), allowed for every member; brute and the stage DP also take `pipeline`.
+    "shard-brute": (frozenset({"memory", "memory_params", "allowed", "pipeline"}), frozenset()),
+    "shard-milp": (frozenset({"memory", "memory_params", "allowed"}), frozenset()),
+    "shard-dp": (frozenset({"memory", "memory_params", "allowed", "pipeline"}), frozenset()),
+    # The share MINLP: rows for shared-weight memory, max_devices and budgets; allowed/private fix x.
+    "scip-share": (
+        frozenset({"memory", "memory_params", "allowed", "private", "max_devices", "energy_budget"}),
+        frozenset(),
+    ),
 }
 
 
