@@ -27,7 +27,7 @@ import numpy as np
 
 from formulation.milp.context import MilpContext
 from formulation.model import IntArray
-from solvers.milp.backend import DEFAULT_GAP, BackendRun, MilpBackend, RunSettings
+from solvers.milp.backend import DEFAULT_GAP, FEAS_TOL, BackendRun, MilpBackend, RunSettings
 from solvers.milp.status import PYOMO_CONTRIB_STATUS, PYOMO_LEGACY_STATUS, termination
 from solvers.result import Termination
 
@@ -56,6 +56,12 @@ LEGACY_OPTION_NAMES: dict[str, dict[str, str]] = {
 }
 #: Seed option names of the contrib-interface solvers (their time limit, gap and threads are generic).
 CONTRIB_SEED_NAMES: dict[str, str] = {"highs": "random_seed", "gurobi_direct": "Seed", "gurobi_persistent": "Seed"}
+#: Tolerances passed to contrib-interface solvers: HiGHS gets those of the direct path (its default
+#: integrality tolerance of 1e-6, times a big-M coefficient of the schedule models, let an incumbent
+#: sit below its placement's true value by more than the 1e-6 of a proven optimum).
+CONTRIB_TOLERANCES: dict[str, dict[str, float]] = {
+    "highs": {"mip_feasibility_tolerance": FEAS_TOL, "primal_feasibility_tolerance": FEAS_TOL},
+}
 
 
 #: Solver name -> executable path given explicitly (``dnnpart solve --solver-executable PATH``).
@@ -247,7 +253,7 @@ class PyomoBackend(MilpBackend):
         from pyomo.contrib.solver.common.factory import SolverFactory
 
         solver = SolverFactory(self.solver_name)
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = dict(CONTRIB_TOLERANCES.get(self.solver_name, {}))
         if settings.seed is not None and self.solver_name in CONTRIB_SEED_NAMES:
             opts[CONTRIB_SEED_NAMES[self.solver_name]] = int(settings.seed)
         kw: dict[str, Any] = {
@@ -255,6 +261,7 @@ class PyomoBackend(MilpBackend):
             "load_solutions": False,
             "raise_exception_on_nonoptimal_result": False,
             "rel_gap": float(settings.gap if settings.gap is not None else DEFAULT_GAP),
+            "abs_gap": 0.0,  # as on the direct path: the relative gap alone decides
             "solver_options": opts,
         }
         if settings.time_limit_s is not None:
