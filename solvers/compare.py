@@ -137,8 +137,12 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         Columns ``instance, config, status, objective, best_bound, gap_to_best_bound,
-        ratio_to_best, time_s, n_runs, instance_hash``, sorted by instance then objective.
+        ratio_to_best, time_s, n_runs, instance_hash``, sorted by instance then objective; for
+        version-2 rows also ``latency_s.ID`` (and ``deadline_met.ID`` for a request with a
+        deadline) per request ``ID`` (:mod:`solvers.request_columns`).
     """
+    from solvers.request_columns import request_table, wide_columns
+
     per = _per_config(df)
     best = best_values(df)[["instance_hash", "best_objective", "best_bound"]]
     t = per.merge(best, on="instance_hash", how="left")
@@ -157,6 +161,10 @@ def compare_table(df: pd.DataFrame) -> pd.DataFrame:
         "n_runs",
         "instance_hash",
     ]
+    wide = wide_columns(request_table(df, config_labels(df)))
+    if len(wide):
+        t = t.merge(wide, on=["instance_hash", "config"], how="left")
+        cols[-1:-1] = [c for c in wide.columns if c not in ("instance_hash", "config")]
     t = t.sort_values("objective", na_position="last", kind="stable")
     t = t.sort_values("instance", key=natural_order, kind="stable")  # wifi12 before wifi142
     return t[cols].reset_index(drop=True)

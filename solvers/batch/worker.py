@@ -199,6 +199,10 @@ def result_row(task: Task, res: Result, outcome: str) -> dict[str, Any]:
     row["bytes_moved"] = float(sum(ev.link_bytes.values()))
     row["transfers"] = _json([t.__dict__ for t in ev.transfers])
     row["violations"] = _json([{"kind": v.kind, "message": v.message} for v in ev.violations])
+    if ev.workload:  # version 2: each request's latency and deadline (solvers/request_columns.py)
+        from solvers.request_columns import KEY, request_summary
+
+        row["extra"] = _json({**res.extra, KEY: request_summary(ev.workload)})
     return row
 
 

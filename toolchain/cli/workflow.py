@@ -70,6 +70,26 @@ def _fmt(x: Any, digits: int = 6) -> str:
     return str(x)
 
 
+def _print_requests(df: pd.DataFrame) -> None:
+    """Version 2: each request's latency and whether its deadline is met, per instance and solver."""
+    from solvers.compare import config_labels, natural_order
+    from solvers.request_columns import request_table
+
+    table = request_table(df, config_labels(df))
+    if table.empty:
+        return
+    table = table.sort_values("request", key=natural_order, kind="stable")
+    table = table.sort_values(["instance", "config"], kind="stable")
+    t = Table(title="per request (version 2): latency and deadline")
+    for col in ("instance", "solver", "request", "latency s", "deadline s", "deadline met"):
+        t.add_column(col, justify="right" if col in ("latency s", "deadline s") else "left", overflow="fold")
+    for r in table.to_dict("records"):
+        met = r["deadline_met"]
+        t.add_row(r["instance"], r["config"], r["request"], _fmt(r["latency_s"]), _fmt(r["deadline_s"]),
+                  "-" if met is None else ("yes" if met else "no"))
+    console.print(t)
+
+
 def print_summary(df: pd.DataFrame, title: str) -> None:
     """Rows per solver by status, failures by outcome, and median times."""
     from solvers.batch import is_failure
@@ -309,6 +329,7 @@ def register(app: typer.Typer) -> None:
                 _fmt(r["time_s"], 3),
             )
         console.print(t)
+        _print_requests(df)
         for r in bound_conflicts(df).to_dict("records"):
             console.print(
                 f"[red]warning[/] {esc(r['instance'])}: a bound {r['best_bound']!r} exceeds the best objective "
