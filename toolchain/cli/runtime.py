@@ -29,6 +29,8 @@ def _prepare(file: Path, model: str, placement: Path, allow_outside: bool) -> tu
     from toolchain.runtime.partition import cut
 
     inst = load(file, allow_outside)
+    if inst.workload is not None:
+        refuse_workload(file, inst)
     pl, _ = placement_from_json(read_json(placement, "the placement"), str(placement))
     try:
         inst.placement_indices(pl)
@@ -41,6 +43,18 @@ def _prepare(file: Path, model: str, placement: Path, allow_outside: bool) -> tu
         raise UserError(f"{placement}: the placement needs links the instance lacks: {missing[0]}")
     rm = real_model(model)
     return inst, pl, cut(inst, pl, rm.module, rm.args, rm.kwargs, where=f"model {model!r}")
+
+
+def refuse_workload(file: Path, inst: Any) -> None:
+    """The runtime executes one model of a version-1 instance; a version-2 workload is refused (exit 2)."""
+    wl = inst.workload
+    models = sorted({r.model for r in wl.requests})
+    raise UserError(
+        f"{file}: a version-2 instance ({len(wl.requests)} request(s) of the model(s) {', '.join(models)}, "
+        f"contention {wl.contention!r}, routing {wl.routing!r}); `dnnpart run` and `export-partition` execute "
+        "one model of a version-1 instance over direct links (docs/runtime.md): write each request as a "
+        "version-1 instance of its model to run its part of the placement"
+    )
 
 
 def _slowdowns(items: list[str] | None, devices: tuple[str, ...]) -> dict[str, float]:
