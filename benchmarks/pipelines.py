@@ -18,7 +18,13 @@ NeurIPS 2020), imported by ``toolchain.importers.msr`` (the MSR max-load model, 
    al.'s (ICML 2024) bounds (solvers/archer_bounds.py: combinatorial and bottleneck-block columns);
    ``bound / best known`` divides by the better of our solution and the artifact DP's optimum, with
    the geometric mean per k. Then the layer graphs without contiguity (``--exact-limit``, default
-   300 s) with the same engine.
+   300 s) with the same engine. ``--raw`` passes the engine's raw options (JSON), e.g.
+   ``'{"symmetry": true}'`` for the symmetry-breaking rule of interchangeable devices.
+5. ``--cuts``: the operator graphs with ``pipeline: true`` solved by CP-SAT and HiGHS with and
+   without the stage-order rows of interchangeable devices (raw ``pipeline_cuts``,
+   formulation/stage_order.py), each with its defaults otherwise (Archer bounds, pipeline-dp
+   start), ``--cuts-limit`` seconds (default 30) per run: status, bound, bound / optimum (the
+   artifact DP's pipeline optimum is the optimum of these instances), seconds, model size.
 
 Reference values: the artifact's ``throughput-dp/dp.cpp`` (github.com/msr-fiddle/dnn-partitioning,
 commit b207b6ad27a1407d321f1e028cea96d7f2c90e3e, built with ``g++ -O3``) run on the same files on
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -104,15 +111,25 @@ def main() -> None:
     ap.add_argument("--engine", default="cpsat", help="exact engine of section 4")
     ap.add_argument("--exact-limit", type=float, default=300.0, help="limit of the non-contiguous layer graphs (s)")
     ap.add_argument("--part", choices=["both", "operators", "layers"], default="both", help="parts of section 4")
+    ap.add_argument("--raw", default="{}", help="raw options (JSON) of section 4's engine, e.g. '{\"symmetry\": true}'")
+    ap.add_argument("--cuts", action="store_true", help="only section 5: stage-order rows on and off")
+    ap.add_argument("--cuts-limit", type=float, default=30.0, help="time limit of section 5 (s)")
+    ap.add_argument("--graphs", default="bert_l-12,resnet50", help="operator graphs of section 5")
+    ap.add_argument("--ks", default="8,16", help="accelerator counts of section 5")
     args = ap.parse_args()
+    if args.cuts:
+        cuts_section(args)
+        return
     if args.exact:
         exact_section(args)
         return
     art = artifact_rows()
     opts = SolverOptions(time_limit_s=args.limit)
 
-    print("| layer graph, pipeline | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
-          "| ours / artifact time | same optimum |")
+    print(
+        "| layer graph, pipeline | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
+        "| ours / artifact time | same optimum |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in LAYER_GRAPHS:
         res = solve(instance("LayerGraphs", name, pipeline=True, contiguous=True), "pipeline-dp", opts)
@@ -120,8 +137,10 @@ def main() -> None:
         shown = opt if opt != "none" else "not finished (exit 124)"
         print(f"| {name} | {cells(res)} | {shown} | {secs} | {ratio(res.wall_time_s, secs)} | {agree(res, opt)} |")
 
-    print("\n| layer graph, no contiguity | pipeline-dp (heuristic) status | max-load ms | bound ms | gap | ours s "
-          "| best known non-contiguous ms |")
+    print(
+        "\n| layer graph, no contiguity | pipeline-dp (heuristic) status | max-load ms | bound ms | gap | ours s "
+        "| best known non-contiguous ms |"
+    )
     print("|---|---|---:|---:|---:|---:|---|")
     heuristic = SolverOptions(time_limit_s=args.limit, raw={"heuristic": True})
     for name in LAYER_GRAPHS:
@@ -129,15 +148,18 @@ def main() -> None:
         best, how = NON_CONTIGUOUS_BEST[name]
         print(f"| {name} | {cells(res)} | {best} ({how}) |")
 
-    print("\n| operator graph | k | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
-          "| ours / artifact time | same optimum |")
+    print(
+        "\n| operator graph | k | status | max-load ms | bound ms | gap | ours s | artifact DP ms | artifact s "
+        "| ours / artifact time | same optimum |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in ["bert_l-12"] if args.quick else OPERATOR_GRAPHS:
         for k in (2, 4, 8, 16):
             res = solve(instance("OperatorGraphs", name, pipeline=True, contiguous=True, fpgas=k), "pipeline-dp", opts)
             opt, secs = art[f"operator_{name}_k{k}_dp"]
-            print(f"| {name} | {k} | {cells(res)} | {opt} | {secs} | {ratio(res.wall_time_s, secs)} | "
-                  f"{agree(res, opt)} |")
+            print(
+                f"| {name} | {k} | {cells(res)} | {opt} | {secs} | {ratio(res.wall_time_s, secs)} | {agree(res, opt)} |"
+            )
 
 
 def archer_cells(res: Result) -> str:
@@ -154,10 +176,12 @@ def archer_cells(res: Result) -> str:
 def exact_section(args: argparse.Namespace) -> None:
     """Section 4 of the module docstring."""
     art = artifact_rows()
-    opts = SolverOptions(time_limit_s=args.limit)
-    print(f"| operator graph, contiguous | k | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
-          "| Archer combinatorial ms | Archer bottleneck ms | artifact DP ms | at least as good as DP "
-          "| bound / best known |")
+    opts = SolverOptions(time_limit_s=args.limit, raw=json.loads(args.raw))
+    print(
+        f"| operator graph, contiguous | k | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
+        "| Archer combinatorial ms | Archer bottleneck ms | artifact DP ms | at least as good as DP "
+        "| bound / best known |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
     ratios: dict[int, list[float]] = {}
     for name in OPERATOR_GRAPHS if args.part != "layers" else []:
@@ -173,13 +197,44 @@ def exact_section(args: argparse.Namespace) -> None:
     for k, rs in ratios.items():
         gm = math.exp(sum(math.log(max(r, 1e-12)) for r in rs) / len(rs))
         print(f"\ngeometric mean of bound / best known, k = {k}: {gm:.4f} ({len(rs)} graphs)")
-    print(f"\n| layer graph, no contiguity | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
-          "| Archer combinatorial ms | Archer bottleneck ms |")
+    print(
+        f"\n| layer graph, no contiguity | {args.engine} status | max-load ms | bound ms | gap | s | bound from "
+        "| Archer combinatorial ms | Archer bottleneck ms |"
+    )
     print("|---|---|---:|---:|---:|---:|---|---:|---:|")
-    lim = SolverOptions(time_limit_s=args.exact_limit)
+    lim = SolverOptions(time_limit_s=args.exact_limit, raw=json.loads(args.raw))
     for name in ["gnmt", "resnet50", "inceptionv3"] if args.part != "operators" else []:
         res = solve(instance("LayerGraphs", name, pipeline=False, contiguous=False), args.engine, lim)
         print(f"| {name} | {cells(res)} | {archer_cells(res)} |")
+
+
+def cuts_section(args: argparse.Namespace) -> None:
+    """Section 5 of the module docstring."""
+    art = artifact_rows()
+    print(
+        "| operator graph, pipeline | k | engine | stage-order rows | status | max-load ms | bound ms | gap | s "
+        "| bound / optimum | model size |"
+    )
+    print("|---|---:|---|---|---|---:|---:|---:|---:|---:|---|")
+    for name in args.graphs.split(","):
+        for k in (int(x) for x in args.ks.split(",")):
+            inst = instance("OperatorGraphs", name, pipeline=True, contiguous=True, fpgas=k)
+            opt = float(art[f"operator_{name}_k{k}_dp"][0])
+            for engine in ("cpsat", "highs"):
+                for cuts in (False, True):
+                    opts = SolverOptions(time_limit_s=args.cuts_limit, seed=0, raw={"pipeline_cuts": cuts})
+                    res = solve(inst, engine, opts)
+                    r = 1e3 * res.bound / opt if math.isfinite(res.bound) else 0.0
+                    e = res.extra
+                    size = (
+                        f"{e.get('variables')} vars, {e.get('constraints')} constraints"
+                        if engine == "cpsat"
+                        else f"{e.get('model_columns')} cols, {e.get('model_rows')} rows"
+                    )
+                    print(
+                        f"| {name} | {k} | {engine} | {'on' if cuts else 'off'} | {cells(res)} | {r:.4f} | {size} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 * ``params``: CP-SAT parameters by name (``SatParameters``), applied last;
 * ``symmetry``: break the symmetry between interchangeable devices (default false, see
   :func:`formulation.cp.constraints.add_symmetry_breaking`);
+* ``pipeline_cuts``: under ``constraints.pipeline``, the stage order of interchangeable devices
+  and the down-set rows (:func:`formulation.cp.pipeline.add_stage_order`, default true; they
+  replace ``symmetry``'s rule there);
 * ``archer``, ``archer_time_s``: the period bounds of :mod:`solvers.archer_bounds` (default on
   for the period objective; their time is taken from the limit): the objective is constrained
   from below by them (CP-SAT stops once its hint reaches them) and the reported bound is the
@@ -47,7 +50,11 @@ from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
-RAW_KEYS = frozenset({"hint", "hint_time_s", "ticks_max", "params", "symmetry", "archer", "archer_time_s"})
+RAW_KEYS = frozenset(
+    {"hint", "hint_time_s", "ticks_max", "params", "symmetry", "archer", "archer_time_s", "pipeline_cuts"}
+)
+#: Default of the raw option ``pipeline_cuts`` (:func:`formulation.cp.pipeline.add_stage_order`).
+PIPELINE_CUTS = True
 #: Status names of ``cp_model.CpSolverStatus`` and the termination each maps to (see map_status).
 STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN")
 
@@ -152,13 +159,22 @@ class CpSatSolver(Solver):
         # Off by default: CP-SAT detects the symmetry of interchangeable devices itself, and the
         # explicit rule slowed its proofs on the MSR workloads (docs/msr.md).
         symmetry = bool(options.raw.get("symmetry", False))
-        if hint_P is not None and symmetry:
+        # Stage order of interchangeable devices under ``pipeline`` (formulation/stage_order.py).
+        stage = bool(options.raw.get("pipeline_cuts", PIPELINE_CUTS)) and inst.problem.constraints.pipeline
+        if hint_P is not None and stage:
+            # The stage-order constraints admit the renaming by stage order (same value).
+            from formulation.stage_order import stage_canonical_placement
+
+            hint_P = stage_canonical_placement(inst, hint_P)
+        elif hint_P is not None and symmetry:
             # The symmetry-breaking constraints admit one relabelling of each placement (same value).
             from formulation.symmetry import canonical_placement
 
             hint_P = canonical_placement(inst, hint_P)
         ticks_max = options.raw.get("ticks_max")
-        build = build_cp_model(inst, float(ticks_max) if ticks_max is not None else None, incumbent, symmetry)
+        build = build_cp_model(
+            inst, float(ticks_max) if ticks_max is not None else None, incumbent, symmetry, pipeline_cuts=stage
+        )
         archer = engine_bound(inst, limit, dict(options.raw))
         if archer is not None and archer.best > 0:
             _floor_objective(build.model, build.objective, archer.best, build.scaling_error)

@@ -189,7 +189,11 @@ def min_power(inst: Instance, d: int) -> float:
 
 
 def build_cp_model(
-    inst: Instance, ticks_max: float | None = None, incumbent: float | None = None, symmetry: bool = False
+    inst: Instance,
+    ticks_max: float | None = None,
+    incumbent: float | None = None,
+    symmetry: bool = False,
+    pipeline_cuts: bool = False,
 ) -> CpBuild:
     """Build the CP-SAT model of ``inst``.
 
@@ -205,6 +209,10 @@ def build_cp_model(
     symmetry : bool
         Break the symmetry between interchangeable devices (:func:`add_symmetry_breaking`); hints
         must then be canonical (:func:`formulation.symmetry.canonical_placement`).
+    pipeline_cuts : bool
+        Under ``constraints.pipeline``, the stage order of interchangeable devices
+        (:func:`formulation.cp.pipeline.add_stage_order`), in place of ``symmetry``'s rule; hints
+        must then be renamed by :func:`formulation.stage_order.stage_canonical_placement`.
 
     Raises
     ------
@@ -230,9 +238,10 @@ def build_cp_model(
     add_private_static(model, inst)
     add_max_devices(model, inst, pv)
     add_contiguity(model, inst, pv, masks)
-    add_pipeline(model, inst, pv)
+    stage = pipeline_cuts and inst.problem.constraints.pipeline
+    add_pipeline(model, inst, pv, cuts=stage)
     bytes_unit = add_memory(model, inst, pv)
-    if symmetry:
+    if symmetry and not stage:
         add_symmetry_breaking(model, inst, pv)
     if inst.problem.scenarios is not None:  # network states (docs/instance-format.md §10): a copy per state
         from formulation.cp.robust import build_states

@@ -44,6 +44,7 @@ def build_milp(
     extra_metrics: Iterable[str] = (),
     pairs: bool = True,
     symmetry: bool = False,
+    pipeline_cuts: bool = False,
 ) -> MilpContext:
     """Build the MILP of ``inst``.
 
@@ -62,6 +63,11 @@ def build_milp(
         Break the symmetry between interchangeable devices
         (:mod:`formulation.milp.constraints.symmetry`); solutions and warm starts must then be in
         canonical form (:func:`formulation.symmetry.canonical_placement`).
+    pipeline_cuts : bool
+        Under ``constraints.pipeline``, the stage-order rows of interchangeable devices
+        (:mod:`formulation.milp.constraints.pipeline_cuts`), in place of ``symmetry``'s rule (the two
+        rules name different representatives); solutions and warm starts must then be renamed by
+        :func:`formulation.stage_order.stage_canonical_placement`.
 
     Returns
     -------
@@ -105,10 +111,10 @@ def build_milp(
     if c.contiguous:
         add_contiguity(ctx)
     if c.pipeline:
-        add_pipeline(ctx)
+        add_pipeline(ctx, cuts=pipeline_cuts)
     add_max_devices(ctx)
     add_colocation(ctx)
-    if symmetry:
+    if symmetry and not (pipeline_cuts and c.pipeline):
         add_symmetry_breaking(ctx)
     if not robust:
         set_objective(ctx, weights)

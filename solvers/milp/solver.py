@@ -24,6 +24,7 @@ from formulation.milp.decode import integer_point, placement_of, schedule_of
 from formulation.milp.objective import NegativeWeight, check_weights
 from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from formulation.numerics import NO_FINITE_OPTION, prepare
+from formulation.stage_order import stage_canonical_placement
 from formulation.symmetry import canonical_placement
 from solvers.archer_bounds import combine, engine_bound, pipeline_start
 from solvers.base import RawSolution, Solver
@@ -33,7 +34,12 @@ from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
-RAW_KEYS = frozenset({"interface", "auto_warm_start", "pairs", "symmetry", "reduce", "archer", "archer_time_s"})
+RAW_KEYS = frozenset(
+    {"interface", "auto_warm_start", "pairs", "symmetry", "reduce", "archer", "archer_time_s", "pipeline_cuts"}
+)
+
+#: Default of the raw option ``pipeline_cuts`` (:mod:`formulation.milp.constraints.pipeline_cuts`).
+PIPELINE_CUTS = True
 
 
 def settings_of(options: SolverOptions) -> RunSettings:
@@ -140,7 +146,9 @@ class MilpSolver(Solver):
             keep = None if options.warm_start is None else inst.placement_indices(options.warm_start)
             reduction = reduce_options(inst, keep)
             inst = reduction.instance
-        ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)), symmetry=symmetry)
+        # Stage order of interchangeable devices under ``pipeline`` (formulation/stage_order.py).
+        stage = bool(options.raw.get("pipeline_cuts", PIPELINE_CUTS)) and inst.problem.constraints.pipeline
+        ctx = build_milp(inst, pairs=bool(options.raw.get("pairs", True)), symmetry=symmetry, pipeline_cuts=stage)
         if ctx.model.infeasible_reasons:
             return RawSolution(
                 Termination.INFEASIBLE,
@@ -166,7 +174,10 @@ class MilpSolver(Solver):
             if dp is not None and (warm is None or dp[1] < _value(inst, warm)):
                 warm = dp[0]
         spent = time.perf_counter() - t_extra
-        if warm is not None and symmetry:
+        if warm is not None and stage:
+            # The stage-order rows admit the renaming by stage order (same value).
+            warm = stage_canonical_placement(inst, warm)
+        elif warm is not None and symmetry:
             # The symmetry-breaking rows admit one relabelling of each placement (same value).
             warm = canonical_placement(inst, warm)
         native = backend.set_warm_start(warm) if warm is not None else False

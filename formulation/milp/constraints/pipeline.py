@@ -25,8 +25,9 @@ import numpy as np
 from formulation.milp.context import MilpContext
 
 
-def add_pipeline(ctx: MilpContext) -> None:
-    """Add ``σ``, ``p`` and the two row families above (nothing when one device can hold layers)."""
+def add_pipeline(ctx: MilpContext, cuts: bool = False) -> None:
+    """Add ``σ``, ``p`` and the two row families above (nothing when one device can hold layers);
+    ``cuts``: also the stage-order rows of :mod:`formulation.milp.constraints.pipeline_cuts`."""
     inst, m, x, allowed = ctx.inst, ctx.model, ctx.x, ctx.allowed
     g = inst.graph
     devs = [d for d in range(inst.k) if allowed[:, d].any()]
@@ -55,3 +56,7 @@ def add_pipeline(ctx: MilpContext) -> None:
                 terms.append((int(x[v, d]), 1.0))
             rows.append((f"{ctx.layer_names[u]},{ctx.layer_names[v]},{ctx.device_names[d]}", terms))
     m.add_term_rows("pipe_edge", rows, 0.0)
+    if cuts:
+        from formulation.milp.constraints.pipeline_cuts import add_stage_order
+
+        add_stage_order(ctx, dict(zip(devs, (int(c) for c in sigma), strict=True)))
