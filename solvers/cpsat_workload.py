@@ -66,7 +66,7 @@ class CpSatWorkload(Solver):
         scenarios=True,
         note="version 2 only: latency aggregate under none or schedule; network states",
     )
-    supported_options = frozenset({"time_limit_s", "threads", "seed"})
+    supported_options = frozenset({"time_limit_s", "threads", "seed", "raw"})
     description = "CP-SAT on version-2 workloads (none, schedule): latency aggregate, exact"
 
     @classmethod
@@ -79,6 +79,9 @@ class CpSatWorkload(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
+        from solvers.workload_hints import check_raw
+
+        check_raw(options)  # alone, alone_time_s, alone_solver (solvers/workload_hints.py)
         wl = inst.workload
         if wl is None:
             raise UnsupportedProblem(f"solver 'cpsat-v2' solves version-2 workloads only; {inst.name!r} is version 1")
@@ -95,14 +98,23 @@ class CpSatWorkload(Solver):
             raise UnsupportedProblem(f"solver 'cpsat-v2' cannot solve instance {inst.name!r}: " + "; ".join(why))
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        from solvers.workload_hints import solve_with_warm_start
+
+        # each request alone first: a bound, a hint, maybe the proof (solvers/workload_hints.py)
+        return solve_with_warm_start(self._solve_model, inst, options)
+
+    def _solve_model(self, inst: Instance, options: SolverOptions, prepare: Any = None, spent_s: float = 0.0
+                     ) -> RawSolution:
         from ortools.sat.python import cp_model
 
         t0 = time.perf_counter()
         b = _Builder(inst)
+        if prepare is not None:
+            prepare(b)
         m = b.model
         solver = cp_model.CpSolver()
         if options.time_limit_s:
-            solver.parameters.max_time_in_seconds = float(options.time_limit_s)
+            solver.parameters.max_time_in_seconds = max(float(options.time_limit_s) - spent_s, 1.0)
         solver.parameters.num_workers = options.threads or 2
         if options.seed is not None:
             solver.parameters.random_seed = options.seed
