@@ -284,17 +284,31 @@ def parse_config(inst: Instance, given: Mapping[str, Any] | None) -> Config:
         variant[g.layer_index[lay]] = names.index(name)
     exit_index = None
     if ch.mode == "choose":
-        names = [e.name for e in ch.exits]
+        exit_names = [e.name for e in ch.exits]
         name = given.get("exit")
         if name is None:
-            exit_index = len(names) - 1
-        elif name not in names:
-            raise ValueError(f"choices.exit: {name!r} is not an exit (one of {names})")
+            exit_index = len(exit_names) - 1
+        elif name not in exit_names:
+            raise ValueError(f"choices.exit: {name!r} is not an exit (one of {exit_names})")
         else:
-            exit_index = names.index(name)
+            exit_index = exit_names.index(name)
     elif given.get("exit") is not None:
         raise ValueError("choices.exit: this instance has no exit to choose")
     return Config(tuple(variant), exit_index)
+
+
+def choices_from_json(data: Any) -> dict[str, Any] | None:
+    """The configuration inside a placement file (§11.4): a top-level ``choices``, or the
+    ``metrics.choices`` of a result; None when there is none."""
+    if not isinstance(data, Mapping):
+        return None
+    found = data.get("choices")
+    if not isinstance(found, Mapping):
+        metrics = data.get("metrics")
+        found = metrics.get("choices") if isinstance(metrics, Mapping) else None
+    if not isinstance(found, Mapping):
+        return None
+    return {k: found[k] for k in ("variants", "exit") if k in found}
 
 
 def config_dict(inst: Instance, cfg: Config) -> dict[str, Any]:
@@ -386,7 +400,7 @@ def choice_batch(inst: Instance, conf: Configured, P: IntArray) -> ChoiceBatch:
     c = inst.problem.constraints
     if c.deadline_s is not None:
         with np.errstate(invalid="ignore"):
-            violations["deadline"] = ~(c.deadline_s * (1 + REL_TOL) >= Ls).all(axis=1)
+            violations["deadline"] = np.asarray(~(c.deadline_s * (1 + REL_TOL) >= Ls).all(axis=1), dtype=bool)
     if c.energy_budget_j:
         bad = np.zeros(N, dtype=bool)
         for dev, budget in c.energy_budget_j.items():

@@ -183,7 +183,7 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
     lay = g.layer_ids
     for v in range(g.n):
         for j in range(nvar[v]):
-            for d in np.flatnonzero(mask[v]):
+            for d in map(int, np.flatnonzero(mask[v])):
                 m.w[int(v), j, int(d)] = m.col(f"w[{lay[v]},{j},{s.device_ids[d]}]")
     choose = ch.mode == "choose"
     exits_idx = [g.layer_index[e.layer] for e in ch.exits]
@@ -202,7 +202,7 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
     else:
         act = [Lin(1.0) for _ in range(g.n)]
     for v in range(g.n):
-        row = {m.w[v, j, d]: 1 for j in range(nvar[v]) for d in np.flatnonzero(mask[v])}
+        row = {m.w[v, j, int(d)]: 1 for j in range(nvar[v]) for d in np.flatnonzero(mask[v])}
         for c, coef in act[v].terms.items():
             row[c] = row.get(c, 0) - round(coef)
         if not row and act[v].const:
@@ -236,9 +236,9 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
         cp = _Copy(k)
         comp, send, recv, radio = cp.comp, cp.send, cp.recv, cp.radio
         L, C = cp.L, cp.C
-        for v in np.flatnonzero(S):
+        for v in map(int, np.flatnonzero(S)):
             for j in range(nvar[v]):
-                for d in np.flatnonzero(mask[v]):
+                for d in map(int, np.flatnonzero(mask[v])):
                     col = m.w[v, j, int(d)]
                     comp[d].add(col, float(times[j][v, d]))
         for d in range(k):
@@ -273,7 +273,7 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
         sink = s.sink_index
         if sink is not None:
             for o in outputs:
-                for a in np.flatnonzero(mask[o]):
+                for a in map(int, np.flatnonzero(mask[o])):
                     if a == sink:
                         continue
                     if not s.has_link[a, sink]:
@@ -306,13 +306,13 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
     A = Lin()
     share = np.zeros(g.n)
     if choose:
-        for kk, e in enumerate(ch.exits):
-            A.add(m.z[kk], e.accuracy)
+        for kk, ex in enumerate(ch.exits):
+            A.add(m.z[kk], ex.accuracy)
         share[:] = 1.0  # w is zero for a layer that does not run
     elif ch.mode == "expected":
-        for e, ei in zip(ch.exits, exits_idx, strict=True):
-            A.const += (e.probability or 0.0) * e.accuracy
-            share += (e.probability or 0.0) * closure(g, ei)
+        for ex, ei in zip(ch.exits, exits_idx, strict=True):
+            A.const += (ex.probability or 0.0) * ex.accuracy
+            share += (ex.probability or 0.0) * closure(g, ei)
     else:
         A.const = ch.accuracy
         share[:] = 1.0
@@ -326,17 +326,17 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
     # memory (§5.9) of the layers that run
     if cons.memory and np.isfinite(s.memory).any():
         peak_ws = working_set_bytes(g)
-        for d in np.flatnonzero(np.isfinite(s.memory)):
+        for d in map(int, np.flatnonzero(np.isfinite(s.memory))):
             M = Lin()
             pk = m.col(f"peak[{s.device_ids[d]}]", binary=False, unit="bytes") if cons.memory_model == "peak" else -1
             for v in range(g.n):
                 for j in range(nvar[v]):
-                    col = m.w.get((v, j, int(d)))
-                    if col is None:
+                    wc = m.w.get((v, j, int(d)))
+                    if wc is None:
                         continue
                     var = ch.variants[lay[v]][j - 1] if j else None
                     par = var.param_bytes if var else float(g.param_bytes[v])
-                    M.add(col, par)
+                    M.add(wc, par)
                     if pk >= 0:
                         ws = (
                             float(peak_ws[v])
@@ -344,7 +344,7 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
                             + (var.workspace_bytes if var else float(g.workspace_bytes[v]))
                         )
                         f = Lin()
-                        f.add(col, ws)
+                        f.add(wc, ws)
                         m.lower.append((pk, f))
             if pk >= 0:
                 M.add(pk, 1.0)
@@ -354,14 +354,14 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
         for u, v in itertools.pairwise(cls):
             for d in range(k):
                 for p, q in ((int(u), int(v)), (int(v), int(u))):
-                    row: dict[int, int] = {}
+                    pair: dict[int, int] = {}
                     for c, coef in x(p, d).items():
-                        row[c] = row.get(c, 0) + coef
+                        pair[c] = pair.get(c, 0) + coef
                     for c, coef in x(q, d).items():
-                        row[c] = row.get(c, 0) - coef
+                        pair[c] = pair.get(c, 0) - coef
                     for c, coef in act[q].terms.items():
-                        row[c] = row.get(c, 0) + round(coef)
-                    m.logic.append((row, -np.inf, 1 - act[q].const))
+                        pair[c] = pair.get(c, 0) + round(coef)
+                    m.logic.append((pair, -np.inf, 1 - act[q].const))
     if cons.max_devices is not None and cons.max_devices < k:
         used = [m.col(f"u[{s.device_ids[d]}]") for d in range(k)]
         for (_v, _j, d), col in m.w.items():
@@ -376,7 +376,7 @@ def build_choice_model(inst: Instance) -> ChoiceModel:
         obj.extend(L_exp, float(terms.get("latency", 0.0)))
         obj.extend(C_exp, float(terms.get("cost", 0.0)))
         if terms.get("energy"):
-            for d in np.flatnonzero(inst.scope_mask):
+            for d in map(int, np.flatnonzero(inst.scope_mask)):
                 obj.extend(E_exp[d], float(terms["energy"]))
         m.objective = obj
     return m

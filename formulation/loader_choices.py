@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from formulation.choices import Choices, Exit, Variant
 from formulation.model import Graph, Problem
@@ -43,7 +43,12 @@ def _variants(sec: _Section, spec: ModelSpec) -> dict[str, tuple[Variant, ...]]:
                 sec.error((*at, "name"), var.name, "a name unique among the layer's variants, other than 'base'")
             names.add(var.name)
             figures = []
-            for key, kind in (("flops", "flops"), ("param_bytes", "bytes"), ("workspace_bytes", "bytes")):
+            keys: tuple[tuple[str, Literal["flops", "bytes"]], ...] = (
+                ("flops", "flops"),
+                ("param_bytes", "bytes"),
+                ("workspace_bytes", "bytes"),
+            )
+            for key, kind in keys:
                 raw = getattr(var, key)
                 base = getattr(lay, key)
                 figures.append(sec.quantity((*at, key), raw if raw is not None else base, kind))

@@ -91,7 +91,10 @@ class CpSatSolver(Solver):
     name = "cpsat"
     exact = True
     capabilities = Capabilities(
-        features=frozenset(DEVICE_FEATURES), scenarios=True, note="weighted objectives need non-negative weights"
+        features=frozenset(DEVICE_FEATURES),
+        scenarios=True,
+        choices=True,
+        note="weighted objectives need non-negative weights",
     )
     supported_options = frozenset({"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"})
     description = "exact CP-SAT model (OR-Tools); interval scheduling for parallel latency"
@@ -112,6 +115,11 @@ class CpSatSolver(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         super().check(inst, options)
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11.5
+            from formulation.choices_model import unsupported
+
+            if unsupported(inst):
+                raise UnsupportedProblem(f"solver 'cpsat' cannot solve {inst.name!r}: " + "; ".join(unsupported(inst)))
         bad = {m: w for m, w in inst.problem.objective.terms().items() if w < 0}
         if bad:
             raise UnsupportedProblem(
@@ -142,6 +150,10 @@ class CpSatSolver(Solver):
         prepare(inst, self.name)
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11.5
+            from solvers.choices_cpsat import solve_choices_cpsat
+
+            return solve_choices_cpsat(inst, options)
         from ortools.sat.python import cp_model
 
         from formulation.cp import apply_hint, build_cp_model, complete_hint, read_solution

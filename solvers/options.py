@@ -198,7 +198,7 @@ class Capabilities:
                 out.append(f"version-2 routing {wl.routing!r} (only direct channels)")
             if wl.generation and "generation" not in self.workload:
                 out.append("generation requests (tokens: prompt and decode steps; solved by brute, cpsat-v2, "
-                           "local and local-search)")
+                           "highs, scip, local and local-search; one request alone also by shortest-path and dp)")
         return out
 
     def supports(self, inst: Instance) -> bool:

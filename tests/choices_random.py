@@ -23,21 +23,32 @@ def random_choice_data(seed: int) -> dict[str, Any]:
     prev = "x"
     for i in range(n_main):
         lay: dict[str, Any] = {
-            "id": f"m{i}", "op": "conv2d", "inputs": [prev],
+            "id": f"m{i}",
+            "op": "conv2d",
+            "inputs": [prev],
             "flops": float(rng.uniform(0.1, 4.0)) * 1e9,
             "param_bytes": float(rng.uniform(0.1, 6.0)) * 1e6,
             "output_bytes": float(rng.uniform(0.01, 1.0)) * 1e6,
         }
         if rng.random() < 0.6:
             lay["variants"] = [
-                {"name": "int8", "flops": lay["flops"] * float(rng.uniform(0.3, 0.7)),
-                 "param_bytes": lay["param_bytes"] / 4, "accuracy_delta": -float(rng.uniform(0, 0.03))},
+                {
+                    "name": "int8",
+                    "flops": lay["flops"] * float(rng.uniform(0.3, 0.7)),
+                    "param_bytes": lay["param_bytes"] / 4,
+                    "accuracy_delta": -float(rng.uniform(0, 0.03)),
+                },
             ]
             if rng.random() < 0.4:
-                lay["variants"].append({"name": "int4", "flops": lay["flops"] * 0.25,
-                                        "param_bytes": lay["param_bytes"] / 8,
-                                        "workspace_bytes": float(rng.uniform(0, 1e6)),
-                                        "accuracy_delta": -float(rng.uniform(0.02, 0.08))})
+                lay["variants"].append(
+                    {
+                        "name": "int4",
+                        "flops": lay["flops"] * 0.25,
+                        "param_bytes": lay["param_bytes"] / 8,
+                        "workspace_bytes": float(rng.uniform(0, 1e6)),
+                        "accuracy_delta": -float(rng.uniform(0.02, 0.08)),
+                    }
+                )
         layers.append(lay)
         prev = lay["id"]
     model: dict[str, Any] = {"inputs": [{"id": "x", "bytes": float(rng.uniform(0.1, 2.0)) * 1e6}], "layers": layers}
@@ -49,9 +60,14 @@ def random_choice_data(seed: int) -> dict[str, Any]:
         accs = sorted(rng.uniform(0.4, 0.9, size=n_side + 1).tolist())
         exits = []
         for j, pt in enumerate(points):
-            head = {"id": f"b{j}", "op": "linear", "inputs": [f"m{pt}"],
-                    "flops": float(rng.uniform(0.01, 0.5)) * 1e9, "param_bytes": float(rng.uniform(0.1, 2)) * 1e6,
-                    "output_bytes": 4e3}
+            head = {
+                "id": f"b{j}",
+                "op": "linear",
+                "inputs": [f"m{pt}"],
+                "flops": float(rng.uniform(0.01, 0.5)) * 1e9,
+                "param_bytes": float(rng.uniform(0.1, 2)) * 1e6,
+                "output_bytes": 4e3,
+            }
             layers.append(head)
             exits.append({"name": f"exit{j}", "layer": head["id"], "accuracy": accs[j]})
         exits.append({"name": "final", "layer": prev, "accuracy": accs[-1]})
@@ -65,9 +81,13 @@ def random_choice_data(seed: int) -> dict[str, Any]:
     k = int(rng.integers(2, 4))
     devices = []
     for d in range(k):
-        dev: dict[str, Any] = {"id": f"d{d}", "compute": float(rng.uniform(5, 200)) * 1e9,
-                               "power_active": float(rng.uniform(0, 5)), "power_idle": float(rng.choice([0.0, 0.5])),
-                               "price": float(rng.uniform(0, 1e-3))}
+        dev: dict[str, Any] = {
+            "id": f"d{d}",
+            "compute": float(rng.uniform(5, 200)) * 1e9,
+            "power_active": float(rng.uniform(0, 5)),
+            "power_idle": float(rng.choice([0.0, 0.5])),
+            "price": float(rng.uniform(0, 1e-3)),
+        }
         if d == 0 and rng.random() < 0.4:
             dev["memory"] = float(rng.uniform(4, 14)) * 1e6
         devices.append(dev)
@@ -75,9 +95,16 @@ def random_choice_data(seed: int) -> dict[str, Any]:
     for a in range(k):
         for b in range(a + 1, k):
             if rng.random() < 0.85 or b == a + 1:
-                links.append({"from": f"d{a}", "to": f"d{b}", "bandwidth": float(rng.uniform(0.5, 20)) * 1e6,
-                              "latency": float(rng.uniform(0, 0.02)), "tx_power": float(rng.uniform(0, 2)),
-                              "price": float(rng.uniform(0, 1e-9))})
+                links.append(
+                    {
+                        "from": f"d{a}",
+                        "to": f"d{b}",
+                        "bandwidth": float(rng.uniform(0.5, 20)) * 1e6,
+                        "latency": float(rng.uniform(0, 0.02)),
+                        "tx_power": float(rng.uniform(0, 2)),
+                        "price": float(rng.uniform(0, 1e-9)),
+                    }
+                )
     system: dict[str, Any] = {"devices": devices, "links": links, "source": "d0"}
     if rng.random() < 0.7:
         system["sink"] = "d0"
@@ -94,7 +121,10 @@ def random_choice_data(seed: int) -> dict[str, Any]:
     if rng.random() < 0.15 and k > 2:
         constraints["allowed"] = {"m0": ["d0", "d1"]}
     return {
-        "dnnpart": 1, "name": f"choices-{seed}", "model": model, "system": system,
+        "dnnpart": 1,
+        "name": f"choices-{seed}",
+        "model": model,
+        "system": system,
         "problem": {"objective": obj, "constraints": constraints},
     }
 

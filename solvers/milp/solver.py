@@ -81,9 +81,9 @@ class MilpSolver(Solver):
     capabilities = Capabilities(
         features=frozenset(DEVICE_FEATURES),
         scenarios=True,
-        workload=frozenset({"none", "schedule", "routing"}),
+        workload=frozenset({"none", "schedule", "routing", "generation"}),
         note="every objective, both latency modes, every constraint and device feature; version 2 under "
-        "none and schedule (solvers/milp/workload.py)",
+        "none and schedule, generation requests under none (solvers/milp/workload.py)",
     )
     supported_options: ClassVar[frozenset[str]] = frozenset(
         {"time_limit_s", "gap", "threads", "seed", "warm_start", "raw"}

@@ -321,14 +321,22 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             inst = load(file, allow_outside)
-            pl, sched = placement_from_json(read_json(placement, "the placement"), str(placement))
+            given_placement = read_json(placement, "the placement")
+            pl, sched = placement_from_json(given_placement, str(placement))
             if schedule is not None:
                 given = read_json(schedule, "the schedule")
                 if not isinstance(given, dict):
                     raise UserError(f"{schedule}: schedule: expected a JSON object {{layer id: start seconds}}")
                 _, sched = placement_from_json({"placement": pl, "schedule": given}, str(schedule))
             try:
-                ev = do_evaluate(inst, pl, sched if inst.problem.execution == "parallel" else None)
+                from formulation.choices import choices_from_json  # variants and exits: §11.4
+
+                ev = do_evaluate(
+                    inst,
+                    pl,
+                    sched if inst.problem.execution == "parallel" else None,
+                    choices=choices_from_json(given_placement),
+                )
             except ValueError as exc:
                 raise UserError(f"{placement}: {exc}") from None
         if as_json:
