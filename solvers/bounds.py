@@ -161,9 +161,13 @@ def cheap_lower_bound(inst: Instance) -> float:
     """A valid lower bound on the optimal objective of ``inst`` (``-inf`` when none is cheap).
 
     Returns ``-inf`` when a layer has no allowed device (nothing is feasible: no placement will be
-    reported and no bound is needed) or a weight is negative.
+    reported and no bound is needed), a weight is negative, or a request is a generation.
     """
     if static_infeasibility(inst):
+        return -math.inf
+    from formulation.generation import has_generation
+
+    if has_generation(inst):  # the time table is one plain pass, not a generation's passes (§9.10)
         return -math.inf
     seq = equivalent_view(inst)
     if not_additive_reason(seq) is None:

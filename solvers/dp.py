@@ -37,6 +37,9 @@ stage on the sink and last stage on the source, both using ``source -> sink``, i
 second DP run whose first stage is on the sink). In every other case (a DAG, a given order, no
 ``contiguous``) ``dp`` is a heuristic: it must be asked with a raw ``order`` or
 ``raw={"heuristic": true}`` and reports a feasible placement with a cheap lower bound.
+
+A version-2 instance of one generation request (docs/instance-format.md §9.10) is solved on its
+one-pass view (:mod:`solvers.generation_view`): the ``G`` decode steps summed in closed form.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from solvers.additive import (
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
 from solvers.dp_tables import StageTables, first_input_occupancy
+from solvers.generation_view import generation_view
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
@@ -129,6 +133,7 @@ class DynamicProgramming(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         """Capabilities on the sequential view, the objective, raw options, and the exactness rules."""
+        inst = generation_view(inst, self.name)  # one generation request: its one-pass view (§9.10)
         seq = equivalent_view(inst)
         super().check(seq, options)
         mode, why = objective_mode(seq)
@@ -178,6 +183,7 @@ class DynamicProgramming(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
+        inst = generation_view(inst, self.name)
         seq = equivalent_view(inst)
         mode, _ = objective_mode(seq)
         bottleneck = mode == "bottleneck"

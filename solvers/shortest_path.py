@@ -16,7 +16,9 @@ Not covered (refused before anything is built): model inputs read by several lay
 sending such an input once per device is not a function of consecutive pairs; use ``mincut`` on
 two devices), memory, deadline and energy budgets (not sums), ``contiguous`` and ``max_devices``.
 Parallel latency is accepted where it equals the sequential one
-(:func:`solvers.additive.sequential_equivalent`).
+(:func:`solvers.additive.sequential_equivalent`). A version-2 instance of one generation request
+(docs/instance-format.md §9.10) is solved on its one-pass view (:mod:`solvers.generation_view`):
+the ``G`` decode steps are summed in closed form, never unrolled.
 
 Algorithm: dynamic programming over the layered DAG (Bellman's recursion, in topological order),
 ``f(v+1, b) = min_a f(v, a) + edge[v, a, b] + node[v+1, b]``: ``O(n k^2)`` time, ``O(n k)``
@@ -43,6 +45,7 @@ from solvers.additive import (
     static_infeasibility,
 )
 from solvers.base import RawSolution, Solver
+from solvers.generation_view import generation_view
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
@@ -65,6 +68,7 @@ class ShortestPath(Solver):
 
     def check(self, inst: Instance, options: SolverOptions) -> None:
         """Capabilities on the sequential view of ``inst``; additive objective; single-reader inputs."""
+        inst = generation_view(inst, self.name)  # one generation request: its one-pass view (§9.10)
         seq = equivalent_view(inst)
         super().check(seq, options)
         why = not_additive_reason(seq)
@@ -81,7 +85,7 @@ class ShortestPath(Solver):
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         t0 = time.perf_counter()
-        seq = equivalent_view(inst)
+        seq = equivalent_view(generation_view(inst, self.name))
         why = static_infeasibility(seq)
         if why:
             return RawSolution(Termination.INFEASIBLE, message=why)

@@ -1,5 +1,5 @@
 """The LLM zoo's per-token costs (toolchain/models/llm_tokens.py) and its generation instance
-(instances/zoo/workloads/llama2-7b-generate-phone-edge.yaml): TTFT and TPOT by hand from LLaMA-2-7B's
+(instances/zoo/generation/llama2-7b-generate-phone-edge.yaml): TTFT and TPOT by hand from LLaMA-2-7B's
 FLOP and byte formulas (docs/instance-format.md §9.10)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from toolchain.models.llm import FP16, INT4, LLAMA2_7B, LLAMA2_70B, MIXTRAL_8X7B
 from toolchain.models.llm_tokens import check_affine
 from toolchain.zoo_generation import NAME, generation_instance
 
-ZOO = Path(__file__).resolve().parents[1] / "instances" / "zoo" / "workloads" / f"{NAME}.yaml"
+ZOO = Path(__file__).resolve().parents[1] / "instances" / "zoo" / "generation" / f"{NAME}.yaml"
 
 
 @pytest.mark.parametrize(("cfg", "granularity"), [(LLAMA2_7B, "block"), (LLAMA2_70B, "sublayer"),
@@ -96,10 +96,12 @@ def test_llama2_7b_generation_ttft_and_tpot_by_hand() -> None:
     assert block(1, 600) == pytest.approx((w_block + 2 * h * e * b * 600 + 2 * d * b) / mbw)
 
 
-def test_llama2_7b_generation_solves_to_the_edge() -> None:
+@pytest.mark.parametrize("solver", ["cpsat-v2", "highs"])
+def test_llama2_7b_generation_solves_to_the_edge(solver: str) -> None:
     inst = load_instance(ZOO)
-    res = solve(inst, "cpsat-v2", SolverOptions(time_limit_s=60))
+    res = solve(inst, solver, SolverOptions(time_limit_s=60))
     assert res.status == Status.OPTIMAL
     best = evaluate(inst, {lid: "edge-gpu" for lid in inst.graph.layer_ids}).objective
     assert res.objective == pytest.approx(best, rel=1e-9)
+    assert res.objective == pytest.approx(1.7131 + 128 * 0.09864, rel=1e-3)  # TTFT + G x TPOT by hand above
     assert set(res.placement.values()) == {"edge-gpu"}

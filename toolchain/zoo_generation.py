@@ -1,6 +1,6 @@
 """The zoo's generation request (docs/instance-format.md §9.10): a LLaMA-2-7B-shaped chat turn from a
 phone, with an edge GPU server over Wi-Fi; written by ``python -m toolchain.zoo`` to
-``instances/zoo/workloads/``.
+``instances/zoo/generation/``.
 
 The model is the analytic LLaMA-2 7B of :mod:`toolchain.models.llm` at block granularity (34 nodes)
 with its per-token costs (:mod:`toolchain.models.llm_tokens`); the request processes a 512-token
@@ -44,10 +44,10 @@ def generation_instance() -> dict[str, Any]:
 
 
 def generate_generation(out_dir: Path) -> list[Path]:
-    """Write the instance under ``out_dir/workloads``; returns the file written."""
+    """Write the instance under ``out_dir/generation``; returns the file written."""
     from toolchain.zoo import HEADER, _dump
 
-    path = out_dir / "workloads" / f"{NAME}.yaml"
+    path = out_dir / "generation" / f"{NAME}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_dump(generation_instance(), [HEADER]))
     return [path]

@@ -46,11 +46,17 @@ source in the format:
   request ``m[r, d] >= ws(v) x[v, d]`` for its layers (``peak`` model):
   ``sum_key param(key) k[key, d] + sum_r m[r, d] <= memory(d)``;
 * ``max_devices`` by :mod:`formulation.milp.constraints.max_devices`; a private model input on an
-  untrusted source or a private output to an untrusted sink makes the model infeasible (§9.7).
+  untrusted source or a private output to an untrusted sink makes the model infeasible (§9.7);
+* generation requests (§9.10, under ``none``): one request whose figures are its passes' sums in
+  closed form (:func:`formulation.generation.phase_tables`): ``t(v, d)`` is the prefill's time
+  plus the ``G`` decode steps', ``bytes(t)`` likewise, and every hop's fixed delay is paid ``G + 1``
+  times (``dl_h = (G + 1) latency(i, j)``), so every row above keeps its form with these
+  coefficients; memory adds the key/value cache at the last step, ``sum_v kv(v) x[v, d]`` (resident
+  with the layer, once per request), and the working set counted is the largest of any pass.
 
 Objective: ``sum_m w_m metric_m`` (:mod:`formulation.milp.objective`). Negative weights are refused
-by the solver. ``share`` (a convex MINLP), network states and generation requests are not modelled;
-the solver refuses them before building (:func:`solvers.milp.workload.check_workload`).
+by the solver. ``share`` (a convex MINLP) and network states are not modelled; the solver refuses
+them before building (:func:`solvers.milp.workload.check_workload`).
 """
 
 from __future__ import annotations
@@ -60,8 +66,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formulation.costs import working_set_bytes
 from formulation.evaluator.batch import REL_TOL
+from formulation.generation import PhaseTable, memory_terms, phase_tables
 from formulation.milp.build import objective_weights
 from formulation.milp.constraints.budgets import add_energy_budgets
 from formulation.milp.constraints.max_devices import add_max_devices
@@ -70,7 +76,7 @@ from formulation.milp.energy import add_energy_total
 from formulation.milp.model import INF
 from formulation.milp.objective import check_weights, set_objective
 from formulation.milp.placement import add_placement
-from formulation.model import BoolArray, Instance
+from formulation.model import BoolArray, FloatArray, Instance, IntArray
 from formulation.workload import Route, Workload
 
 Terms = list[tuple[int, float]]
@@ -116,6 +122,27 @@ class WorkloadContext(MilpContext):
         assert self.inst.workload is not None
         return self.inst.workload
 
+    @property
+    def tab(self) -> PhaseTable:
+        """Layer times, tensor bytes and passes per request (a generation's sums over its passes, §9.10;
+        otherwise ``inst.time``, the tensors' bytes and one pass)."""
+        return phase_tables(self.inst)
+
+    @property
+    def time(self) -> FloatArray:
+        """``t(v, d)``: :attr:`tab`'s times."""
+        return self.tab.time
+
+    def compute_terms(self, d: int) -> tuple[IntArray, FloatArray]:
+        """Columns and coefficients of device ``d``'s compute time ``sum_v t(v, d) x[v, d]``."""
+        vs = np.flatnonzero(self.allowed[:, d])
+        return self.x[vs, d], self.time[vs, d].astype(float)
+
+    def layer_time_terms(self, v: int) -> tuple[IntArray, FloatArray]:
+        """Columns and coefficients of layer ``v``'s duration ``sum_d t(v, d) x[v, d]``."""
+        ds = np.flatnonzero(self.allowed[v])
+        return self.x[v, ds], self.time[v, ds].astype(float)
+
     def parallel(self) -> bool:
         """A joint schedule is modelled (``schedule`` with the latency needed)."""
         return self.scheduled
@@ -127,7 +154,7 @@ def workload_rules(inst: Instance) -> tuple[BoolArray, list[str]]:
     wl = inst.workload
     assert wl is not None
     g, s, c = inst.graph, inst.system, inst.problem.constraints
-    mask = np.array(inst.placement_mask, dtype=bool) & np.isfinite(inst.time)
+    mask = np.array(inst.placement_mask, dtype=bool) & np.isfinite(phase_tables(inst).time)
     reasons: list[str] = []
     priv = inst.private_tensors
     dev = s.device_ids
@@ -145,7 +172,8 @@ def workload_rules(inst: Instance) -> tuple[BoolArray, list[str]]:
             for o in r.outputs:
                 mask[o] &= reach_to
     if c.memory:
-        own = g.param_bytes + (working_set_bytes(g) if c.memory_model == "peak" else 0.0)
+        ws, kv = memory_terms(inst)  # a generation: its largest working set and its cache (§9.10)
+        own = g.param_bytes + kv + (ws if c.memory_model == "peak" else 0.0)
         mask &= own[:, None] <= s.memory[None, :] * (1 + REL_TOL)
     for v in np.flatnonzero(~mask.any(axis=1)).tolist():
         reasons.append(f"layer {g.layer_ids[v]!r} has no device left after allowed/private/route/memory rules")
@@ -238,12 +266,14 @@ def _add_moves(ctx: WorkloadContext) -> None:
     m.add_term_rows("need", fix(need), 0.0, INF)
     m.add_term_rows("src", fix(src_rows), -INF, 0.0)
     m.add_term_rows("only", fix(only), -INF, 0.0)
+    tab = ctx.tab
     for t, a, b, ref in found:
         route = wl.route(a, b)
         assert route is not None  # the placement rules and the z pairs guarantee a route
-        nb = float(g.tensor_bytes[t])
+        nb = float(tab.tensor_bytes[t])
         occ = tuple(nb / float(s.bandwidth[i, j]) for i, j in route)
-        dl = tuple(float(s.link_latency[i, j]) for i, j in route)
+        npass = float(tab.passes[int(wl.request_of_tensor[t])])  # a hop's fixed delay, once per pass
+        dl = tuple(npass * float(s.link_latency[i, j]) for i, j in route)
         ctx.moves.append(Move(t, int(wl.request_of_tensor[t]), a, b, col(ref), route, occ, dl, nb))
 
 
@@ -312,7 +342,7 @@ def _add_utilisation(ctx: WorkloadContext, objective: bool) -> None:
     busy: dict[int, Terms] = {}
     for v in range(inst.n):
         for d in np.flatnonzero(ctx.allowed[v]).tolist():
-            busy.setdefault(d, []).append((int(ctx.x[v, d]), rho[int(wl.request_of_layer[v])] * float(inst.time[v, d])))
+            busy.setdefault(d, []).append((int(ctx.x[v, d]), rho[int(wl.request_of_layer[v])] * float(ctx.time[v, d])))
     for mv in ctx.moves:
         for (i, j), o in zip(mv.route, mv.occ, strict=True):
             busy.setdefault(k + i * k + j, []).append((mv.col, rho[mv.request] * o))
@@ -360,7 +390,7 @@ def _add_cost(ctx: WorkloadContext) -> None:
     C = m.add_var("cost", 0.0, unit="cost")
     terms: Terms = [(C, 1.0)]
     vs, ds = np.nonzero(ctx.allowed)
-    terms += [(int(ctx.x[v, d]), -float(s.price[d] * ctx.inst.time[v, d])) for v, d in zip(vs, ds, strict=True)]
+    terms += [(int(ctx.x[v, d]), -float(s.price[d] * ctx.time[v, d])) for v, d in zip(vs, ds, strict=True)]
     for mv in ctx.moves:
         terms += [(mv.col, -float(s.link_price[i, j]) * mv.bytes) for i, j in mv.route]
     m.add_row("cost_def", terms, 0.0, 0.0)
@@ -368,10 +398,12 @@ def _add_cost(ctx: WorkloadContext) -> None:
 
 
 def _add_memory(ctx: WorkloadContext) -> None:
-    """Weights once per (model, layer, device) plus each request's peak working set (§9.6)."""
+    """Weights once per (model, layer, device), a generation's key/value cache with its layers
+    (§9.10) plus each request's peak working set (§9.6)."""
     m, inst, wl = ctx.model, ctx.inst, ctx.wl
     g, s = inst.graph, inst.system
-    peak = working_set_bytes(g) if inst.problem.constraints.memory_model == "peak" else np.zeros(g.n)
+    ws, kv = memory_terms(inst)
+    peak = ws if inst.problem.constraints.memory_model == "peak" else np.zeros(g.n)
     keep_rows, peak_rows, cap_rows, caps = [], [], [], []
     key_labels: list[str] = []
     key_refs: list[tuple[int, list[int]]] = []  # (device, layers) per key column
@@ -388,7 +420,7 @@ def _add_memory(ctx: WorkloadContext) -> None:
             if peak[v] > 0:
                 mine.setdefault(int(wl.request_of_layer[v]), []).append(v)
         worst = sum(float(g.param_bytes[ls[0]]) for ls in keys.values())
-        worst += sum(float(peak[ls].max()) for ls in mine.values())
+        worst += sum(float(peak[ls].max()) for ls in mine.values()) + float(kv[vs].sum())
         if worst <= s.memory[d]:
             continue  # everything that may run here fits at once
         first_key, first_peak = len(key_refs), len(peak_refs)
@@ -398,7 +430,7 @@ def _add_memory(ctx: WorkloadContext) -> None:
         for r, ls in mine.items():
             peak_labels.append(f"{ctx.device_names[d]},{wl.requests[r].id}")
             peak_refs.append((d, ls))
-        cap_rows.append((d, first_key, len(key_refs), first_peak, len(peak_refs)))
+        cap_rows.append((d, first_key, len(key_refs), first_peak, len(peak_refs), [v for v in vs if kv[v] > 0]))
         caps.append(float(s.memory[d]))
     kc = m.add_vars("wk", key_labels, 0.0, 1.0)
     pc = m.add_vars("mp", peak_labels, 0.0, unit="bytes")
@@ -411,9 +443,10 @@ def _add_memory(ctx: WorkloadContext) -> None:
             for v in ls
         ]
     rows = []
-    for d, k0, k1, p0, p1 in cap_rows:
+    for d, k0, k1, p0, p1, cached in cap_rows:
         terms = [(int(kc[i]), float(g.param_bytes[key_refs[i][1][0]])) for i in range(k0, k1)]
         terms += [(int(pc[i]), 1.0) for i in range(p0, p1)]
+        terms += [(int(ctx.x[v, d]), float(kv[v])) for v in cached]
         rows.append((ctx.device_names[d], terms))
     m.add_term_rows("weights_kept", keep_rows, 0.0)
     m.add_term_rows("mem_peak", peak_rows, 0.0)

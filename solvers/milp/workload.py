@@ -14,8 +14,10 @@ by the version-2 evaluator: every single device, each request on its own source,
 fastest device. The best feasible one is also the warm start (SCIP and Pyomo take it natively; it
 is kept whenever the solver stops without proving a better placement).
 
-Refused before anything is built: ``share`` (a convex MINLP, declared in the capabilities),
-network states, generation requests, negative objective weights (the maxima in the latency
+Generation requests (§9.10) are solved under ``none`` with their closed-form sums over the passes
+(:func:`formulation.generation.phase_tables`, the same tables as the evaluator). Refused before
+anything is built: ``share`` (a convex MINLP, declared in the capabilities), network states
+(``schedule`` with generations is refused on load), negative objective weights (the maxima in the latency
 aggregate, the utilisation and the idle energy are exact only where they are pushed down), and raw
 options of the version-1 model.
 """
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from formulation.evaluator import Evaluation, evaluate
+from formulation.generation import phase_tables
 from formulation.milp.decode import integer_point, placement_of
 from formulation.milp.workload import build_workload_milp
 from formulation.model import Instance, IntArray
@@ -56,8 +59,6 @@ def check_workload(solver: MilpSolver, inst: Instance, options: SolverOptions) -
     why = []
     if inst.problem.scenarios is not None:
         why.append("network states on a version-2 workload (no per-state copies in this model; brute solves them)")
-    if getattr(wl, "generation", False):
-        why.append("generation requests (tokens)")
     bad = sorted(set(options.raw) - WORKLOAD_RAW_KEYS)
     if bad:
         why.append(f"raw option(s) {bad} of the version-1 model (version 2 takes {sorted(WORKLOAD_RAW_KEYS)})")
@@ -73,7 +74,8 @@ def reference_placements(inst: Instance) -> IntArray:
     rows = [np.full(n, d, dtype=np.int64) for d in range(k)]
     rows.append(np.array([wl.requests[int(r)].source for r in wl.request_of_layer], dtype=np.int64))
     with np.errstate(invalid="ignore"):
-        t = np.where(inst.placement_mask & np.isfinite(inst.time), inst.time, np.inf)
+        tt = phase_tables(inst).time  # a generation's time over all its passes (§9.10)
+        t = np.where(inst.placement_mask & np.isfinite(tt), tt, np.inf)
     rows.append(np.argmin(t, axis=1).astype(np.int64))
     return np.array(rows, dtype=np.int64).reshape(len(rows), n)
 
