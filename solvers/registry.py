@@ -41,6 +41,7 @@ _SOLVERS: dict[str, str] = {
     "shard-brute": "solvers.sharding:ShardBrute",
     "shard-milp": "solvers.sharding:ShardMilpSolver",
     "shard-dp": "solvers.sharding_dp:ShardDP",
+    "scip-share": "solvers.scip_share:ScipShare",
 }
 
 #: prefix -> "module:factory" where ``factory(suffix) -> Solver`` builds e.g. ``pyomo:cbc``.
