@@ -76,8 +76,78 @@ def _build(data: dict[str, Any]) -> Callable[[], Instance]:
     return build
 
 
+def generation_g1() -> dict[str, Any]:
+    """Worked example G1 of docs/instance-format.md §9.10 as file data: a generation of 100 prompt tokens
+    and 10 decode steps from the phone; all on the edge 1.59555 s (TTFT 1.225 s)."""
+    return {
+        "dnnpart": 2,
+        "name": "g1",
+        "models": {
+            "lm": {
+                "inputs": [{"id": "ids", "bytes": 0, "tokens": {"bytes_per_token": "1 kB"}}],
+                "layers": [
+                    {"id": "block", "op": "decoder_block", "inputs": ["ids"], "flops": 1e9, "output_bytes": 1000,
+                     "param_bytes": "2 MB",
+                     "tokens": {"flops_per_token": "1 GFLOP", "flops_per_token_position": "1 MFLOP",
+                                "output_bytes_per_token": "1 kB", "kv_bytes_per_position": "10 kB"}},
+                    {"id": "head", "op": "linear", "inputs": ["block"], "flops": 1e8, "output_bytes": 4000,
+                     "tokens": {"flops": "0.1 GFLOP", "output_bytes": "4 kB"}},
+                ],
+            }
+        },
+        "system": {
+            "devices": [{"id": "phone", "compute": "10 GFLOP/s"}, {"id": "edge", "compute": "100 GFLOP/s"}],
+            "links": [{"from": "phone", "to": "edge", "bandwidth": "1 MB/s", "latency": "10 ms"}],
+        },
+        "workload": [{"id": "u", "model": "lm", "source": "phone", "sink": "phone",
+                      "tokens": {"prompt": 100, "generate": 10}}],
+        "problem": {"objective": "latency"},
+    }
+
+
+def generation_g2() -> dict[str, Any]:
+    """Worked example G2 (§9.10): G1 with a memory-bound edge whose roofline crosses at step 5;
+    all on the edge 1.4315012 s."""
+    d = generation_g1()
+    d["system"]["devices"][1]["memory_bandwidth"] = "10 GB/s"
+    block = d["models"]["lm"]["layers"][0]
+    block["param_bytes"] = 0
+    block["tokens"] = {"flops_per_token": 1e9, "output_bytes_per_token": 1000, "kv_bytes_per_position": 1e6}
+    d["workload"][0]["tokens"] = {"prompt": 95, "generate": 10}
+    return d
+
+
+def _generation_stream() -> dict[str, Any]:
+    d = generation_g1()
+    d["name"] = "g1-stream"
+    d["workload"][0]["rate"] = 0.5
+    d["problem"]["objective"] = "throughput"
+    return d
+
+
 V2_CASES: list[tuple[str, Callable[[], Instance], float | None, str]] = [
     # (name, build, optimum, why): solvers.testing wraps each in its Case
+    (
+        "v2-generation-latency",
+        _build(generation_g1()),
+        1.59555,
+        "all on the edge: TTFT 0.11 + 1.1 + 0.001 + 0.014 = 1.225 s, then ten steps of 0.036 + 1e-5 (100 + j) s, "
+        "0.37055 s; the block on the edge and the head on the phone 1.76055 s; all on the phone > 11 s",
+    ),
+    (
+        "v2-generation-roofline",
+        _build(generation_g2()),
+        1.4315012,
+        "all on the edge: TTFT 0.105 + 0.95 + 0.001 + 0.014 = 1.07 s; the block's steps 0.1015012 s "
+        "(compute-bound to step 4, memory-bound from step 5) plus 10 x 0.026 s of the rest",
+    ),
+    (
+        "v2-generation-stream",
+        _build(_generation_stream()),
+        0.605275,
+        "utilisation at 0.5 generations/s: the block on the edge (busy 1.1 + 0.1 + 1e-5 x 1055 = 1.21055 s a "
+        "generation) and the head on the phone (0.11 s); the head on the edge adds 0.011 s there",
+    ),
     (
         "v2-share-max",
         _build(_phones("share", "max")),

@@ -21,43 +21,16 @@ from formulation.model import Instance
 from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
 from solvers.result import Status
+from solvers.testing_v2 import generation_g1, generation_g2
 from tests.strategies_v2 import v2_data
 
-G1: dict[str, Any] = {
-    "dnnpart": 2,
-    "name": "g1",
-    "models": {
-        "lm": {
-            "inputs": [{"id": "ids", "bytes": 0, "tokens": {"bytes_per_token": "1 kB"}}],
-            "layers": [
-                {"id": "block", "op": "decoder_block", "inputs": ["ids"], "flops": 1e9, "output_bytes": 1000,
-                 "param_bytes": "2 MB",
-                 "tokens": {"flops_per_token": "1 GFLOP", "flops_per_token_position": "1 MFLOP",
-                            "output_bytes_per_token": "1 kB", "kv_bytes_per_position": "10 kB"}},
-                {"id": "head", "op": "linear", "inputs": ["block"], "flops": 1e8, "output_bytes": 4000,
-                 "tokens": {"flops": "0.1 GFLOP", "output_bytes": "4 kB"}},
-            ],
-        }
-    },
-    "system": {
-        "devices": [{"id": "phone", "compute": "10 GFLOP/s"}, {"id": "edge", "compute": "100 GFLOP/s"}],
-        "links": [{"from": "phone", "to": "edge", "bandwidth": "1 MB/s", "latency": "10 ms"}],
-    },
-    "workload": [{"id": "u", "model": "lm", "source": "phone", "sink": "phone",
-                  "tokens": {"prompt": 100, "generate": 10}}],
-    "problem": {"objective": "latency"},
-}
+G1: dict[str, Any] = generation_g1()
 SPLIT = {"u/block": "edge", "u/head": "phone"}
 
 
 def g2() -> dict[str, Any]:
-    d = copy.deepcopy(G1)
-    d["system"]["devices"][1]["memory_bandwidth"] = "10 GB/s"
-    block = d["models"]["lm"]["layers"][0]
-    block["param_bytes"] = 0
-    block["tokens"] = {"flops_per_token": 1e9, "output_bytes_per_token": 1000, "kv_bytes_per_position": 1e6}
-    d["workload"][0]["tokens"] = {"prompt": 95, "generate": 10}
-    return d
+    """Worked example G2 (as G1 with a roofline crossing) as file data."""
+    return generation_g2()
 
 
 def _gen(ev: Any, r: str = "u") -> dict[str, Any]:
