@@ -58,6 +58,8 @@ class AloneBound:
         The combined placement made of every request's alone placement (``None`` if one is missing).
     proven : bool
         Every ``A_r`` was solved to optimality.
+    coarse : (n,) int array or None
+        The combined placement of every request's alone placement at block granularity.
     seconds : float
         Wall time spent.
     """
@@ -68,6 +70,7 @@ class AloneBound:
     placement: IntArray | None
     proven: bool
     seconds: float
+    coarse: IntArray | None = None
 
 
 def request_alone(inst: Instance, r: int) -> Instance:
@@ -115,11 +118,37 @@ def request_alone(inst: Instance, r: int) -> Instance:
     return Instance(sub.name, sub, system, problem, latency_table=frozen)
 
 
+def _coarse_alone(sub: Instance, solver: str, seconds: float) -> dict[str, str] | None:
+    """A placement of ``sub`` found at block granularity (every segment between cut points on one
+    device), in ``sub``'s layer ids; ``None`` when coarsening merges nothing or nothing is found.
+    Only a start: the bound comes from ``sub`` itself."""
+    from formulation.granularity.provenance import GranularityError
+    from formulation.granularity.transform import apply_granularity
+    from solvers.options import SolverOptions
+    from solvers.registry import solve
+
+    try:
+        tr = apply_granularity(sub, "block")
+    except GranularityError:
+        return None
+    if tr.instance.n >= sub.n:
+        return None
+    res = solve(tr.instance, solver, SolverOptions(time_limit_s=seconds))
+    if res.objective is None or not res.placement:
+        return None
+    got = tr.original_placement(res.placement)
+    if not all(isinstance(d, str) for d in got.values()):
+        return None  # a split layer (block granularity splits none)
+    return {v: str(d) for v, d in got.items()}
+
+
 def alone_bound(inst: Instance, time_limit_s: float = 10.0, solver: str = "auto") -> AloneBound:
     """Solve every request alone (:func:`request_alone`) and combine the bounds by the aggregate.
 
     Requests with the same model, source, sink and layer restrictions have the same relaxation and
-    are solved once. ``time_limit_s`` is shared among the distinct relaxations.
+    are solved once. ``time_limit_s`` is shared among the distinct relaxations. Each relaxation is
+    also solved at block granularity (a tenth of its share), whose placements make a second joint
+    start, ``coarse`` (a coarse placement may suit the joint schedule better than the fine one).
     """
     from solvers.options import SolverOptions
     from solvers.registry import solve
@@ -135,28 +164,33 @@ def alone_bound(inst: Instance, time_limit_s: float = 10.0, solver: str = "auto"
     R = len(wl.requests)
     lower = [-math.inf] * R
     upper = [math.inf] * R
-    placement: IntArray | None = np.zeros(inst.n, dtype=np.int64)
+    starts: list[IntArray | None] = [np.zeros(inst.n, dtype=np.int64), np.zeros(inst.n, dtype=np.int64)]
+    idx = inst.system.device_index
     proven = True
     for gi, members in enumerate(groups.values()):
         left = time_limit_s - (time.perf_counter() - t0)
         share = max(left / (len(groups) - gi), 0.5)
         sub = request_alone(inst, members[0])
-        res = solve(sub, solver, SolverOptions(time_limit_s=share))
+        t1 = time.perf_counter()
+        coarse = _coarse_alone(sub, solver, max(0.1 * share, 0.2))
+        res = solve(sub, solver, SolverOptions(time_limit_s=max(share - (time.perf_counter() - t1), 0.5)))
         lo = res.bound if res.bound is not None and math.isfinite(res.bound) else -math.inf
         proven = proven and res.gap == 0.0
+        found = dict(res.placement) if res.objective is not None and res.placement else None
         for r in members:
             lower[r] = lo
-            if res.objective is not None and res.placement:
-                upper[r] = float(res.objective)
-                if placement is not None:  # same model: the same layer order in every member
-                    idx = inst.system.device_index
-                    for i, v in enumerate(wl.requests[r].layers):
-                        placement[v] = idx[res.placement[sub.graph.layer_ids[i]]]
-            else:
-                placement = None
+            if found is not None:
+                upper[r] = float(res.objective)  # type: ignore[arg-type]
+            for j, pl in enumerate((found, coarse)):
+                target = starts[j]
+                if pl is None or target is None:
+                    starts[j] = None
+                    continue
+                for i, v in enumerate(wl.requests[r].layers):  # same model: the same layer order in every member
+                    target[v] = idx[pl[sub.graph.layer_ids[i]]]
     w = [float(req.weight) for req in wl.requests]
     terms = [wr * lo if wr > 0 else 0.0 for wr, lo in zip(w, lower, strict=True)]
     bound = float(sum(terms)) if wl.aggregate == "sum" else float(max(terms))
     if any(math.isinf(x) for x in terms):
         bound = -math.inf if wl.aggregate == "sum" or all(math.isinf(x) for x in terms) else bound
-    return AloneBound(bound, tuple(lower), tuple(upper), placement, proven, time.perf_counter() - t0)
+    return AloneBound(bound, tuple(lower), tuple(upper), starts[0], proven, time.perf_counter() - t0, starts[1])

@@ -2,8 +2,9 @@
 
 Before the joint CP-SAT model is solved, every request is solved alone
 (:func:`solvers.workload_bounds.alone_bound`): the aggregate of the alone optima is a proven lower
-bound of the joint optimum, and the alone placements put together are a joint placement, judged by
-the evaluator with its default schedule (§9.5). Then
+bound of the joint optimum, and the alone placements put together are a joint placement; so are
+those found with each request's model at block granularity. Both are judged by the evaluator with
+its default schedule (§9.5) and the better one is kept. Then
 
 * when that placement is feasible and its objective meets the bound (gap <= ``OPTIMAL_GAP``), it is
   a proven optimum and CP-SAT is not run (contention costs that placement nothing);
@@ -13,7 +14,9 @@ the evaluator with its default schedule (§9.5). Then
 
 Options (``--option KEY=VALUE``): ``alone`` (default true; false: the CP-SAT model alone, as
 before), ``alone_time_s`` (seconds for the alone problems; default 40 % of the time limit, 20 s
-without one), ``alone_solver`` (the version-1 solver of the alone problems, default ``auto``).
+without one), ``alone_solver`` (the version-1 solver of the alone problems; default ``highs``
+under ``schedule``, whose parallel-latency bounds closed faster than CP-SAT's on the 4-DNN
+benchmark of benchmarks/routed_schedule.py, and ``auto`` under ``none``).
 Not used for network states (§10) or generation requests (§9.10), whose times differ from the
 layer-time table the alone problems use.
 """
@@ -152,13 +155,18 @@ def warm_start(inst: Instance, options: SolverOptions) -> Warm | None:
         return None
     limit = options.time_limit_s
     budget = float(options.raw.get("alone_time_s", 0.4 * limit if limit else 20.0))
-    solver = str(options.raw.get("alone_solver", "auto"))
+    default = "highs" if inst.workload is not None and inst.workload.contention == "schedule" else "auto"
+    solver = str(options.raw.get("alone_solver", default))
     ab = alone_bound(inst, budget, solver)
-    if ab.placement is None:
-        return Warm(ab, None, math.inf, None, False)
-    ev = evaluate(inst, ab.placement)
-    return Warm(ab, ab.placement, float(ev.objective), dict(ev.schedule) if ev.schedule else None,
-                bool(ev.feasible) and math.isfinite(ev.objective))
+    best = Warm(ab, None, math.inf, None, False)
+    for P in (ab.placement, ab.coarse):  # the better of the fine and the block-granularity starts
+        if P is None:
+            continue
+        ev = evaluate(inst, P)
+        ok = bool(ev.feasible) and math.isfinite(ev.objective)
+        if best.placement is None or (ok and (not best.feasible or ev.objective < best.objective)):
+            best = Warm(ab, P, float(ev.objective), dict(ev.schedule) if ev.schedule else None, ok)
+    return best
 
 
 def _integer_starts(builder: Any, P: IntArray, schedule: dict[str, float]) -> dict[Any, int]:
