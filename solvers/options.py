@@ -142,13 +142,13 @@ class Capabilities:
     splits: bool = False
     """A layer stack marked ``split: proportional`` (docs/granularity.md) is solved as a row split;
     False: such instances are refused (their optimum is over row splits, not whole layers)."""
-    choices: bool = False
-    """Layer variants, early exits and accuracy (docs/instance-format.md §11) are solved exactly: the
-    solver chooses the configuration with the placement; False: such instances are refused."""
     sharding: bool = False
     """Layers that declare ``shardable`` (docs/instance-format.md §2.6) may run on groups of devices
     and the solver searches those options; False: such instances are refused (their optimum may
     shard a layer, which a whole-layer search would not see)."""
+    choices: bool = False
+    """Layer variants, early exits and accuracy (docs/instance-format.md §11) are solved exactly: the
+    solver chooses the configuration with the placement; False: such instances are refused."""
     note: str = ""
 
     def reasons(self, inst: Instance) -> list[str]:
@@ -183,10 +183,12 @@ class Capabilities:
 
             if marked_stack(inst) is not None:
                 out.append("a layer stack marked 'split: proportional' (solved by proportional)")
-        if inst.problem.choices is not None and not self.choices:
-            out.append("layer variants, exits or accuracy (docs/instance-format.md §11; solved by brute, highs and cpsat)")
         if not self.sharding and any(lay.shardable is not None for lay in inst.graph.layers):
             out.append("shardable layers (tensor parallelism; solved by shard-brute, shard-milp and shard-dp)")
+        if inst.problem.choices is not None and not self.choices:
+            out.append(
+                "layer variants, exits or accuracy (docs/instance-format.md §11; solved by brute, highs and cpsat)"
+            )
         wl = inst.workload
         if wl is not None:
             have = sorted(self.workload - {"routing", "generation"})

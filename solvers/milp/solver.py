@@ -95,7 +95,8 @@ class MilpSolver(Solver):
             from formulation.choices_model import unsupported
 
             if unsupported(inst):
-                raise UnsupportedProblem(f"solver {self.name!r} cannot solve {inst.name!r}: " + "; ".join(unsupported(inst)))
+                why = "; ".join(unsupported(inst))
+                raise UnsupportedProblem(f"solver {self.name!r} cannot solve {inst.name!r}: {why}")
         unknown = set(options.raw) - self.raw_keys()
         if unknown:
             raise UnsupportedProblem(
