@@ -38,7 +38,7 @@ from formulation.model import Instance
 from solvers.additive import static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import parallel_latency_lower_bound
-from solvers.options import Capabilities, SolverOptions
+from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
 
@@ -93,14 +93,32 @@ class Heft(Solver):
     exact = False
     capabilities = Capabilities(
         objectives=frozenset({"latency"}),
-        executions=frozenset({"parallel"}),
-        constraints=frozenset({"memory", "allowed", "private", "deadline"}),
-        note="heuristic; a deadline is only checked afterwards",
+        executions=frozenset({"parallel", "sequential"}),
+        constraints=frozenset({"memory", "memory_params", "allowed", "private", "deadline"}),
+        workload=frozenset({"none", "schedule", "share", "routing"}),
+        note="heuristic; version 1: parallel latency only; version 2: every contention model "
+        "(solvers/heft_workload.py); deadlines and utilisation at the requests' rates are only checked afterwards",
     )
     supported_options = frozenset({"time_limit_s"})
     description = "HEFT list scheduling for parallel latency (Topcuoglu et al., TPDS 2002); heuristic"
 
+    def check(self, inst: Instance, options: SolverOptions) -> None:
+        # version 1: parallel latency only (a version-2 workload's execution follows its contention model)
+        if inst.workload is None and inst.problem.execution != "parallel":
+            reasons = [
+                f"execution {inst.problem.execution!r} (supported: ['parallel'] in version 1)",
+                *self.capabilities.reasons(inst),
+            ]
+            raise UnsupportedProblem(
+                f"solver {self.name!r} cannot solve instance {inst.name!r}: it does not support " + "; ".join(reasons)
+            )
+        super().check(inst, options)
+
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        if inst.workload is not None:
+            from solvers.heft_workload import solve_workload
+
+            return solve_workload(inst)
         t0 = time.perf_counter()
         why = static_infeasibility(inst)
         if why:
@@ -112,7 +130,8 @@ class Heft(Solver):
         use_mem = inst.problem.constraints.memory
         params = np.zeros(s.k)
         peak = np.zeros(s.k)
-        work = working_set_bytes(g)
+        # the ``params`` memory model counts weights only (§5.9): no working set
+        work = working_set_bytes(g) if inst.problem.constraints.memory_model != "params" else np.zeros(g.n)
         devs = [_Device() for _ in range(s.k)]
         P = np.full(g.n, -1, dtype=np.int64)
         finish = np.zeros(g.n)

@@ -16,7 +16,8 @@ step evaluates, in one batch, every single-layer move (a layer to another allowe
 ``max_segment`` long, to one device), and takes the best if it improves. At a local optimum the
 search restarts from the best placement perturbed by a few random segment moves, ``restarts``
 times. Each step costs ``O((n k + S) (n + e))``. Deterministic for a given ``seed`` (default 0).
-A heuristic: status feasible, bound from :func:`solvers.bounds.cheap_lower_bound`.
+A heuristic: status feasible, bound from :func:`solvers.bounds.cheap_lower_bound` (version 2:
+:func:`solvers.heft_workload.workload_lower_bound`, valid for every contention model and aggregate).
 
 Raw options: ``max_steps`` (default 200), ``restarts`` (default 3), ``segment_samples`` (default
 ``4 n``), ``max_segment`` (default ``n``).
@@ -35,6 +36,7 @@ from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from solvers.additive import static_infeasibility
 from solvers.base import RawSolution, Solver
 from solvers.bounds import cheap_lower_bound
+from solvers.heft_workload import workload_lower_bound
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
@@ -152,7 +154,7 @@ class LocalSearch(Solver):
             Termination.TIME_LIMIT if timed_out else Termination.COMPLETED,
             placement=best_P,
             solver_objective=best_key[1],
-            bound=cheap_lower_bound(inst),
+            bound=cheap_lower_bound(inst) if inst.workload is None else workload_lower_bound(inst),
             solve_time_s=solve,
             extra=extra,
         )
