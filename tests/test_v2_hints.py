@@ -115,3 +115,17 @@ def test_unknown_raw_option_refused() -> None:
     inst = load_instance_data(_two_phones("none", "sum"))
     with pytest.raises(OptionNotSupported, match="alone_tim"):
         get_solver("cpsat-v2").check(inst, SolverOptions(raw={"alone_tim": 3}))
+
+
+def test_four_dnns_blocks_proven_by_the_alone_bound() -> None:
+    """The benchmark's 4-DNN 3-tier instance at block granularity (benchmarks/routed_schedule.py):
+    the alone placements meet the alone bound, 118.576 + 263.799 + 68.710 + 226.433 = 677.518 ms."""
+    from pathlib import Path
+
+    from formulation.loader import load_instance
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "instances" / "four-dnns-3tier-blocks-schedule.yaml"
+    res = solve(load_instance(path), "cpsat-v2", SolverOptions(time_limit_s=60))
+    assert res.status == Status.OPTIMAL and res.method == "cpsat-v2 (alone bound)"
+    assert res.objective == pytest.approx(0.6775179920896, rel=1e-9)
+    assert res.extra["alone"]["lower"] == pytest.approx([0.118575997, 0.263798514, 0.068710044, 0.226433436], rel=1e-6)
