@@ -16,13 +16,15 @@ instance :func:`generation_view` builds:
   multiplies the latency term of the objective (``latency = w L`` for one request).
 
 Under ``none`` and ``share`` one request has the same latency (it holds every resource whole).
-What is not the same, and refused (:func:`view_reasons`): several requests, routed (relayed)
-transfers, rates (a utilisation constraint), the throughput metric (the period of version 1 is
-not the utilisation of §9.3), a release time with energy counted (the idle term runs from 0 in
+Without a rate, the throughput metric of §9.3 (the busiest device's compute or channel's occupancy
+per generation) is the version-1 period of these figures (§5.5). What is not the same, and refused
+(:func:`view_reasons`): several requests, routed (relayed) transfers, rates (the utilisation is then
+``rate x busy`` and bounded by 1), a release time with energy counted (the idle term runs from 0 in
 version 2), and memory under the ``peak`` model when it can bind (a generation's working set is its
-largest pass's, not the one of its summed bytes). The placement's layer order is the combined
-graph's, so a placement of the view is one of the instance; the evaluator still judges it on the
-instance itself.
+largest pass's, not the one of its summed bytes). ``tests/test_generation_chain.py`` checks that the
+view and the instance have the same value and feasibility for every placement of random instances.
+The placement's layer order is the combined graph's, so a placement of the view is one of the
+instance; the evaluator still judges it on the instance itself.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ def view_reasons(inst: Instance) -> list[str]:
         why.append("a rate (a utilisation constraint)")
     p, c = inst.problem, inst.problem.constraints
     terms = p.objective.terms()
-    if terms.get("throughput"):
-        why.append("the throughput objective (the utilisation of a generation is not a version-1 period)")
     if r.release_s > 0 and (terms.get("energy") or c.energy_budget_j):
         why.append("a release time with energy counted (the idle energy runs from time 0)")
     if _peak_may_bind(inst):
