@@ -212,6 +212,26 @@ def test_cli_evaluates_a_result_with_its_configuration(tmp_path: Path) -> None:
     assert ev["metrics"]["choices"]["variants"] == {"a": "int8", "b": "base"}
 
 
+def test_cli_shows_the_configuration(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from toolchain.cli import app
+
+    src = tmp_path / "variants.yaml"
+    src.write_text(yaml.safe_dump(_examples()[0]), encoding="utf-8")
+    out = CliRunner().invoke(app, ["solve", str(src), "--solver", "highs"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "configuration (variants): variants a int8, b base  accuracy 0.79 (min 0.78)" in out.stdout
+    data = _examples()[1]
+    data["model"]["exits"][0]["probability"] = 0.6
+    data["model"]["exits"][1]["probability"] = 0.4
+    data["problem"] = {"objective": "latency"}
+    src.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = CliRunner().invoke(app, ["solve", str(src), "--solver", "brute"], catch_exceptions=False)
+    assert "configuration (expected): variants -  accuracy 0.66" in out.stdout
+    assert "0.574 s" in out.stdout  # the second path's latency (§11.6)
+
+
 def test_files_without_choices_are_unchanged() -> None:
     inst = load_instance(ROOT / "instances" / "examples" / "alexnet-lte-latency.yaml")
     assert inst.problem.choices is None

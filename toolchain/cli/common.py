@@ -181,8 +181,29 @@ def print_metrics(inst: Instance, ev: Any) -> None:
             r.add_row(rid, q["model"], q["source"], _fmt(q["latency_s"], "s"), _fmt(q["latency_alone_s"], "s"),
                       _fmt(q["completion_s"], "s"), shares)
         console.print(r)
+    if getattr(ev, "choices", None):  # variants and exits (docs/instance-format.md §11.4)
+        print_choices(ev.choices)
     for v in ev.violations:
         console.print(f"[red]violation[/] {esc(v.kind)}: {esc(v.message)}", highlight=False, markup=True)
+
+
+def print_choices(ch: dict[str, Any]) -> None:
+    """The configuration of a result: variants, exit, accuracy and, with several paths, each path."""
+    variants = ", ".join(f"{lay} {name}" for lay, name in ch.get("variants", {}).items()) or "-"
+    floor = f" (min {ch['min_accuracy']:.6g})" if ch.get("min_accuracy") is not None else ""
+    exit_ = f"  exit {ch['exit']}" if ch.get("exit") else ""
+    console.print(
+        f"configuration ({ch['mode']}): variants {variants}{exit_}  accuracy {ch['accuracy']:.6g}{floor}",
+        highlight=False,
+        markup=False,
+    )
+    if len(ch.get("paths", [])) > 1:
+        t = Table(title="paths (exits tried in order)")
+        for col in ("exit layer", "weight", "latency", "layers"):
+            t.add_column(col, justify="right" if col in ("weight", "latency") else "left")
+        for p in ch["paths"]:
+            t.add_row(str(p["exit"]), f"{p['weight']:.6g}", _fmt(p["latency_s"], "s"), str(len(p["layers"])))
+        console.print(t)
 
 
 def exit_code_of(res: Any) -> int:
