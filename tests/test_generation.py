@@ -73,7 +73,7 @@ def test_worked_example_g2_roofline_crossing_by_hand() -> None:
     assert ev.memory_bytes["edge"] == pytest.approx(1.05e8 + 190_000, rel=1e-12)
 
 
-@pytest.mark.parametrize("solver", ["cpsat-v2", "highs", "scip"])
+@pytest.mark.parametrize("solver", ["cpsat-v2", "highs", "scip", "pyomo:highs"])
 @pytest.mark.parametrize("data", [G1, g2()], ids=["G1", "G2"])
 def test_worked_examples_brute_and_exact_solvers_agree(data: dict[str, Any], solver: str) -> None:
     inst = load_instance_data(data)
