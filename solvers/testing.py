@@ -324,6 +324,11 @@ from solvers.testing_sharding import SHARDING_CASES  # noqa: E402
 
 CASES += [Case(*row) for row in SHARDING_CASES]
 
+# Variants and exits (docs/instance-format.md §11): only solvers with Capabilities.choices.
+from solvers.testing_choices import CHOICE_CASES  # noqa: E402
+
+CASES += [Case(*row) for row in CHOICE_CASES]
+
 
 def _split_conv() -> Instance:
     """One 3x3 conv (1 -> 1 channel, stride 1, padding 1) on 10x10, marked ``split: proportional``:
@@ -428,8 +433,10 @@ def judge(solver: Solver, c: Case, options: SolverOptions | None = None) -> list
             from solvers.sharding import sharded_evaluation
 
             ev = sharded_evaluation(inst, res)
-        if ev is None:
-            ev = evaluate(inst, res.placement, res.schedule or None)
+        if ev is None:  # with variants or exits, the configuration the solver chose (§11.4)
+            ch = getattr(res.metrics, "choices", None)
+            given = {k: ch[k] for k in ("variants", "exit") if k in ch} if ch else None
+            ev = evaluate(inst, res.placement, res.schedule or None, choices=given)
         if not ev.feasible:
             problems.append(f"{where}: the evaluator finds the placement infeasible: {ev.violations}")
         elif obj is None or not math.isclose(obj, ev.objective, rel_tol=1e-9, abs_tol=1e-12):
