@@ -139,6 +139,26 @@ def test_exact_engines_agree_with_brute_more(seed: int) -> None:
     _agree(seed)
 
 
+@pytest.mark.parametrize("seed", range(0, 60, 3))
+def test_a_deadline_equal_to_the_optimum_still_admits_it(seed: int) -> None:
+    # The deadline set to the slowest path of brute force's optimum: the engines' rounding (CP-SAT's
+    # integer scaling, HiGHS's tolerances) must not cut the optimum off.
+    data = random_choice_data(seed)
+    ref = dnnpart.solve(load_instance_data(data), solver="brute")
+    if ref.status.value != "optimal":
+        data = random_choice_data(seed + 1)
+        ref = dnnpart.solve(load_instance_data(data), solver="brute")
+    assert ref.status.value == "optimal" and ref.metrics is not None
+    data["problem"]["constraints"]["deadline"] = max(p["latency_s"] for p in ref.metrics.choices["paths"])
+    inst = load_instance_data(data)
+    best = dnnpart.solve(inst, solver="brute")
+    assert best.objective == pytest.approx(ref.objective, rel=1e-9, abs=1e-15)
+    for name in EXACT:
+        res = dnnpart.solve(inst, solver=name)
+        assert res.status.value == "optimal", f"{name}: {res.message}"
+        assert res.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-12), name
+
+
 def test_random_instances_cover_every_kind() -> None:
     modes = {random_choice_instance(s).problem.choices.mode for s in range(6)}  # type: ignore[union-attr]
     assert modes == {"variants", "choose", "expected"}
