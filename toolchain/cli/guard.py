@@ -124,12 +124,26 @@ def report(code_message: tuple[int, str], exc: BaseException | None = None) -> t
     return typer.Exit(code)
 
 
+def _quiet_stdout() -> None:
+    """Point file descriptor 1 at devnull (stdout's reader is gone)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor (a test runner's capture): nothing to redirect
+        pass
+
+
 class GuardedGroup(TyperGroup):
     """The app's command group: a command's failure becomes one paragraph and an exit code."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader closed the pipe (``dnnpart ... | head``): stop quietly, as Python's docs
+            # advise, pointing stdout at devnull so the interpreter's last flush cannot fail again.
+            _quiet_stdout()
+            raise typer.Exit(1) from None
         except Exception as exc:
             described = describe(exc)
             if described is None:
