@@ -124,7 +124,7 @@ def _coarse_alone(sub: Instance, solver: str, seconds: float) -> dict[str, str] 
     Only a start: the bound comes from ``sub`` itself."""
     from formulation.granularity.provenance import GranularityError
     from formulation.granularity.transform import apply_granularity
-    from solvers.options import SolverOptions
+    from solvers.options import SolverError, SolverOptions
     from solvers.registry import solve
 
     try:
@@ -133,7 +133,10 @@ def _coarse_alone(sub: Instance, solver: str, seconds: float) -> dict[str, str] 
         return None
     if tr.instance.n >= sub.n:
         return None
-    res = solve(tr.instance, solver, SolverOptions(time_limit_s=seconds))
+    try:
+        res = solve(tr.instance, solver, SolverOptions(time_limit_s=seconds))
+    except SolverError:
+        return None
     if res.objective is None or not res.placement:
         return None
     got = tr.original_placement(res.placement)
@@ -150,7 +153,7 @@ def alone_bound(inst: Instance, time_limit_s: float = 10.0, solver: str = "auto"
     also solved at block granularity (a tenth of its share), whose placements make a second joint
     start, ``coarse`` (a coarse placement may suit the joint schedule better than the fine one).
     """
-    from solvers.options import SolverOptions
+    from solvers.options import SolverError, SolverOptions
     from solvers.registry import solve
 
     wl = inst.workload
@@ -173,7 +176,11 @@ def alone_bound(inst: Instance, time_limit_s: float = 10.0, solver: str = "auto"
         sub = request_alone(inst, members[0])
         t1 = time.perf_counter()
         coarse = _coarse_alone(sub, solver, max(0.1 * share, 0.2))
-        res = solve(sub, solver, SolverOptions(time_limit_s=max(share - (time.perf_counter() - t1), 0.5)))
+        seconds = max(share - (time.perf_counter() - t1), 0.5)
+        try:
+            res = solve(sub, solver, SolverOptions(time_limit_s=seconds))
+        except SolverError:  # the chosen engine refuses this relaxation: the default chooser
+            res = solve(sub, "auto", SolverOptions(time_limit_s=seconds))
         lo = res.bound if res.bound is not None and math.isfinite(res.bound) else -math.inf
         proven = proven and res.gap == 0.0
         found = dict(res.placement) if res.objective is not None and res.placement else None

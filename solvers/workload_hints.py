@@ -47,6 +47,21 @@ def check_raw(options: SolverOptions) -> None:
     unknown = set(options.raw) - RAW_KEYS
     if unknown:
         raise OptionNotSupported(f"solver 'cpsat-v2' has no option(s) {sorted(unknown)} (it knows {sorted(RAW_KEYS)})")
+    if "alone_solver" in options.raw:
+        from solvers.registry import UnknownSolver, get_solver
+
+        try:
+            get_solver(str(options.raw["alone_solver"]))
+        except UnknownSolver as exc:
+            raise OptionNotSupported(f"solver 'cpsat-v2': option alone_solver: {exc}") from None
+    if "alone_time_s" in options.raw:
+        try:
+            ok = float(options.raw["alone_time_s"]) >= 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise OptionNotSupported(
+                f"solver 'cpsat-v2': option alone_time_s={options.raw['alone_time_s']!r}: expected seconds >= 0")
 
 
 def _flag(value: Any) -> bool:

@@ -129,3 +129,19 @@ def test_four_dnns_blocks_proven_by_the_alone_bound() -> None:
     assert res.status == Status.OPTIMAL and res.method == "cpsat-v2 (alone bound)"
     assert res.objective == pytest.approx(0.6775179920896, rel=1e-9)
     assert res.extra["alone"]["lower"] == pytest.approx([0.118575997, 0.263798514, 0.068710044, 0.226433436], rel=1e-6)
+
+
+def test_alone_solver_that_refuses_falls_back_and_bad_options_refused() -> None:
+    """``tang`` refuses version-1 relaxations: the alone problems go to ``auto``, same optimum and bound."""
+    data = _two_phones("schedule", "sum")
+    data["models"]["m"]["inputs"][0]["bytes"] = 1e3
+    data["system"]["devices"][2]["compute"] = 1e11
+    inst = load_instance_data(data)
+    res = solve(inst, "cpsat-v2", SolverOptions(time_limit_s=10, raw={"alone_solver": "tang"}))
+    assert res.status == Status.OPTIMAL and res.objective == pytest.approx(0.034, rel=1e-6)
+    assert res.extra["alone"]["bound"] == pytest.approx(0.024)
+    cpsat = get_solver("cpsat-v2")
+    with pytest.raises(OptionNotSupported, match="alone_solver"):
+        cpsat.check(inst, SolverOptions(raw={"alone_solver": "no-such-engine"}))
+    with pytest.raises(OptionNotSupported, match="alone_time_s='soon'"):
+        cpsat.check(inst, SolverOptions(raw={"alone_time_s": "soon"}))
