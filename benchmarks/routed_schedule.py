@@ -10,6 +10,7 @@ NUC, ``routing: shortest``; ``contention: schedule``, ``aggregate: sum``), at tw
   the sum of its members' times, given as measured times (``system.latency``, §9.4). Written by
   ``--write`` from the zoo file; its optimum is an upper bound for the layer-granularity instance.
 * ``layers`` — the zoo file itself (432 layers).
+* ``layers-none`` — its twin ``four-dnns-3tier-routed-none`` (``contention: none``), for reference.
 
 For each, with the same time limit: ``cpsat-v2`` (each request alone first: a lower bound and a
 start, solvers/workload_hints.py), the same with the alone problems solved by CP-SAT instead of
@@ -126,7 +127,7 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.write:
         print(f"wrote {write_blocks().relative_to(ROOT)}")
-    files = {"blocks": BLOCKS, "layers": ZOO}
+    files = {"blocks": BLOCKS, "layers": ZOO, "layers-none": ZOO.with_name("four-dnns-3tier-routed-none.yaml")}
     print("| instance | nodes | solver | wall s | objective ms | bound ms | gap | status |")
     print("|---|---:|---|---:|---:|---:|---:|---|")
     for which in args.which.split(","):
