@@ -59,7 +59,8 @@ class AloneBound:
     proven : bool
         Every ``A_r`` was solved to optimality.
     coarse : (n,) int array or None
-        The combined placement of every request's alone placement at block granularity.
+        The combined placement of every request's alone placement at block granularity (its
+        placement above where coarsening merges nothing or finds nothing).
     seconds : float
         Wall time spent.
     """
@@ -188,7 +189,7 @@ def alone_bound(inst: Instance, time_limit_s: float = 10.0, solver: str = "auto"
             lower[r] = lo
             if found is not None:
                 upper[r] = float(res.objective)  # type: ignore[arg-type]
-            for j, pl in enumerate((found, coarse)):
+            for j, pl in enumerate((found, found if coarse is None else coarse)):  # coarse where it exists
                 target = starts[j]
                 if pl is None or target is None:
                     starts[j] = None
