@@ -9,11 +9,11 @@ aggregate, which the evaluator checks at the square-root-rule fractions, are non
 branches spatially on them. SCIP's dual bound is the proven bound.
 
 SCIP accepts a solution within its feasibility tolerance (1e-9 here, on time units of a
-hundredth of the slowest request). Every placement is judged by the evaluator; one that the
-evaluator refuses (a deadline, memory or utilisation met only within that tolerance, or deadline
-demands that leave another request no share) is cut off by a no-good cut and the model solved again,
-so the placement returned is feasible for the evaluator and the bound stays valid (each cut removes
-only placements the evaluator refuses).
+hundredth of the slowest request; a verdict "infeasible" is checked again at looser ones). Every
+placement is judged by the evaluator; one that the evaluator refuses (a deadline, memory or
+utilisation met only within that tolerance, or deadline demands that leave another request no
+share) is cut off by a no-good cut and the model solved again, so the placement returned is feasible
+for the evaluator and the bound stays valid (each cut removes only placements the evaluator refuses).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from solvers.base import RawSolution, Solver
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
 from solvers.result import Termination
 
-#: SCIP's feasibility tolerance on the scaled model (time units of 1/100 of the slowest request).
-FEAS_TOL = 1e-10
-#: Feasibility tolerances of the first solve and of the solves after an LP failure.
-RETRIES = (FEAS_TOL, 1e-9, 1e-8)
+#: SCIP's feasibility tolerance on the scaled model (time units of 1/100 of the slowest request);
+#: tighter ones (1e-10) made SCIP declare feasible tiny instances infeasible.
+FEAS_TOL = 1e-9
+#: Feasibility tolerances of the first solve and of the solves after an LP failure or a verdict
+#: "infeasible" (checked again at a looser tolerance, as the MILP backends do).
+RETRIES = (FEAS_TOL, 1e-8, 1e-7)
 #: Relative gap at which SCIP stops, as the MILP backends (a proven optimum: the base class allows 1e-6).
 DEFAULT_GAP = 1e-7
 #: How many placements the evaluator may refuse before the solve gives up (status error).
@@ -79,7 +81,6 @@ class ScipShare(Solver):
             raise UnsupportedProblem(f"solver 'scip-share' cannot solve instance {inst.name!r}: " + "; ".join(why))
 
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
-        from solvers.share_minlp import ShareModel
 
         t0 = time.perf_counter()
         if _private_endpoint(inst):
@@ -87,8 +88,9 @@ class ScipShare(Solver):
         forbidden: list[np.ndarray] = []
         build = 0.0
         log = []
+        start = _start(inst)
         while True:
-            sm, status, note, tb = _optimize(lambda: ShareModel(inst, forbidden), options, t0)
+            sm, status, note, tb = _optimize(lambda: _model(inst, forbidden, start), options, t0)
             build += tb
             log.append(note)
             if sm is None:
@@ -131,8 +133,10 @@ def _optimize(build: Callable[[], Any], options: SolverOptions, t0: float) -> tu
     """Build and solve the model: ``(model, SCIP status, log note, build seconds)``, the model None
     (and the status why) when SCIP failed.
 
-    SoPlex may stop with "error in LP solver" on a badly scaled node LP: the model is then built again
-    and solved with a looser feasibility tolerance and another random seed (:data:`RETRIES`)."""
+    SoPlex may stop with "error in LP solver" on a badly scaled node LP, and a tolerance too tight for
+    the cones' outer approximation may cut off every placement: after either the model is built again
+    and solved with a looser feasibility tolerance and another random seed (:data:`RETRIES`);
+    "infeasible" stands only when every tolerance says so."""
     note = ""
     spent = 0.0
     for n, feastol in enumerate(RETRIES):
@@ -155,7 +159,11 @@ def _optimize(build: Callable[[], Any], options: SolverOptions, t0: float) -> tu
         except Exception as exc:  # pyscipopt raises a bare Exception on SCIP's error codes
             note += f"SCIP failed at feasibility tolerance {feastol:g} ({exc}); solved again\n"
             continue
-        return sm, m.getStatus(), note, spent
+        status = m.getStatus()
+        if status == "infeasible" and n + 1 < len(RETRIES):
+            note += f"infeasible at feasibility tolerance {feastol:g}; checked again\n"
+            continue
+        return sm, status, note, spent
     return None, f"SCIP failed {len(RETRIES)} times: {note.strip()}", note, spent
 
 
@@ -172,6 +180,43 @@ def _termination(status: str, options: SolverOptions, m: Any = None) -> Terminat
         "userinterrupt": Termination.INTERRUPTED,
         "unbounded": Termination.UNBOUNDED,
     }.get(status, Termination.ERROR)
+
+
+def _start(inst: Instance) -> tuple[np.ndarray, np.ndarray] | None:
+    """The best placement the evaluator accepts among three quick ones — each request on its source,
+    each on the fastest device it reaches, HEFT's — with its fractions ``(R, k + k k)``, or None.
+
+    SCIP's first incumbent: without one, on workloads of tens of layers per request SCIP spent most
+    of its time in diving heuristics looking for one (4 users of AlexNet: 45 s, with it 8 s)."""
+    from solvers.baselines import _offload_requests
+    from solvers.heft_workload import solve_workload
+
+    wl = inst.workload
+    assert wl is not None
+    local = np.array([wl.requests[int(r)].source for r in wl.request_of_layer], dtype=np.int64)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for P in (local, _offload_requests(inst).placement, solve_workload(inst).placement):
+        if P is None:
+            continue
+        P = np.asarray(P, dtype=np.int64)
+        wm = workload_metrics(inst, P)
+        lat = request_latencies(wm)
+        value = wm.value(lat.latency)
+        if math.isfinite(value) and lat.shares is not None and (best is None or value < best[0]):
+            R = len(wl.requests)
+            S = np.concatenate([lat.shares.device, lat.shares.channel.reshape(R, -1)], axis=1)
+            best = (value, P, S)
+    return None if best is None else (best[1], best[2])
+
+
+def _model(inst: Instance, forbidden: list[np.ndarray], start: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    """The MINLP with the starting solution, unless the evaluator refused that placement before."""
+    from solvers.share_minlp import ShareModel
+
+    sm = ShareModel(inst, forbidden)
+    if start is not None and not any((start[0] == P).all() for P in forbidden):
+        sm.add_start(*start)
+    return sm
 
 
 def _private_endpoint(inst: Instance) -> bool:

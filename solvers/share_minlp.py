@@ -41,6 +41,7 @@ tolerances stay far below the values that matter; the objective is divided by ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ from formulation.model import Instance
 
 Term = tuple[Any, float]
 """A variable (an ``x`` or a ``y``) and its coefficient."""
+Value = Callable[[Any], float]
+"""The value of a variable in a solution being built."""
 
 
 @dataclass
@@ -85,6 +88,45 @@ def share_problems(inst: Instance) -> list[str]:
     return out
 
 
+def reachable_mask(inst: Instance) -> np.ndarray:
+    """``(n, k)``: device ``d`` can hold layer ``v`` in some placement without a missing route (§9.4).
+
+    A layer reading a model input runs where its source's tensor can go (``d`` the source or a route
+    from it); one reading a layer runs where that layer's device can send. By induction over the DAG,
+    a layer with inputs runs on a device its request's source reaches in the closure of the route
+    graph; likewise a layer with a path to an output sent to a sink runs on a device that reaches the
+    sink. Other placements have a transfer without a route (violation ``link``), so fixing their
+    variables at 0 removes no feasible placement; it keeps every device a request cannot use from
+    counting as shared with it, which would add cones for nothing."""
+    wl = inst.workload
+    assert wl is not None
+    g, k = inst.graph, inst.k
+    hop = np.eye(k, dtype=bool)
+    for a in range(k):
+        for b in range(k):
+            hop[a, b] |= wl.route(a, b) is not None
+    reach = hop.copy()
+    for _ in range(k):  # transitive closure (k is small)
+        reach = reach | ((reach.astype(np.int64) @ hop.astype(np.int64)) > 0)
+    ok = np.ones((g.n, k), dtype=bool)
+    to_sink = np.zeros(g.n, dtype=bool)
+    for v in range(g.n - 1, -1, -1):  # combined layers are numbered topologically
+        req = wl.requests[int(wl.request_of_layer[v])]
+        to_sink[v] = req.sink is not None and (bool(g.is_output[v]) or any(to_sink[c] for c in g.succs[v]))
+        if to_sink[v]:
+            ok[v] &= reach[:, req.sink]
+        if g.layer_inputs[v]:
+            ok[v] &= reach[req.source]
+    return ok
+
+
+def _ratio(work: float, share: float) -> float:
+    """``work / share`` (0 without work; infinite when work gets no share)."""
+    if work <= 0:
+        return 0.0
+    return work / share if share > 0 else math.inf
+
+
 def add(m: Any, cons: Any) -> None:
     """Add a constraint; one that Python already decided (no variable left) is checked here."""
     if isinstance(cons, bool | np.bool_):
@@ -106,9 +148,13 @@ class ShareModel:
         g, s, k = inst.graph, inst.system, inst.k
         m = Model()
         self.m = m
+        # how each auxiliary variable follows from the placement and the shares (:meth:`add_start`),
+        # in creation order, so that every variable is computed after those it depends on
+        self.defs: list[tuple[Any, Callable[..., float]]] = []  # each called with a Value
+        self.start_shares = np.zeros(0)
         finite = np.isfinite(inst.time)
         self.unit = self._unit(inst)
-        mask = inst.placement_mask & finite
+        mask = inst.placement_mask & finite & reachable_mask(inst)
         self.x = [
             [m.addVar(f"x{v}_{d}", vtype="B", ub=1.0 if mask[v, d] else 0.0) for d in range(k)] for v in range(g.n)
         ]
@@ -131,6 +177,28 @@ class ShareModel:
         self._memory(mask)
         obj = self._objective(ld)
         m.setObjective(obj, "minimize")
+
+    def add_start(self, P: np.ndarray, shares: np.ndarray) -> bool:
+        """Give SCIP the solution of placement ``P`` with the evaluator's fractions ``shares`` (``(R,
+        k + k k)``, devices then channels) as its first incumbent; whether SCIP accepted it."""
+        vals: dict[str, float] = {}
+
+        def val(var: Any) -> float:
+            return 1.0 if var is None else vals[var.name]
+
+        for v, row in enumerate(self.x):
+            for d, var in enumerate(row):
+                vals[var.name] = 1.0 if int(P[v]) == d else 0.0
+        self.start_shares = shares
+        for var, fn in self.defs:
+            vals[var.name] = fn(val)
+            if not math.isfinite(vals[var.name]):
+                return False
+        m = self.m
+        sol = m.createSol()
+        for var in m.getVars():
+            m.setSolVal(sol, var, float(vals.get(var.name, var.getLbOriginal()) or 0.0))
+        return bool(m.addSol(sol))
 
     @staticmethod
     def _unit(inst: Instance) -> float:
@@ -179,6 +247,8 @@ class ShareModel:
                             add(m, (on if on is not None else 1) <= 0)
                         continue
                     y = m.addVar(f"y{t}_{a}_{b}", lb=0.0, ub=1.0)
+                    self.defs.append((y, lambda val, us=tuple(users), on=on, sk=sink_here: max(
+                        [0.0, *(val(u) + val(on) - 1 for u in us), *([val(on)] if sk else [])])))
                     for u in users:
                         add(m, y >= u + (on if on is not None else 1) - 1)
                     if sink_here:
@@ -207,24 +277,27 @@ class ShareModel:
         self.share: dict[tuple[int, int], Any] = {}
         L = []
         for r in range(R):
-            expr: Any = sum(c / u * z for z, c in ld.fixed.get(r, []))
+            lin = [(c / u, z) for z, c in ld.fixed.get(r, [])]
             for (rr, x), terms in ld.work.items():
                 if rr != r:
                     continue
                 terms = [(z, c) for z, c in terms if c > 0]
                 if len(users.get(x, [])) < 2:
-                    expr += sum(c / u * z for z, c in terms)
+                    lin += [(c / u, z) for z, c in terms]
                     continue
                 sh = m.addVar(f"s{r}_{x}", lb=0.0, ub=1.0)
                 self.share[(r, x)] = sh
+                self.defs.append((sh, lambda val, r=r, x=x: float(self.start_shares[r, x])))
                 for n, (z, c) in enumerate(terms):
                     # q >= c z^2 / s in time units, a rotated second-order cone; q enters L with
                     # coefficient 1, so SCIP's tolerance on q is a tolerance on time, not a multiple
                     q = m.addVar(f"q{r}_{x}_{n}", lb=0.0)
                     m.addCons(c / u * (z * z) <= q * sh)
-                    expr += q
+                    self.defs.append((q, lambda val, z=z, sh=sh, cu=c / u: _ratio(cu * val(z), val(sh))))
+                    lin.append((1.0, q))
             Lr = m.addVar(f"L{r}", lb=0.0)
-            add(m, Lr == expr)
+            add(m, Lr == sum(c * z for c, z in lin))
+            self.defs.append((Lr, lambda val, lin=lin: math.fsum(c * val(z) for c, z in lin)))
             L.append(Lr)
         for x, rs in users.items():
             if len(rs) >= 2:
@@ -233,6 +306,7 @@ class ShareModel:
         caps = [math.inf if r.deadline_s is None else r.deadline_s * (1 + REL_TOL / 2) / u for r in wl.requests]
         if wl.aggregate == "max":
             self.T = m.addVar("T", lb=0.0)
+            self.defs.append((self.T, lambda val: max(w[r] * val(L[r]) for r in range(R))))
             for r in range(R):
                 add(m, w[r] * L[r] <= self.T)
                 if math.isfinite(caps[r]):
@@ -284,6 +358,9 @@ class ShareModel:
                 for d in range(k):
                     if mask[v, d]:
                         add(m, used[d] >= self.x[v][d])
+            for d in range(k):
+                on_d = [self.x[v][d] for v in range(g.n) if mask[v, d]]
+                self.defs.append((used[d], lambda val, on_d=on_d: max((val(z) for z in on_d), default=0.0)))
             add(m, sum(used) <= c.max_devices)
         if wl.rated:
             # the evaluator's check allows 1 + REL_TOL; half of it leaves room for float noise
@@ -299,6 +376,7 @@ class ShareModel:
                 continue
             terms: Any = 0
             keys: dict[tuple[str, str], Any] = {}
+            holders: dict[tuple[str, str], list[Any]] = {}
             for v in range(g.n):
                 if not mask[v, d] or g.param_bytes[v] <= 0:
                     continue
@@ -306,6 +384,9 @@ class ShareModel:
                 if key not in keys:
                     keys[key] = m.addVar(f"z{d}_{len(keys)}", lb=0.0, ub=1.0)
                     terms += float(g.param_bytes[v]) / max(cap, 1.0) * keys[key]
+                    holders[key] = []
+                    self.defs.append((keys[key], lambda val, h=holders[key]: max(val(z) for z in h)))
+                holders[key].append(self.x[v][d])
                 add(m, keys[key] >= self.x[v][d])
             if c.memory_model != "params":
                 for r, req in enumerate(wl.requests):
@@ -313,9 +394,10 @@ class ShareModel:
                     if top <= 0:
                         continue
                     peak = m.addVar(f"peak{r}_{d}", lb=0.0, ub=top / max(cap, 1.0))
-                    for v in req.layers:
-                        if mask[v, d]:
-                            add(m, peak >= float(ws[v]) / max(cap, 1.0) * self.x[v][d])
+                    parts = [(float(ws[v]) / max(cap, 1.0), self.x[v][d]) for v in req.layers if mask[v, d]]
+                    for c_, z in parts:
+                        add(m, peak >= c_ * z)
+                    self.defs.append((peak, lambda val, parts=parts: max(c_ * val(z) for c_, z in parts)))
                     terms += peak
             add(m, terms <= cap / max(cap, 1.0) * (1 + REL_TOL / 2))  # rows in units of the capacity
 
@@ -351,8 +433,11 @@ class ShareModel:
         if "throughput" in terms:
             rho = [r.rate if r.rate is not None else 1.0 for r in wl.requests]
             U = m.addVar("U", lb=0.0)
-            for rs in self._per_resource().values():
-                add(m, sum(rho[r] * c / self.unit * z for r, tl in rs for z, c in tl) <= U)
+            per = self._per_resource().values()
+            rows = [[(rho[r] * c / self.unit, z) for r, tl in rs for z, c in tl] for rs in per]
+            for row in rows:
+                add(m, sum(c * z for c, z in row) <= U)
+            self.defs.append((U, lambda val: max((math.fsum(c * val(z) for c, z in row) for row in rows), default=0.0)))
             pieces.append((terms["throughput"], U, self.unit))
         self.obj_scale = max((w * sc for w, _, sc in pieces), default=1.0) or 1.0
         return sum((w * sc / self.obj_scale) * e for w, e, sc in pieces)
