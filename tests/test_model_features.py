@@ -151,7 +151,8 @@ DECLARED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "mincut": (frozenset({"allowed", "private", "max_devices"}), frozenset()),
     "shortest-path": (frozenset({"allowed", "private"}), frozenset()),
-    "heft": (frozenset({"memory", "allowed", "private", "deadline"}), frozenset()),
+    # HEFT places each layer where its memory model (peak or params) has room; deadlines judged after.
+    "heft": (frozenset({"memory", "memory_params", "allowed", "private", "deadline"}), frozenset()),
     # auto dispatches to one of the above and refuses when none covers the instance.
     "auto": (ALL, frozenset()),
     # The CoEdge row split: the memory rows of its model, judged by the evaluator on the split.
@@ -188,9 +189,20 @@ def test_solvers_that_cannot_colocate_refuse_before_building() -> None:
     for name in ("mincut", "shortest-path"):
         with pytest.raises(UnsupportedProblem, match=r"constraints \['colocate'\]"):
             get_solver(name).check(inst, SolverOptions())
-    params = chain_instance(Problem(execution="parallel", constraints=Constraints(memory_model="params")), memory=3e6)
-    with pytest.raises(UnsupportedProblem, match=r"constraints \['memory_params'\]"):
-        get_solver("heft").check(params, SolverOptions())
+
+
+
+def test_heft_places_by_the_memory_model() -> None:
+    """q holds 3 MB. ``params``: a and b fit on q (1 + 2 MB), a [0.001, 0.501], b [0.501, 1.501]; c
+    (1 MB more) goes to p after b's 100 kB (0.1 s): ends at 2.601. ``peak``: b's weights and a
+    working set of 200 kB do not fit beside a's, so b runs on p [0.601, 2.601] and c on q after
+    another 0.1 s: [2.701, 3.201]."""
+    for model, placement, latency in (("params", "qqp", 2.601), ("peak", "qpq", 3.201)):
+        inst = chain_instance(Problem(execution="parallel", constraints=Constraints(memory_model=model)), memory=3e6)
+        res = solve(inst, "heft")
+        assert res.status == Status.FEASIBLE
+        assert "".join(res.placement[v] for v in "abc") == placement
+        assert res.objective == pytest.approx(latency, rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------
