@@ -28,6 +28,7 @@ CANDIDATES: list[tuple[str, str]] = [
     ("cpsat", "general problem: CP-SAT"),
     ("scip", "general problem: MILP with SCIP"),
     ("tang", "users sharing one edge server, min-max latency (version 2): bisection on the level, polynomial"),
+    ("scip-share", "version-2 workload under share beyond one edge server: MINLP with SCIP"),
     ("cpsat-v2", "version-2 workload under none or schedule: CP-SAT"),
     ("brute", "tiny instance: exhaustive enumeration"),
 ]
@@ -53,7 +54,7 @@ def prefers_cpsat(inst: Instance) -> bool:
 
 
 #: Version-2 engines tried before the MILP on version-2 workloads (:func:`candidates`).
-V2_FIRST = ("tang", "cpsat-v2")
+V2_FIRST = ("tang", "scip-share", "cpsat-v2")
 
 
 #: Why ``pipeline-dp`` goes before the general engines (:func:`candidates`).
@@ -64,7 +65,7 @@ def candidates(inst: Instance) -> list[tuple[str, str]]:
     """:data:`CANDIDATES` in the order for ``inst``: ``cpsat`` before ``highs`` where
     :func:`prefers_cpsat` says so; ``pipeline-dp`` before both on ``pipeline`` instances where its
     answer is always proven (:func:`solvers.pipeline_dp.exactness_problem`); on version-2 workloads
-    the engines made for them (``tang``, ``cpsat-v2``) before the MILP, which then takes what they
+    the engines made for them (``tang``, ``scip-share``, ``cpsat-v2``) before the MILP, which then takes what they
     refuse (energy, cost, utilisation, rates: :mod:`solvers.milp.workload`)."""
     base = CANDIDATES
     if inst.workload is not None:

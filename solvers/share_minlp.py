@@ -3,7 +3,8 @@
 Variables and constraints, each with its source in the format:
 
 * ``x[v, d]`` binary — combined layer ``v`` runs on device ``d``; ``sum_d x[v, d] = 1``; 0 where
-  ``allowed``/``private`` forbid ``d`` or the layer time is infinite (§9.2, §5.10);
+  ``allowed``/``private`` forbid ``d``, the layer time is infinite (§9.2, §5.10) or no chain of
+  routes leads there from the request's source or from there to its sink (:func:`reachable_mask`);
 * ``y[t, a, b]`` in [0, 1] — tensor ``t`` is sent from its producer's device ``a`` to ``b != a``
   (unicast, §5.2): ``y >= on(t, a) + x[c, b] - 1`` for every consumer ``c`` of ``t`` and ``y >=
   on(t, a)`` when ``b`` is its request's sink and ``t`` an output (``on`` is ``x`` for a layer and
@@ -36,6 +37,8 @@ Variables and constraints, each with its source in the format:
 
 Times are divided by ``unit`` (the longest request alone, over 100) so that SCIP's absolute
 tolerances stay far below the values that matter; the objective is divided by ``obj_scale``.
+:meth:`ShareModel.add_start` turns a placement and the evaluator's fractions into a full solution
+(every auxiliary variable follows from them: ``self.defs``), SCIP's first incumbent.
 """
 
 from __future__ import annotations

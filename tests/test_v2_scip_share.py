@@ -88,3 +88,13 @@ def test_scip_share_refuses_what_it_cannot_model() -> None:
         solver.check(case("chain-seq-latency").build(), SolverOptions())
     res = solve(load_instance_data(base("share")), "scip-share")
     assert res.objective is not None and math.isfinite(res.objective)
+
+
+def test_auto_takes_scip_share_where_tang_refuses() -> None:
+    """§9.9's base under ``share``: the edge's 3 MB memory is outside tang's setting, so auto solves it
+    with scip-share; the optimum equals brute force's (0.5 s for ``max``: the phones run alone)."""
+    inst = load_instance_data(base("share", "max"))
+    res = solve(inst, "auto")
+    assert res.method == "scip-share" and res.status == Status.OPTIMAL
+    assert res.objective == pytest.approx(solve(inst, "brute").objective, rel=1e-9)
+    assert res.objective == pytest.approx(0.5, rel=1e-9)
