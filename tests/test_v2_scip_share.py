@@ -4,7 +4,8 @@ Seeded instances of tests/random_v2.py under ``share`` (1-3 requests, up to 4 la
 direct or relayed routes, every objective, ``sum``/``max``, rates, deadlines, memory, ``allowed``,
 ``private``): 60 in the default suite and 300 more with ``-m slow``. Energy with idle power is out
 of the model's scope (the idle time depends on the evaluator's fractions, §9.5); such draws keep
-their devices but with idle power 0, so that every seed is compared.
+their devices but with idle power 0, so that every seed is compared. With ``-m slow`` also 200
+draws of the hypothesis strategy of tests/strategies_v2.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from formulation.evaluator import evaluate
 from formulation.loader import load_instance_data
@@ -20,6 +23,7 @@ from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
 from solvers.result import Status, compute_gap
 from tests.random_v2 import random_v2
+from tests.strategies_v2 import v2_data
 from tests.test_v2_examples import base
 
 
@@ -32,7 +36,11 @@ def _in_scope(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _agree(seed: int) -> None:
-    inst = load_instance_data(_in_scope(random_v2(seed, "share")))
+    _agree_on(random_v2(seed, "share"))
+
+
+def _agree_on(data: dict[str, Any]) -> None:
+    inst = load_instance_data(_in_scope(data))
     ref = solve(inst, "brute")
     res = solve(inst, "scip-share", SolverOptions(time_limit_s=120))
     assert res.status != Status.ERROR, res.message
@@ -57,6 +65,14 @@ def test_scip_share_equals_brute(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(1000, 1300))
 def test_scip_share_equals_brute_many(seed: int) -> None:
     _agree(seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_scip_share_equals_brute_hypothesis(data: st.DataObject) -> None:
+    """The hypothesis strategy of tests/strategies_v2.py as well: DAG branches, one-way links."""
+    _agree_on(data.draw(v2_data("share")))
 
 
 def test_two_shared_resources_under_max() -> None:
