@@ -22,6 +22,13 @@ option or of two consecutive layers' options, so the model is exact with
   ``sum params + max working set``, the max linearised from below, exact since ``m_d`` only
   appears in these rows).
 
+Options no optimal solution uses are left out before building (exact, given an upper bound ``U`` on
+the optimum, e.g. the value of a feasible placement): every term above is non-negative, so an option
+or a pair whose own latency terms exceed ``U`` (sequential latency), or whose own term on one
+device or channel exceeds ``U`` (period), cannot be in a solution of value at most ``U``. Besides
+the size, this keeps the rows free of figures far beyond the answer's scale (a transfer over a
+nearly dead channel), which the solver's absolute tolerances would otherwise let swamp the rest.
+
 Size: ``sum_v |O_v|`` binaries and ``sum_v |O_{v-1}| |O_v|`` flows; ``|O_v| = K + sum_{g=2}^{G}
 C(K, g)`` for a shardable layer of ``max_degree`` ``G`` on ``K`` devices (15 for ``K = G = 4``).
 """
@@ -77,9 +84,15 @@ def _input_moves(inst: Instance, v: int, o: Option) -> list[Send]:
     return out
 
 
-def build(inst: Instance) -> ShardMilp:
-    """The MILP of the module docstring for a chain instance (objective latency or throughput)."""
+def build(inst: Instance, upper: float = math.inf) -> ShardMilp:
+    """The MILP of the module docstring for a chain instance (objective latency or throughput).
+
+    ``upper``: an upper bound on the optimum; options and pairs that cannot be in a solution of at
+    most that value are left out (module docstring).
+    """
     g, s, c = inst.graph, inst.system, inst.problem.constraints
+    # a little above the bound, so that float rounding never drops the incumbent's own options
+    cap = upper * (1.0 + 1e-9) if math.isfinite(upper) else math.inf
     n, k = g.n, s.k
     period = bool(inst.problem.objective.terms().get("throughput"))
     lp = LinearModel(f"shard_{inst.name}")
@@ -98,6 +111,12 @@ def build(inst: Instance) -> ShardMilp:
             add(lat, col, m.duration_s)
             add(chan.setdefault((m.src, m.dst), {}), col, m.occupied_s)
 
+    def beyond(latency_s: float, loads: list[float]) -> bool:
+        """Whether a column's own terms exceed the bound (module docstring)."""
+        if period:
+            return any(t > cap for t in loads)
+        return latency_s > cap
+
     xs: list[list[tuple[Option, int]]] = []
     for v in range(n):
         row: list[tuple[Option, int]] = []
@@ -105,9 +124,14 @@ def build(inst: Instance) -> ShardMilp:
             unary = _input_moves(inst, v, o) + (_moves(inst, v, o, o, False) if v == n - 1 else [])
             if any(not math.isfinite(m.duration_s) for m in unary) or not math.isfinite(span(inst, v, o)):
                 continue
+            coll = collective(inst, v, o)
+            own = span(inst, v, o) + sum(m.duration_s for m in unary)
+            loads = [t + coll.time_s for t in member_compute(inst, v, o)]
+            loads += [m.occupied_s for m in unary] + list(coll.occupied_s)
+            if beyond(own, loads):
+                continue
             col = int(lp.add_vars(f"x_{v}_{'_'.join(map(str, o))}", [""], 0.0, 1.0, integer=True)[0])
             row.append((o, col))
-            coll = collective(inst, v, o)
             add(lat, col, span(inst, v, o))
             add_moves(col, unary)
             for d, t in zip(o, member_compute(inst, v, o), strict=True):
@@ -125,6 +149,8 @@ def build(inst: Instance) -> ShardMilp:
             for o, cv in xs[v]:
                 moves = _moves(inst, v - 1, op, o, True)
                 if any(not math.isfinite(m.duration_s) for m in moves):
+                    continue
+                if beyond(sum(m.duration_s for m in moves), [m.occupied_s for m in moves]):
                     continue
                 y = int(lp.add_vars(f"y_{v}_{cp}_{cv}", [""], 0.0, 1.0)[0])
                 out_of[cp].append((y, 1.0))

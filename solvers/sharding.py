@@ -87,6 +87,20 @@ def sharded_result(solver: Solver, inst: Instance, raw: ShardedRaw, options_: So
     return res
 
 
+def _single_device_bound(inst: Instance) -> float:
+    """The best objective of running every layer whole on one device (an upper bound on the optimum;
+    inf when none is feasible), judged by the sharded evaluator."""
+    best = math.inf
+    for d in range(inst.k):
+        try:
+            ev = evaluate_sharded(inst, [(d,)] * inst.n)
+        except ValueError:  # not an admissible option of some layer
+            continue
+        if ev.feasible and math.isfinite(ev.objective):
+            best = min(best, ev.objective)
+    return best
+
+
 def sharded_evaluation(inst: Instance, res: Result) -> Evaluation | None:
     """The sharded evaluator's verdict on a result that carries ``extra["sharding"]`` (else None)."""
     view: Any = res.extra.get("sharding")
@@ -234,7 +248,7 @@ class ShardMilpSolver(ShardingSolver):
         from solvers.milp.backend import RunSettings
         from solvers.milp.highs_direct import HighsDirect
 
-        model = build(inst)
+        model = build(inst, _single_device_bound(inst))
         ctx = MilpContext.new(inst)
         ctx.model = model.lp
         run = HighsDirect(ctx).run(RunSettings(time_limit_s=options.time_limit_s))

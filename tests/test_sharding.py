@@ -236,3 +236,31 @@ def test_exact_solvers_agree_with_brute_on_random_tiny_instances() -> None:
         compared[name] += 1
     assert compared["shard-milp"] >= 50 and compared["shard-dp"] >= 50, compared
     assert sharded_optima >= 20  # the optimum shards a layer in many of them
+
+
+def test_shard_milp_leaves_out_options_beyond_a_feasible_value() -> None:
+    """One layer of 1 FLOP at 1 FLOP/s on d0 (source and sink) or d1, whose way back is a channel
+    of 1e-15 B/s (1e15 s for one byte): d0 gives 1 s, the best single device, so d1's option is left
+    out before building; kept, its 1e15 coefficient beside the 1 s of d0 in one row let the solver's
+    absolute tolerance report a latency of 0 s."""
+    from formulation.loader import load_instance_data
+    from formulation.sharding_milp import build
+    from solvers.sharding import _single_device_bound
+
+    dev = {"compute": 1.0, "memory": 1.0, "power_active": 1.0, "power_idle": 1.0}
+    inst = load_instance_data({
+        "dnnpart": 1, "name": "dead-way-back",
+        "model": {"name": "g", "inputs": [{"id": "in0", "bytes": 1.0}],
+                  "layers": [{"id": "L0", "op": "op", "inputs": ["in0"], "flops": 1.0, "output_bytes": 1.0}]},
+        "system": {"devices": [{"id": "d0", **dev}, {"id": "d1", **dev}],
+                   "links": [{"from": "d0", "to": "d1", "bandwidth": 1e5, "bidirectional": False},
+                             {"from": "d1", "to": "d0", "bandwidth": 1e-15, "latency": 1.0, "bidirectional": False}],
+                   "source": "d0", "sink": "d0"},
+        "problem": {"objective": "latency", "constraints": {"memory": False}},
+    })
+    assert _single_device_bound(inst) == pytest.approx(1.0, abs=1e-12)
+    assert [o for o, _ in build(inst, 1.0).x[0]] == [(0,)]
+    assert [o for o, _ in build(inst).x[0]] == [(0,), (1,)]
+    res = get_solver("shard-milp").solve(inst)
+    assert res.status == Status.OPTIMAL and res.objective == pytest.approx(1.0, abs=1e-12)
+    assert res.placement == {"L0": "d0"}
