@@ -157,6 +157,9 @@ class Worker:
             # The sleep owed, (F - 1) x compute, is paid in one go once it reaches a millisecond or
             # before anything leaves this layer; the measured sleep is deducted, so the wake-up delays
             # of many short sleeps do not add up (a late wake-up is credited to the next layers).
+            if seg is self.segments[0]:
+                # a new inference: a late wake-up of the previous one is not credited to it
+                self._owed = 0.0
             self._owed += (self.cfg.slowdown - 1) * (t1 - t0)
             last = seg is self.segments[-1]
             if self._owed >= 1e-3 or last or seg.layer in self.plan.sends or self._holds_output(seg):
