@@ -22,6 +22,7 @@ from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
 from solvers.result import Status
 from solvers.testing_v2 import generation_g1, generation_g2
+from tests.agree import agrees_with_brute
 from tests.strategies_v2 import v2_data
 
 G1: dict[str, Any] = generation_g1()
@@ -226,19 +227,7 @@ def generation_data(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _agree(data: dict[str, Any]) -> None:
-    inst = load_instance_data(data)
-    ref = solve(inst, "brute")
-    res = solve(inst, "cpsat-v2", SolverOptions(time_limit_s=60))
-    assert res.status != Status.ERROR, res.message
-    if ref.status == Status.INFEASIBLE:
-        assert res.status == Status.INFEASIBLE, res.message
-        return
-    assert ref.status == Status.OPTIMAL and res.status == Status.OPTIMAL, res.message
-    assert ref.objective is not None
-    assert res.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-9)
-    assert res.bound <= ref.objective * (1 + 1e-9) + 1e-12
-    ev = evaluate(inst, res.placement)  # the evaluator is the judge
-    assert ev.feasible and ev.objective == pytest.approx(res.objective, rel=1e-12)
+    agrees_with_brute(load_instance_data(data), "cpsat-v2", SolverOptions(time_limit_s=60))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -200,7 +200,7 @@ def test_brute_matches_hand_values_share_and_none() -> None:
     # S1's instance: brute's optimum is never worse than the hand placement, and is judged by the evaluator
     inst = load_instance_data(base("share", "max", constraints={"memory": False}))
     res = solve(inst, "brute")
-    assert res.status == Status.OPTIMAL and res.objective <= 0.681 + 1e-12
+    assert res.status == Status.OPTIMAL and res.objective is not None and res.objective <= 0.681 + 1e-12
     # everything local takes 0.5 s per phone without sharing anything: the min-max optimum
     assert res.objective == pytest.approx(0.5, rel=1e-12)
 
