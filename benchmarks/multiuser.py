@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/multiuser.py`` (``--users 2,4,8,16``). Prints one table: for N
 users of ResNet-18 (``rpi3b`` devices around an ``edge-gpu`` server over Wi-Fi and 5G, ``share``,
-``max``), the exact ``tang`` solver next to the alternative a user would otherwise write by hand —
+``max``, each user on its own device and the server), the exact ``tang`` solver next to the
+alternative a user would otherwise write by hand —
 Tang et al.'s one cut per user applied to every user alike, every cut position scanned and each
 placement judged by the evaluator (its optimal shares) — with both latencies and the time ratio.
 Target (issue 14): 8 users x ResNet-18 solved exactly in <= 10 s. Numbers are recorded in
@@ -50,7 +51,7 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for net in args.networks.split(","):
         for n in (int(x) for x in args.users.split(",")):
-            inst = load_instance_data(build_workload(n, ["resnet18"], "rpi3b", "edge-gpu", net))
+            inst = load_instance_data(build_workload(n, ["resnet18"], "rpi3b", "edge-gpu", net, own_device=True))
             t0 = time.perf_counter()
             res = solve(inst, "tang")
             t_tang = time.perf_counter() - t0

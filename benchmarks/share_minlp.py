@@ -25,8 +25,9 @@ from toolchain.scenario import build_workload
 
 def _row(users: int, model: str, setting: str, aggregate: Literal["sum", "max"], limit: float) -> str:
     cloud = "v100" if setting == "3-tier" else None
+    # one server: Tang et al.'s setting (each user on its own device and the server), which tang solves
     inst = load_instance_data(build_workload(users, [model], "rpi3b", "edge-gpu", "wifi", cloud=cloud,
-                                             aggregate=aggregate))
+                                             aggregate=aggregate, own_device=cloud is None))
     t0 = time.perf_counter()
     res = solve(inst, "scip-share", SolverOptions(time_limit_s=limit))
     t_minlp = time.perf_counter() - t0

@@ -207,7 +207,12 @@ def _build_requests(
         release = sec.quantity(("release",), rq.release, "time")
         deadline = None if rq.deadline is None else sec.quantity(("deadline",), rq.deadline, "time", "positive")
         rated.append(rq.rate is not None)
-        for lay, ds in rq.allowed.items():
+        if isinstance(rq.allowed, list):  # the devices of every layer of the request (§9.2)
+            for i, d in enumerate(rq.allowed):
+                check_dev(("allowed", i), d)
+            for lay in g.layer_ids if g is not None else ():
+                allowed[f"{rq.id}{REQUEST_SEP}{lay}"] = _dedupe(rq.allowed)
+        for lay, ds in (rq.allowed if isinstance(rq.allowed, dict) else {}).items():
             if g is not None and lay not in g.layer_index:
                 sec.unknown(("allowed", lay), lay, "a layer of its model", g.layer_ids)
             for i, d in enumerate(ds):

@@ -83,6 +83,38 @@ _ROUTING_SCHEMA = {
 RoutingValue = Annotated[str | dict[str, Any], PlainValidator(_check_routing), WithJsonSchema(_ROUTING_SCHEMA)]
 
 
+
+def _ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(d, str) and d for d in value)
+
+
+def _check_request_allowed(value: Any) -> dict[str, list[str]] | list[str]:
+    # one message for both forms (a plain union would report each alternative with pydantic's tags)
+    if _ids(value):
+        return list(value)
+    if isinstance(value, dict):
+        bad = next((k for k, ds in value.items() if not (isinstance(k, str) and k and _ids(ds))), None)
+        if bad is None:
+            return {k: list(ds) for k, ds in value.items()}
+        raise PydanticCustomError("allowed", "{expected}", {
+            "expected": f"a non-empty list of device ids for layer {bad!r} ({{layer: [device, ...]}})"})
+    raise PydanticCustomError("allowed", "{expected}", {
+        "expected": "{layer: [device, ...]}, or a non-empty list [device, ...] for every layer of the request"})
+
+
+_ID_LIST_SCHEMA = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+_REQUEST_ALLOWED_SCHEMA = {
+    "anyOf": [{"type": "object", "additionalProperties": _ID_LIST_SCHEMA}, _ID_LIST_SCHEMA],
+    "description": "devices a layer of this request may run on {layer: [device, ...]}, or [device, ...] "
+    "for every layer of the request",
+    "default": {},
+}
+
+RequestAllowedValue = Annotated[
+    dict[str, list[str]] | list[str], PlainValidator(_check_request_allowed), WithJsonSchema(_REQUEST_ALLOWED_SCHEMA)
+]
+
+
 class SystemV2Spec(_Strict):
     """Devices, links and routing of a version-2 system (docs/instance-format.md §9.4)."""
 
@@ -156,8 +188,10 @@ class RequestSpecV2(_Strict):
     rate: QuantityValue | None = _q("number", "inferences per second (> 0); all requests or none", None)
     release: QuantityValue = _q("time", "time its inputs exist on the source", 0)
     deadline: QuantityValue | None = _q("time", "latency (completion - release) <= deadline (> 0)", None)
-    allowed: dict[str, NonEmptyIds] = Field(
-        default_factory=dict, description="devices a layer of this request may run on {layer: [device, ...]}"
+    allowed: RequestAllowedValue = Field(
+        default_factory=dict,
+        description="devices a layer of this request may run on {layer: [device, ...]}, "
+        "or [device, ...] for every layer of the request",
     )
     private: list[Id] = Field(
         default_factory=list, description="this request's tensors allowed only on trusted devices"

@@ -161,6 +161,21 @@ def setting_problems(inst: Instance) -> list[str]:
         if srv not in (i, j):
             out.append(f"a link {a} -> {b} between two user devices (a star around the server)")
             break
+    # the model: each request runs on its own device and the server only (docs/algorithms.md);
+    # a device it may also use (after `allowed`/`private`) is outside it, and so outside the proof
+    usable = inst.placement_mask & np.isfinite(inst.time)
+    names = inst.system.device_ids
+    wider = []
+    for r in wl.requests:
+        extra = sorted({int(d) for v in r.layers for d in np.flatnonzero(usable[v])} - {r.source, srv})
+        if extra:
+            wider.append(f"{r.id!r} also on {', '.join(names[d] for d in extra)}")
+    if wider:
+        out.append(
+            f"requests may run layers off their own device and the server {names[srv]} ({'; '.join(wider)}): "
+            "Tang et al.'s setting needs each request's `allowed` to list only its source and the server; "
+            "scip-share or brute solve the instance as it is"
+        )
     for r in wl.requests:
         if r.sink is not None and r.sink != r.source:
             out.append(f"request {r.id!r} has a sink other than its source")

@@ -117,6 +117,14 @@ def generation_g2() -> dict[str, Any]:
     return d
 
 
+def _own_device(d: dict[str, Any]) -> dict[str, Any]:
+    """Each request's layers only on its own device and the edge."""
+    for r in d["workload"]:
+        r["allowed"] = [r["source"], "edge"]
+    d["name"] += "-own-device"
+    return d
+
+
 def _generation_stream() -> dict[str, Any]:
     d = generation_g1()
     d["name"] = "g1-stream"
@@ -154,6 +162,13 @@ V2_CASES: list[tuple[str, Callable[[], Instance], float | None, str]] = [
         1.101,
         "both requests all on the edge: each 1.001 s alone plus 0.05 s of edge work at half the edge, "
         "0.1 s. A request keeping a on its phone takes >= 1.541 s; all local 5 s",
+    ),
+    (
+        "v2-share-max-own-device",
+        _build(_own_device(_phones("share", "max"))),
+        1.101,
+        "as v2-share-max with each request's `allowed` its own phone and the edge (Tang et al.'s setting, "
+        "the one tang solves): the optimum above uses only those devices",
     ),
     (
         "v2-share-sum",

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from formulation.errors import InstanceError
 from formulation.loader import load_instance_data
 from solvers.options import SolverOptions, UnsupportedProblem
 from solvers.registry import get_solver, solve
@@ -57,14 +58,16 @@ def tang_data(draw: st.DrawFn) -> dict[str, Any]:
     ]
     workload = []
     for u in range(users):
-        req: dict[str, Any] = {"id": f"r{u}", "model": f"m{u}", "source": f"u{u}"}
+        # Tang et al.'s setting: each user on its own device and the server only
+        req: dict[str, Any] = {"id": f"r{u}", "model": f"m{u}", "source": f"u{u}", "allowed": [f"u{u}", "srv"]}
         req["weight"] = draw(st.sampled_from([1, 2]))
         if draw(st.booleans()):
             req["sink"] = f"u{u}"
         if draw(st.integers(0, 4)) == 0:
             req["deadline"] = draw(st.sampled_from([0.3, 1.0]))
         if draw(st.integers(0, 5)) == 0:
-            req["allowed"] = {"l0": [draw(st.sampled_from([f"u{u}", "srv"]))]}
+            req["allowed"] = {lay["id"]: [f"u{u}", "srv"] for lay in models[f"m{u}"]["layers"]}
+            req["allowed"]["l0"] = [draw(st.sampled_from([f"u{u}", "srv"]))]
         workload.append(req)
     return {
         "dnnpart": 2,
@@ -117,8 +120,8 @@ def hand() -> dict[str, Any]:
             "links": [{"from": "a", "to": "srv", "bandwidth": 1e6}, {"from": "b", "to": "srv", "bandwidth": 1e6}],
         },
         "workload": [
-            {"id": "r1", "model": "small", "source": "a"},
-            {"id": "r2", "model": "big", "source": "b"},
+            {"id": "r1", "model": "small", "source": "a", "allowed": ["a", "srv"]},
+            {"id": "r2", "model": "big", "source": "b", "allowed": ["b", "srv"]},
         ],
         "problem": {"aggregate": "max", "contention": "share"},
     }
@@ -150,3 +153,58 @@ def test_tang_refuses_outside_its_setting() -> None:
     data["problem"]["contention"] = "none"
     with pytest.raises(UnsupportedProblem, match="contention 'none'"):
         get_solver("tang").solve(load_instance_data(data))
+
+
+def another_users_device() -> dict[str, Any]:
+    """A draw of :func:`tang_data` without ``allowed``: brute force puts r0/l1 on u1, the other user's
+    device, reached by the srv-u1 link (0.074302 s), below the best placement on each request's own
+    device and the server (0.075073 s, every layer on srv)."""
+    def layer(v: int, inputs: list[str]) -> dict[str, Any]:
+        return {"id": f"l{v}", "op": "op", "inputs": inputs, "flops": 1e8, "output_bytes": 1e3}
+
+    x = [{"id": "x", "bytes": 1e4}]
+    return {
+        "dnnpart": 2,
+        "name": "tang-random",
+        "models": {"m0": {"inputs": x, "layers": [layer(0, ["x"]), layer(1, ["l0"])]},
+                   "m1": {"inputs": x, "layers": [layer(0, ["x"]), layer(1, ["l0", "x"])]}},
+        "system": {
+            "devices": [{"id": "u0", "compute": 1e9}, {"id": "u1", "compute": 3e9}, {"id": "srv", "compute": 1e10}],
+            "links": [{"from": "u0", "to": "srv", "bandwidth": 5e6, "latency": 0.0, "bidirectional": True},
+                      {"from": "u1", "to": "srv", "bandwidth": 1e6, "latency": 0.0, "bidirectional": True}],
+        },
+        "workload": [{"id": "r0", "model": "m0", "source": "u0", "weight": 1},
+                     {"id": "r1", "model": "m1", "source": "u1", "weight": 2, "deadline": 0.3}],
+        "problem": {"aggregate": "max", "contention": "share"},
+    }
+
+
+def test_tang_refuses_a_request_that_may_use_another_users_device() -> None:
+    """tang's proof covers each request on its own device and the server only; a layer allowed
+    elsewhere is refused (it once answered 'optimal' 0.075073 s where 0.074302 s exists)."""
+    inst = load_instance_data(another_users_device())
+    ref = solve(inst, "brute")
+    assert ref.status == Status.OPTIMAL and ref.objective == pytest.approx(0.07430181380228994, rel=1e-9)
+    assert ref.placement["r0/l1"] == "u1"
+    with pytest.raises(UnsupportedProblem, match=r"'r0' also on u1; 'r1' also on u0.*scip-share or brute"):
+        get_solver("tang").check(inst, SolverOptions())
+    auto = solve(inst, "auto")  # tries tang, then scip-share (solvers/auto.py)
+    assert auto.status == Status.OPTIMAL and auto.objective == pytest.approx(ref.objective, rel=1e-9)
+
+
+def test_tang_equals_brute_with_each_user_on_its_device_and_the_server() -> None:
+    data = another_users_device()
+    data["workload"][0]["allowed"] = ["u0", "srv"]
+    data["workload"][1]["allowed"] = ["u1", "srv"]
+    inst = load_instance_data(data)
+    ref, res = solve(inst, "brute"), solve(inst, "tang")
+    assert ref.status == res.status == Status.OPTIMAL
+    assert res.objective == pytest.approx(ref.objective, rel=1e-9)
+    assert res.objective == pytest.approx(0.07507345007480164, rel=1e-9)
+    assert set(res.placement.values()) == {"srv"}
+    # the list form is every layer's `allowed`; a device it names must exist (docs/instance-format.md §9.2)
+    assert dict(inst.problem.constraints.allowed) == {"r0/l0": ("u0", "srv"), "r0/l1": ("u0", "srv"),
+                                                      "r1/l0": ("u1", "srv"), "r1/l1": ("u1", "srv")}
+    data["workload"][1]["allowed"] = ["u1", "cloud"]
+    with pytest.raises(InstanceError, match=r"workload\[1\]\.allowed\[1\]: got 'cloud'; expected the id of a device"):
+        load_instance_data(data)

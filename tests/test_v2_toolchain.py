@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from formulation.evaluator import evaluate
 from formulation.loader import load_instance, load_instance_data
-from solvers.registry import solve
+from solvers.options import SolverOptions, UnsupportedProblem
+from solvers.registry import get_solver, solve
 from solvers.result import Status
 from tests.test_v2_examples import SPLIT, base
 from toolchain.cli import app
@@ -72,7 +73,14 @@ def test_scenario_users_writes_a_version_2_instance(tmp_path: Path) -> None:
     assert data["dnnpart"] == 2 and [w["source"] for w in data["workload"]] == ["phone-1", "phone-2", "phone-3"]
     inst = load_instance(out)
     assert inst.workload is not None and inst.workload.contention == "share" and inst.workload.aggregate == "max"
+    assert [w["allowed"] for w in data["workload"]] == [[f"phone-{i}", "edge-gpu"] for i in (1, 2, 3)]
     assert solve(inst, "tang").status == Status.OPTIMAL
+    # --no-own-device: a user may run on another's device through the edge, outside tang's setting
+    r = runner.invoke(app, ["scenario", "--users", "2", "--model", "alexnet", "--devices", "phone", "--edge",
+                            "edge-gpu", "--network", "lte", "--no-own-device", "-o", str(out)])
+    assert r.exit_code == 0 and all("allowed" not in w for w in yaml.safe_load(out.read_text())["workload"])
+    with pytest.raises(UnsupportedProblem, match="'u1' also on phone-2"):
+        get_solver("tang").check(load_instance(out), SolverOptions())
     bad = runner.invoke(app, ["scenario", "--users", "3", "--model", "nope", "--devices", "phone",
                               "--edge", "edge-gpu", "--network", "lte"])
     assert bad.exit_code == 2 and "nope" in bad.output

@@ -155,6 +155,7 @@ def build_workload(
     aggregate: Literal["sum", "max"] = "max",
     contention: Literal["none", "schedule", "share"] = "share",
     model_dir: Any = None,
+    own_device: bool = False,
 ) -> dict[str, Any]:
     """A version-2 instance (docs/instance-format.md §9): ``users`` devices around one edge server.
 
@@ -163,7 +164,10 @@ def build_workload(
     edge also links to a cloud device by ``wan`` and routing is ``shortest`` (users reach the cloud
     through the edge). User ``i`` runs ``models[i % len(models)]`` from and back to its device. The
     models are written inline, read from ``model_dir/NAME.yaml`` (the zoo's models by default).
-    Memory is not enforced (the multi-user literature assumes the weights fit).
+    Memory is not enforced (the multi-user literature assumes the weights fit). With ``own_device``,
+    each request's ``allowed`` lists its own device and the servers (the edge, and the cloud if any):
+    no user runs layers on another user's device, Tang et al.'s setting (``tang`` solves it with one
+    server); without it a layer may also run on another user's device reached through the edge.
     """
     from pathlib import Path
 
@@ -186,8 +190,10 @@ def build_workload(
             raise ValueError(f"model {name!r}: no file {path.name} among the zoo's models")
         model_data[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
     user_ids = [d["id"] for d in star["devices"][1:]]
-    workload = [
+    servers = [d["id"] for d in devices if d["id"] not in user_ids]
+    workload: list[dict[str, Any]] = [
         {"id": f"u{i + 1}", "model": models[i % len(models)], "source": dev, "sink": dev}
+        | ({"allowed": [dev, *servers]} if own_device else {})
         for i, dev in enumerate(user_ids)
     ]
     return {

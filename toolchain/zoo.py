@@ -215,11 +215,14 @@ class Workload:
     aggregate: str
     contention: str
     setting: str
+    own_device: bool = False
+    """Each user's layers only on its own device and the servers (Tang et al.'s setting)."""
 
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload("tang-resnet18-x8-rpi3b-edge-wifi", 8, ("resnet18",), "rpi3b", "edge-gpu", "wifi", None, "max",
-             "share", "eight users share one edge server, min-max latency: Tang et al. (arXiv 2007.09072)"),
+             "share", "eight users share one edge server, each running on its own device and the server, min-max "
+             "latency: Tang et al. (arXiv 2007.09072)", own_device=True),
     Workload("alexnet-x4-phone-edge-lte", 4, ("alexnet",), "phone", "edge-gpu", "lte", None, "sum", "share",
              "four phones offloading AlexNet to one edge server, total latency"),
     Workload("four-dnns-3tier-routed-schedule", 4, ("alexnet", "resnet18", "mobilenet_v2", "googlenet"), "rpi4",
@@ -240,7 +243,7 @@ def generate_workloads(out_dir: Path = ZOO_DIR) -> list[Path]:
     for w in WORKLOADS:
         data = build_workload(w.users, list(w.models), w.user_device, w.edge, w.network, cloud=w.cloud,
                               aggregate=w.aggregate, contention=w.contention,  # type: ignore[arg-type]
-                              model_dir=out_dir / "models")
+                              model_dir=out_dir / "models", own_device=w.own_device)
         data["name"] = w.name
         data["description"] = f"{w.setting}. Zoo generator version {GENERATOR_VERSION}."
         ordered = {k: data[k] for k in ("dnnpart", "name", "description", "models", "system", "workload", "problem")}

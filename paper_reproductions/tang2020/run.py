@@ -36,8 +36,9 @@ EDGE_GFLOPS = 108.0  # the catalogue's NUC-class edge box (Core i7-1165G7), scal
 
 
 def instance(users: int, models: tuple[str, ...], network: str = "wifi", edge_scale: float = 1.0) -> Any:
-    """N catalogue Raspberry Pi 3B users around one edge box (compute scaled by ``edge_scale``)."""
-    data = build_workload(users, list(models), "rpi3b", EDGE, network)
+    """N catalogue Raspberry Pi 3B users around one edge box (compute scaled by ``edge_scale``), each
+    running on its own device and the edge box only (the paper's setting)."""
+    data = build_workload(users, list(models), "rpi3b", EDGE, network, own_device=True)
     edge = data["system"]["devices"][0]
     assert edge["id"] == EDGE
     if edge_scale != 1.0:
@@ -67,7 +68,9 @@ def tiny(seed: int) -> dict[str, Any]:
                         {"id": "srv", "compute": rng.choice([1e10, 5e10])}],
             "links": [{"from": f"u{u}", "to": "srv", "bandwidth": rng.choice([1e6, 5e6])} for u in range(users)],
         },
-        "workload": [{"id": f"r{u}", "model": f"m{u}", "source": f"u{u}", "sink": f"u{u}"} for u in range(users)],
+        # each user on its own device and the server: the paper's setting, the one tang solves
+        "workload": [{"id": f"r{u}", "model": f"m{u}", "source": f"u{u}", "sink": f"u{u}", "allowed": [f"u{u}", "srv"]}
+                     for u in range(users)],
         "problem": {"aggregate": "max", "contention": "share"},
     }
 

@@ -140,6 +140,9 @@ def register(app: typer.Typer) -> None:
         cloud: Annotated[str | None, typer.Option(help="With --users: a cloud behind the edge (over wan).")] = None,
         aggregate: Annotated[str, typer.Option(help="With --users: sum or max.")] = "max",
         contention: Annotated[str, typer.Option(help="With --users: none, schedule or share.")] = "share",
+        own_device: Annotated[bool, typer.Option(
+            help="With --users: each user's layers only on its own device and the servers (Tang et al.'s "
+                 "setting), or also on other users' devices.")] = True,
     ) -> None:
         """Write a system file (devices and links) built from the device and network catalogues.
 
@@ -164,11 +167,13 @@ def register(app: typer.Typer) -> None:
                                     "sum|max and none|schedule|share")
                 try:
                     data = build_workload(users, _split(model), devices, edge, network, cloud=cloud,
-                                          aggregate=aggregate, contention=contention)  # type: ignore[arg-type]
+                                          aggregate=aggregate, contention=contention,  # type: ignore[arg-type]
+                                          own_device=own_device)
                 except (KeyError, ValueError) as exc:
                     raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
                 _write_yaml(data, output, [f"Built by `dnnpart scenario --users {users} --model {model} "
-                                           f"--devices {devices} --edge {edge} --network {network}` "
+                                           f"--devices {devices} --edge {edge} --network {network}"
+                                           f"{'' if own_device else ' --no-own-device'}` "
                                            "(format version 2)."])
                 return
 
