@@ -5,7 +5,10 @@ Allocation for Collaborative Edge Intelligence" (arXiv 2007.09072, 2020): every 
 of its own DNN (a chain) to one edge server whose compute the users share (``contention: share``)
 and the largest latency is minimised (``aggregate: max``). In version-2 terms
 (docs/instance-format.md §9): a star of links between the server and one device per request, each
-request's source (and sink, if any) its own device; per request ``L_r = c_r(p) + W_r(p) / s_r``
+request's source (and sink, if any) its own device, and each request's layers allowed (after its
+``allowed`` and ``private``) only on its own device and the server (``allowed: [device, server]``,
+§9.2) — a layer that may run on another user's device, reached through the server, is outside this
+model and the instance is refused (``scip-share``, ``brute``); per request ``L_r = c_r(p) + W_r(p) / s_r``
 where ``W_r(p)`` is the server work of placement ``p`` and ``c_r(p)`` everything else (its device's
 compute and its own links' transfer times, which no other request uses).
 
