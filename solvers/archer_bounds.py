@@ -69,6 +69,8 @@ class ArcherBounds:
 
     combinatorial: float
     bottleneck: float = -math.inf
+    packing: float = -math.inf
+    packing_heavy: int = 0
     units_tried: int = 0
     units_finished: int = 0
     best_unit: tuple[int, ...] = ()
@@ -77,13 +79,15 @@ class ArcherBounds:
 
     @property
     def best(self) -> float:
-        return max(self.combinatorial, self.bottleneck)
+        return max(self.combinatorial, self.bottleneck, self.packing)
 
     def summary(self) -> dict[str, object]:
         """The figures for ``Result.extra`` (seconds; ``best_unit`` as layer indices)."""
         return {
             "combinatorial": self.combinatorial,
             "bottleneck": self.bottleneck,
+            "packing": self.packing,
+            "packing_heavy": self.packing_heavy,
             "best": self.best,
             "source": self.source,
             "units_tried": self.units_tried,
@@ -94,8 +98,10 @@ class ArcherBounds:
 
     @property
     def source(self) -> str:
-        """Which of the two is larger (``combinatorial`` on ties)."""
-        return "archer-bottleneck" if self.bottleneck > self.combinatorial else "archer-combinatorial"
+        """Which bound is the largest (on ties the first of combinatorial, bottleneck, packing)."""
+        named = [("archer-combinatorial", self.combinatorial), ("archer-bottleneck", self.bottleneck)]
+        named.append(("packing", self.packing))
+        return max(named, key=lambda nv: nv[1])[0]
 
 
 def applies(inst: Instance) -> str | None:
@@ -326,12 +332,16 @@ def _block_mip(
     return max(floor, dual * scale * (1 - SAFETY)), finished
 
 
-def archer_bounds(inst: Instance, time_limit_s: float = 10.0, max_units: int = 8) -> ArcherBounds | None:
-    """Both bounds of the module docstring (None where :func:`applies` says no).
+def archer_bounds(
+    inst: Instance, time_limit_s: float = 10.0, max_units: int = 8, packing_share: float = 0.4
+) -> ArcherBounds | None:
+    """The bounds of the module docstring and the packing bound of :mod:`solvers.packing_bound`
+    (None where :func:`applies` says no).
 
-    The bottleneck-block MIP is solved for up to ``max_units`` units, heaviest first by their own
-    load (ties: the largest unit), each within half of the time left (the last within all of it);
-    each unit's value is the least over the distinct devices that may hold it.
+    The packing program gets ``packing_share`` of the time first. The bottleneck-block MIP is then
+    solved for up to ``max_units`` units, heaviest first by their own load (ties: the largest
+    unit), each within half of the time left (the last within all of it); each unit's value is the
+    least over the distinct devices that may hold it.
     """
     if applies(inst) is not None:
         return None
@@ -341,6 +351,11 @@ def archer_bounds(inst: Instance, time_limit_s: float = 10.0, max_units: int = 8
     if inst.graph.n > MAX_LAYERS or usable_devices(inst) < 2 or time_limit_s <= 0:
         out.seconds = time.perf_counter() - t0
         return out
+    if packing_share > 0:
+        from solvers.packing_bound import packing_bound
+
+        pack = packing_bound(inst, packing_share * time_limit_s)
+        out.packing, out.packing_heavy = pack.value, pack.heavy
     mask = inst.placement_mask
     devices = _distinct_devices(inst)
     convex = bool(inst.problem.constraints.contiguous or inst.problem.constraints.pipeline)

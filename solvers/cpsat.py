@@ -28,7 +28,10 @@ Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` 
 * ``archer``, ``archer_time_s``: the period bounds of :mod:`solvers.archer_bounds` (default on
   for the period objective; their time is taken from the limit): the objective is constrained
   from below by them (CP-SAT stops once its hint reaches them) and the reported bound is the
-  larger of theirs and CP-SAT's, its origin in ``extra["bound_source"]``.
+  larger of theirs and CP-SAT's, its origin in ``extra["bound_source"]``;
+* ``rebalance``, ``rebalance_time_s``: on the period objective without ``contiguous`` or
+  ``pipeline``, the automatic hint is improved by :mod:`solvers.rebalance` (default on, half of
+  the limit, 5 s without one; it stops earlier once no group of devices helps).
 """
 
 from __future__ import annotations
@@ -51,7 +54,18 @@ from solvers.options import Capabilities, OptionNotSupported, SolverOptions, Uns
 from solvers.result import Termination
 
 RAW_KEYS = frozenset(
-    {"hint", "hint_time_s", "ticks_max", "params", "symmetry", "archer", "archer_time_s", "pipeline_cuts"}
+    {
+        "hint",
+        "hint_time_s",
+        "ticks_max",
+        "params",
+        "symmetry",
+        "archer",
+        "archer_time_s",
+        "pipeline_cuts",
+        "rebalance",
+        "rebalance_time_s",
+    }
 )
 #: Default of the raw option ``pipeline_cuts`` (:func:`formulation.cp.pipeline.add_stage_order`).
 PIPELINE_CUTS = True
@@ -356,7 +370,16 @@ def _hint(inst: Instance, options: SolverOptions) -> Hint:
             found.append(_judged(inst, inst.placement_indices(res.placement), dict(res.schedule) or None, name))
     if mode == "auto" or not found:
         found.append(_judged(inst, simple_placement(inst), None, "simple placement"))
-    return min(found, key=lambda h: math.inf if h.incumbent is None else h.incumbent)
+    best = min(found, key=lambda h: math.inf if h.incumbent is None else h.incumbent)
+    if best.placement is not None and best.incumbent is not None:
+        # the period without convex stages: the layers of a few devices at a time re-placed
+        # exactly (solvers/rebalance.py); CP-SAT's own search rarely improves a balanced start
+        from solvers.rebalance import improve_start, start_budget
+
+        P, kept = improve_start(inst, best.placement, start_budget(options.time_limit_s, dict(options.raw)))
+        if kept:
+            return _judged(inst, P, None, f"{best.source} + rebalance ({kept} moves)")
+    return best
 
 
 def _judged(inst: Instance, P: IntArray, schedule: dict[str, float] | None, source: str) -> Hint:

@@ -35,7 +35,18 @@ from solvers.result import Termination
 
 #: Raw options every MILP solver understands.
 RAW_KEYS = frozenset(
-    {"interface", "auto_warm_start", "pairs", "symmetry", "reduce", "archer", "archer_time_s", "pipeline_cuts"}
+    {
+        "interface",
+        "auto_warm_start",
+        "pairs",
+        "symmetry",
+        "reduce",
+        "archer",
+        "archer_time_s",
+        "pipeline_cuts",
+        "rebalance",
+        "rebalance_time_s",
+    }
 )
 
 #: Default of the raw option ``pipeline_cuts`` (:mod:`formulation.milp.constraints.pipeline_cuts`).
@@ -174,6 +185,12 @@ class MilpSolver(Solver):
             dp = pipeline_start(inst, min(10.0, 0.1 * (options.time_limit_s or 20.0)))
             if dp is not None and (warm is None or dp[1] < _value(inst, warm)):
                 warm = dp[0]
+            if warm is not None:
+                # the period without convex stages: a few devices at a time re-placed exactly
+                # (solvers/rebalance.py), from the best start so far
+                from solvers.rebalance import improve_start, start_budget
+
+                warm, _ = improve_start(inst, warm, start_budget(options.time_limit_s, dict(options.raw)))
         spent = time.perf_counter() - t_extra
         if warm is not None and stage:
             # The stage-order rows admit the renaming by stage order (same value).
