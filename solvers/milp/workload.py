@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,7 +120,11 @@ def solve_workload(solver: MilpSolver, inst: Instance, options: SolverOptions) -
     elif options.raw.get("auto_warm_start", True):
         warm = start
     native = backend.set_warm_start(warm) if warm is not None else False
-    run = backend.run(settings_of(options))
+    settings = settings_of(options)
+    if settings.time_limit_s is not None:
+        # the limit covers the whole solve, the reference placement and the build included
+        settings = replace(settings, time_limit_s=max(0.1, settings.time_limit_s - (time.perf_counter() - t0)))
+    run = backend.run(settings)
     extra: dict[str, object] = {
         "native_status": run.native_status,
         "solver_gap": run.gap,
