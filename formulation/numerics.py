@@ -258,6 +258,7 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
                 inst, engine, f"(the {unit} scale)", sc[unit], f"the {unit} scale of a good placement is in range"
             )
     tau = sc["time"]
+    _check_limits(inst, engine, sc)
     with np.errstate(all="ignore"):
         t = np.where(inst.placement_mask, inst.time, 0.0)
         big = t > SAFE_MAX * tau
@@ -336,6 +337,28 @@ def check_range(inst: Instance, engine: str, ref: Reference | None = None) -> No
     for name, w in p.objective.terms().items():
         if w and not (math.isfinite(w) and SCALE_MIN <= abs(w) <= SCALE_MAX):
             raise refuse(inst, engine, f"problem.objective.weights.{name}", w, "the weight is in range")
+
+
+def _check_limits(inst: Instance, engine: str, sc: dict[str, float]) -> None:
+    """The deadline and every energy budget are 0 or at least ``1 / SAFE_MAX`` of their unit scale.
+
+    A smaller limit lies below the engines' absolute tolerances on the scaled rows (a budget of 3 J
+    against an energy scale of 5e40 J reads as 0, and a placement using 1.3e9 J then satisfies it
+    within the tolerance); no instance is refused for a limit of 0, which a tolerance does not blur.
+    """
+    c = inst.problem.constraints
+    limits = [("constraints.deadline", c.deadline_s, "time", "s")] if c.deadline_s is not None else []
+    limits += [(f"constraints.energy_budget.{d}", b, "energy", "J") for d, b in c.energy_budget_j.items()]
+    for path, value, unit, symbol in limits:
+        if 0 < value < sc[unit] / SAFE_MAX:
+            raise refuse(
+                inst,
+                engine,
+                path,
+                value,
+                f"the limit is at least 1/{SAFE_MAX:g} of the {unit} scale {sc[unit]:.3g} {symbol} (the "
+                f"{unit} of a good placement, or the largest coefficient where no placement is feasible)",
+            )
 
 
 def _check_factor(

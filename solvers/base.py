@@ -58,6 +58,10 @@ class RawSolution:
         unset and the objective is used.
     objective_atol : float
         Extra absolute tolerance for the objective check (e.g. CP-SAT's integer scaling error).
+    agreement_atol : float
+        Extra absolute tolerance of the two agreement checks only (the backend's objective and bound
+        against the evaluator's value), proving nothing: a MILP engine's tolerance on its scaled
+        model, absolute in the model's units, where an optimum of 0 reads 5e-11.
     """
 
     termination: Termination
@@ -66,6 +70,7 @@ class RawSolution:
     solver_objective: float | None = None
     bound: float = -math.inf
     objective_atol: float = 0.0
+    agreement_atol: float = 0.0
     build_time_s: float = 0.0
     solve_time_s: float = 0.0
     log: str = ""
@@ -239,7 +244,7 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
         return res
     problems = []
     if raw.solver_objective is not None and math.isfinite(ev.objective):
-        tol = _tolerance(ev.objective, raw.objective_atol)
+        tol = _tolerance(ev.objective, raw.objective_atol + raw.agreement_atol)
         if abs(raw.solver_objective - ev.objective) > tol:
             problems.append(
                 f"the solver reported objective {raw.solver_objective!r} but the evaluator gives "
@@ -258,7 +263,7 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
         res.bound = ev.objective
     if (
         math.isfinite(res.bound)
-        and res.bound > ev.objective + _tolerance(ev.objective, raw.objective_atol)
+        and res.bound > ev.objective + _tolerance(ev.objective, raw.objective_atol + raw.agreement_atol)
     ):
         problems.append(f"the reported bound {res.bound!r} exceeds the evaluated objective {ev.objective!r}")
     if problems:
@@ -271,8 +276,12 @@ def finalize(solver: Solver, inst: Instance, raw: RawSolution, options: SolverOp
     res.status = Status.OPTIMAL if raw.termination == Termination.OPTIMAL else Status.FEASIBLE
     allowed_gap = max(options.gap or 0.0, OPTIMAL_GAP)
     # a backend that works on rounded data (CP-SAT's integer scaling) proves optimality up to its
-    # declared worst-case rounding error, which it states in objective_atol
-    within_rounding = (ev.objective - res.bound) <= 2 * raw.objective_atol + _tolerance(ev.objective, 0.0)
+    # declared worst-case rounding error, which it states in objective_atol; not where that error
+    # covers the whole objective (bound at or below 0 under a positive objective: gap 1 or more,
+    # nothing proven about the objective's magnitude)
+    nothing_proven = res.bound <= 0 < ev.objective
+    rounding = 2 * raw.objective_atol + _tolerance(ev.objective, 0.0)
+    within_rounding = not nothing_proven and (ev.objective - res.bound) <= rounding
     if res.status == Status.OPTIMAL and res.gap > allowed_gap and not within_rounding:
         # a backend's "optimal" within its own tolerances is not a proof at ours
         res.status = Status.FEASIBLE

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from formulation.milp.context import MilpContext
 from formulation.milp.objective import check_weights
 from formulation.model import FloatArray, IntArray
@@ -28,6 +30,10 @@ DEFAULT_GAP = 1e-7
 FEAS_TOL = 1e-8
 #: Tolerance of the second attempt when the first one ends "infeasible" (HiGHS's usual order).
 RETRY_FEAS_TOL = 1e-7
+#: Agreement of the engine's objective with the evaluator's, relative to the model's scale (see
+#: :meth:`MilpBackend.agreement_atol`): the evaluator comparison's relative tolerance (1e-6), taken at
+#: the scale instead of at the objective, a hundred times :data:`FEAS_TOL`.
+AGREEMENT_AT_SCALE = 1e-6
 
 
 @dataclass
@@ -118,6 +124,19 @@ class MilpBackend(ABC):
         """The objective after fixing the integer columns in ``fixed`` and solving the LP left."""
 
     # -- shared helpers ---------------------------------------------------------------------
+    def agreement_atol(self) -> float:
+        """Absolute tolerance of the objective's agreement with the evaluator's: :data:`AGREEMENT_AT_SCALE`
+        times the objective at the unit scales, ``sum_j |c_j| s_j`` over the columns with a unit.
+
+        The scaled model holds each quantity (latency, an energy, a cost) to :data:`FEAS_TOL` of its
+        unit scale per row, whatever the optimum: an energy optimum of exactly 0 on a model of
+        energy scale 0.1 J reads 5e-11 J (the idle energy ``p_idle (L - busy)`` of a latency
+        defined within that tolerance), which no relative tolerance of 0 admits.
+        """
+        unit = np.array([u != "1" for u in self.ctx.model.units()], dtype=bool)
+        at_scale = np.abs(self.cost_si[unit]) * self.scaling.col_scale[unit]
+        return AGREEMENT_AT_SCALE * float(at_scale.sum()) if at_scale.size else 0.0
+
     def objective_scale(self) -> tuple[FloatArray, float]:
         """Scaled objective vector and its scale ``w`` (see :meth:`Scaling.cost`)."""
         return self.scaling.cost(self.cost_si)

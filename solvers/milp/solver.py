@@ -28,10 +28,11 @@ from formulation.stage_order import stage_canonical_placement
 from formulation.symmetry import canonical_placement
 from solvers.archer_bounds import combine, engine_bound, pipeline_start
 from solvers.base import RawSolution, Solver
+from solvers.milp import rescale
 from solvers.milp.backend import MilpBackend, RunSettings
 from solvers.milp.bound_reduction import reduce_options
 from solvers.options import Capabilities, SolverOptions, UnsupportedProblem
-from solvers.result import Termination
+from solvers.result import Result, Termination
 
 #: Raw options every MILP solver understands.
 RAW_KEYS = frozenset(
@@ -134,6 +135,20 @@ class MilpSolver(Solver):
         """Load the built model into the backend."""
         raise NotImplementedError
 
+    def solve(self, inst: Instance, options: SolverOptions | None = None) -> Result:
+        """As :meth:`solvers.base.Solver.solve`; solved again at the scales of the placement found
+        where the optimum lies far below the instance's (:mod:`solvers.milp.rescale`).
+
+        Raises
+        ------
+        NumericallyUnsafe
+            Where the model at the scales of the placement found is out of the safe range and the
+            solve proved nothing.
+        """
+        with rescale.session() as scales:
+            res = super().solve(inst, options)
+        return rescale.check_result(scales, res)
+
     def _solve(self, inst: Instance, options: SolverOptions) -> RawSolution:
         if inst.problem.choices is not None:  # variants and exits: docs/instance-format.md §11.5
             from solvers.choices_milp import solve_choices_milp
@@ -143,6 +158,11 @@ class MilpSolver(Solver):
             from solvers.milp.workload import solve_workload
 
             return solve_workload(self, inst, options)
+        return rescale.run(inst, options, self.name, self._solve_at_scale)
+
+    def _solve_at_scale(self, inst: Instance, options: SolverOptions) -> RawSolution:
+        """Build, scale (at the scales :func:`solvers.milp.rescale.apply` gives), warm-start, run
+        and decode."""
         t0 = time.perf_counter()
         # dominated options removed (same optimum), numbers checked by check()
         inst, empty = prepare(inst, self.name)
@@ -167,6 +187,7 @@ class MilpSolver(Solver):
                 message="infeasible before solving: " + "; ".join(ctx.model.infeasible_reasons),
                 build_time_s=time.perf_counter() - t0,
             )
+        rescale.apply(ctx)
         backend = self.make_backend(ctx, options)
         build_time = time.perf_counter() - t0
         warm = self._warm_start(inst, options)
@@ -238,6 +259,7 @@ class MilpSolver(Solver):
             schedule=sched[0] if sched else None,
             solver_objective=objective,
             bound=bound,
+            agreement_atol=backend.agreement_atol(),
             build_time_s=build_time,
             solve_time_s=run.solve_time_s,
             log=run.log,
