@@ -1,9 +1,9 @@
 """Solving again at the scales of the placement found, shared by every MILP engine.
 
 The model is scaled by the metrics of the best single-device (or fastest-device) placement
-(:func:`formulation.numerics.unit_scales`), so the engines' absolute tolerances (HiGHS: feasibility
-1e-7, absolute MIP gap 1e-6; SCIP: feasibility 1e-8, zero 1e-9, all on the scaled model) are
-relative to that placement. Where the optimum lies many orders of magnitude below it (a layer
+(:func:`formulation.numerics.unit_scales`), so the engines' absolute tolerances (feasibility 1e-8
+on the scaled rows, :data:`solvers.milp.backend.FEAS_TOL`; SCIP's zero 1e-9) are relative to that
+placement. Where the optimum lies many orders of magnitude below it (a layer
 allowed on one device only, whose other placements cross a link of 1e-35 B/s), the optimum is below
 those tolerances: the engine reads its bound as 0 (gap 1, reported ``feasible``) or the
 integer-fixed LP as 0 (an objective the evaluator contradicts). A placement whose time, energy or
