@@ -56,12 +56,13 @@ DATA = ROOT / "instances" / "third_party" / "msr-dnn-partitioning" / "throughput
 SUMMARY = ROOT / "paper_reproductions" / "tarnawski2020" / "artifact" / "logs" / "summary.tsv"
 LAYER_GRAPHS = ["bert24", "gnmt", "resnet50", "inceptionv3"]
 OPERATOR_GRAPHS = ["bert_l-3", "bert_l-6", "bert_l-12", "resnet50"]
-#: Best known non-contiguous max-load (ms) and how it stands (paper_reproductions/tarnawski2020/README.md).
+#: Best known non-contiguous max-load (ms) and how it stands (benchmarks/README.md, "pipelines", the
+#: exact engines on the layer graphs without contiguity).
 NON_CONTIGUOUS_BEST = {
     "bert24": ("17.71471875", "proven"),
-    "gnmt": ("31.687", "gap 4.94%"),
-    "resnet50": ("33.406", "gap 0.96%"),
-    "inceptionv3": ("51.414", "gap 0.83%"),
+    "gnmt": ("31.6873", "gap 0.07%"),
+    "resnet50": ("33.2351", "gap 0.57%"),
+    "inceptionv3": ("51.1659", "gap 0.30%"),
 }
 
 

@@ -30,7 +30,8 @@ the sink are left out. So nothing it returns is trusted: the evaluator judges ev
 and a move is kept only when the period falls or stays while the busy times, sorted from the
 largest, fall lexicographically (which rules out cycles). The current placement is the program's
 starting solution, so a sub-solve cut short by its time limit still returns one at least as good
-in its own terms.
+in its own terms. A group whose program found nothing is not solved again until its layers, or the
+devices of their neighbours, change (the program would be the same).
 
 A heuristic for the period objective where the layers of a device need not be convex
 (``contiguous`` and ``pipeline`` off): it never proves anything, and the exact engines use it to
@@ -221,6 +222,16 @@ def rebalance(inst: Instance, P: IntArray, time_limit_s: float, max_group: int =
     if key is None or applies(inst) is not None:
         return P, 0
     kept = 0
+    g = inst.graph
+    near = [sorted({v, *map(int, g.preds[v]), *map(int, g.succs[v])}) for v in range(g.n)]
+    failed: set[tuple[tuple[int, ...], bytes, bytes]] = set()
+
+    def signature(group: list[int]) -> tuple[tuple[int, ...], bytes, bytes]:
+        """What a group's program depends on: its layers and where their neighbours are."""
+        U = np.flatnonzero(np.isin(P, group))
+        around = sorted({w for v in U.tolist() for w in near[v]})
+        return tuple(sorted(group)), U.tobytes(), P[around].tobytes()
+
     while True:
         bm = batch_metrics(inst, P[None, :])
         dev_busy = np.asarray(bm.busy[0], dtype=float)
@@ -236,14 +247,19 @@ def rebalance(inst: Instance, P: IntArray, time_limit_s: float, max_group: int =
                     left = time_limit_s - (time.perf_counter() - t0)
                     if left <= 0.05:
                         return P, kept
+                    sig = signature([pivot, *rest])
+                    if sig in failed:
+                        continue  # the same program, which found nothing better before
                     Q = sub_solve(inst, P, [pivot, *rest], min(SUB_LIMIT_S, left))
                     if Q is None or np.array_equal(Q, P):
+                        failed.add(sig)
                         continue
                     k2 = _judge(inst, Q)
                     if k2 is not None and _better(k2, key):
                         P, key, moved = Q, k2, True
                         kept += 1
                         break
+                    failed.add(sig)
                 if moved:
                     break
             if moved:
