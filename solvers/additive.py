@@ -147,7 +147,12 @@ class AdditiveCosts:
                 bw = self.instance.system.bandwidth
                 occ = nb / bw
                 out = self.link0 + _nz(occ, self.link_per_s) + _nz(nb, self.link_per_usd_byte)
-                out = np.where(self.instance.system.has_link & ~np.isnan(out), out, math.inf)
+                # A transfer that never ends (n / bw overflows) makes the evaluator's latency, hence
+                # its objective, infinite whatever the weights: its term is inf too, even where the
+                # objective does not price link time (a cost objective over a free link).
+                dur = occ + self.instance.system.link_latency
+                ok = self.instance.system.has_link & np.isfinite(dur) & ~np.isnan(out)
+                out = np.where(ok, out, math.inf)
             else:
                 # 0 bytes over a link of (near) zero bandwidth cost the latency term only, not 0 * inf
                 out = self.link0 + np.where(nb > 0, nb * self.link_per_byte, 0.0)
@@ -292,7 +297,7 @@ SUM_LIMIT = 1e300
 
 
 def check_overflow(inst: Instance, engine: str) -> None:
-    """Refuse ``inst`` when a sum of its finite layer and transfer terms could overflow to ``inf``.
+    """Refuse ``inst`` when a sum of its finite layer and transfer terms (or times) could overflow to ``inf``.
 
     The algorithms add ``n`` layer terms and up to ``(n + m) k`` transfer terms; when the largest
     finite ones could reach :data:`SUM_LIMIT`, a placement's total may become ``inf`` in doubles
@@ -307,8 +312,10 @@ def check_overflow(inst: Instance, engine: str) -> None:
     from formulation.numerics import refuse
 
     if not_additive_reason(inst):
+        check_latency_overflow(inst, engine, None)
         return
     ac = additive_costs(inst)
+    check_latency_overflow(inst, engine, ac)
     g, s = inst.graph, inst.system
     count = g.n + (g.n + g.m) * max(s.k, 1)
     node = np.where(np.isfinite(ac.node), ac.node, 0.0)
@@ -339,3 +346,70 @@ def check_overflow(inst: Instance, engine: str) -> None:
             float(link[a, b]),
             f"the largest tensor costs a term on this link whose sums stay below {SUM_LIMIT:g}",
         )
+
+
+def check_latency_overflow(inst: Instance, engine: str, ac: AdditiveCosts | None) -> None:
+    """Refuse ``inst`` when a placement of finite layer and transfer times could have an infinite latency.
+
+    The evaluator gives every metric of a placement whose sequential latency ``L`` is not finite
+    the objective ``inf`` (it never completes), whatever the objective: a cost, an energy without
+    idle power or a period does not contain ``L``, so the algorithms cannot see ``L`` overflow.
+    ``L`` is at most the sum over layers of their largest finite time on an allowed device plus,
+    for each tensor, ``k - 1`` times its largest finite transfer time ``latency + bytes / bw``;
+    below :data:`SUM_LIMIT` no placement's ``L`` overflows, and an infinite time or transfer is an
+    infinite term of the algorithms (:attr:`AdditiveCosts.node`, :meth:`AdditiveCosts.transfer`).
+    Above it, ``inst`` is still solved when the additive terms ``ac`` pay at least one unit per
+    second of every layer and transfer (a latency weight of 1 or more, for example): a placement
+    whose ``L`` overflows then has an overflowing sum of terms as well, ``inf`` to the algorithms.
+
+    Raises
+    ------
+    formulation.numerics.NumericallyUnsafe
+        Naming the layer of the largest finite time, or the link of the largest transfer time.
+    """
+    from formulation.numerics import refuse
+
+    g, s = inst.graph, inst.system
+    k = s.k
+    t = np.where(inst.placement_mask & np.isfinite(inst.time), inst.time, 0.0)
+    a, b = np.nonzero(s.has_link & ~np.eye(k, dtype=bool))
+    with np.errstate(all="ignore"):
+        dur = g.tensor_bytes[:, None] / s.bandwidth[a, b][None, :] + s.link_latency[a, b][None, :]
+    dur = np.where(np.isfinite(dur), dur, 0.0)
+    lay = t.max(axis=1, initial=0.0)
+    ten = dur.max(axis=1, initial=0.0) * max(k - 1, 0)
+    with np.errstate(over="ignore"):
+        total = float(lay.sum()) + float(ten.sum())
+    if total <= SUM_LIMIT or (ac is not None and _terms_cover_times(ac)):
+        return
+    if float(lay.sum()) > float(ten.sum()):
+        v, d = (int(x) for x in np.unravel_index(int(np.argmax(t)), t.shape))
+        raise refuse(
+            inst,
+            engine,
+            f"model.layers[{v}]",
+            float(t[v, d]),
+            f"layer {g.layer_ids[v]!r} on {s.device_ids[d]!r} takes a time whose sums (a latency) stay below "
+            f"{SUM_LIMIT:g} s",
+        )
+    x, j = (int(y) for y in np.unravel_index(int(np.argmax(dur)), dur.shape))
+    raise refuse(
+        inst,
+        engine,
+        f"system.links[{s.device_ids[a[j]]}->{s.device_ids[b[j]]}]",
+        float(dur[x, j]),
+        f"the largest tensor takes a transfer time on this link whose sums (a latency) stay below {SUM_LIMIT:g} s",
+    )
+
+
+def _terms_cover_times(ac: AdditiveCosts) -> bool:
+    """Every layer term is at least its time and every transfer term at least its duration."""
+    inst = ac.instance
+    s = inst.system
+    ok = inst.placement_mask & np.isfinite(inst.time)
+    if not bool(np.all(ac.node[ok] >= inst.time[ok])):
+        return False
+    links = s.has_link & ~np.eye(s.k, dtype=bool)
+    per_s = ac.link_per_s if ac.link_per_s is not None else np.zeros((s.k, s.k))
+    # transfer term = link0 + occupied seconds * per_s + money >= latency + occupied seconds
+    return bool(np.all(ac.link0[links] >= s.link_latency[links]) and np.all(per_s[links] >= 1.0))

@@ -70,15 +70,14 @@ class StageTables:
         for v in range(n - 1, -1, -1):
             nxt[v] = np.where(forbidden[v], v, nxt[v + 1])
         self.next_bad = nxt
-        zero = np.zeros((1, self.K))
-        self.cum_time = np.concatenate([zero, np.cumsum(inst.time[:, dev], axis=0)])
+        # Per-layer figures; a stage's totals are running sums from its first layer (see :meth:`stage`).
+        self.time = inst.time[:, dev]
         if ac is not None:
             node = ac.node.copy()
             if sink is not None:
                 node[outs] += ac.transfer(g.output_bytes[outs])[:, :, sink]
-            node = np.where(forbidden, 0.0, node[:, dev])
-            self.cum_node = np.concatenate([zero, np.cumsum(node, axis=0)])
-        self.cum_params = np.concatenate([[0.0], np.cumsum(g.param_bytes)])
+            self.node = np.where(forbidden, 0.0, node[:, dev])
+        self.params = g.param_bytes
         c = inst.problem.constraints
         self.peak = peak_term_bytes(inst)
         # A stage may not end inside a colocation class: the class would span two stages.
@@ -86,8 +85,7 @@ class StageTables:
         for cls in inst.colocate_classes:
             self.no_cut[int(cls.min()) + 1 : int(cls.max()) + 1] = True
         self.memory = s.memory[dev] if c.memory else np.full(self.K, math.inf)
-        out_b = np.where(g.is_output, g.output_bytes, 0.0) if sink is not None else np.zeros(n)
-        self.cum_out = np.concatenate([[0.0], np.cumsum(out_b)])
+        self.out_bytes = np.where(g.is_output, g.output_bytes, 0.0) if sink is not None else np.zeros(n)
         self.out_rate = inv_bw[dev, sink] if sink is not None else np.zeros(self.K)
         # Model inputs: sorted readers, and the value of sending each to each device.
         src = s.source_index
@@ -145,9 +143,11 @@ class StageTables:
     def stage(self, i: int) -> FloatArray:
         """``(K, n - i)``: value of the stage ``[i, j)`` on each device for ``j = i+1 .. n`` (inf if infeasible)."""
         n = self.n
+        # Running sums from layer i, never differences of prefix sums: in ``(x + y) - x`` a huge term
+        # x of an earlier layer (1e19 USD) absorbs a small y of this stage (1.5 USD), and inf - inf is NaN.
         j = np.arange(i + 1, n + 1)
         ok = (j[None, :] <= self.next_bad[i][:, None]) & ~self.no_cut[j][None, :]
-        need = (self.cum_params[i + 1 :] - self.cum_params[i]) + np.maximum.accumulate(self.peak[i:])
+        need = np.cumsum(self.params[i:]) + np.maximum.accumulate(self.peak[i:])
         ok &= need[None, :] <= self.memory[:, None] * (1 + 1e-9)
         inputs = np.zeros((n - i, self.K))
         for x, rd in enumerate(self.readers):
@@ -155,12 +155,12 @@ class StageTables:
             if pos < rd.size:
                 inputs[rd[pos] - i] += self.input_value[x]
         if self.bottleneck:
-            comp = (self.cum_time[i + 1 :] - self.cum_time[i]).T
-            outs = ((self.cum_out[i + 1 :] - self.cum_out[i])[:, None] * self.out_rate[None, :]).T
+            comp = np.cumsum(self.time[i:], axis=0).T
+            outs = (np.cumsum(self.out_bytes[i:])[:, None] * self.out_rate[None, :]).T
             # Inputs of one stage share the direction source -> d: their occupancies add up.
             val = np.maximum(np.maximum(comp, outs), np.cumsum(inputs, axis=0).T)
         else:
-            val = (self.cum_node[i + 1 :] - self.cum_node[i]).T + np.cumsum(inputs, axis=0).T
+            val = np.cumsum(self.node[i:], axis=0).T + np.cumsum(inputs, axis=0).T
         return np.where(ok, val, math.inf)
 
 
