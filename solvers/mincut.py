@@ -40,6 +40,7 @@ Complexity: ``O(n + e)`` vertices and arcs (``e`` = edges of the DAG); OR-Tools 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -233,15 +234,23 @@ class MinCut(Solver):
                 message="every placement needs a missing link direction or a forbidden device",
                 build_time_s=build,
             )
+        singles = [np.full(n, d, dtype=np.int64) for d in range(inst.k)]
+        single_values = [ac.value(P1) for P1 in singles]
+        best_single = min(single_values)
         finite_total = float(net.caps[~inf].sum())
+        if not math.isfinite(finite_total):
+            # The finite capacities add up past the largest double: the best single-device
+            # placement bounds the optimal cut instead (plus the rounding of its sum), or, with
+            # none finite, the largest double does (a cut through a capped infinite arc then has
+            # an infinite objective and is not certified).
+            single_cut = best_single - net.constant + 1e-9 * best_single
+            finite_total = single_cut if math.isfinite(single_cut) else sys.float_info.max / (1 + 2.0**-20)
         cap_at = finite_total * (1 + 2.0**-20) if finite_total > 0 else 1.0
         bound_cut, P, _ = _cut(net, cap_at, backend)
         value = ac.value(P)
         passes = 1
         # the best single-device placement is also an upper bound on the optimum
-        for d in range(inst.k):
-            P1 = np.full(n, d, dtype=np.int64)
-            v1 = ac.value(P1)
+        for P1, v1 in zip(singles, single_values, strict=True):
             if v1 < value:
                 P, value = P1, v1
         while not _certified(value, net.constant + bound_cut) and passes < MAX_PASSES:

@@ -8,6 +8,7 @@ refuse before solving with the bad-input error.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Literal
 
 import pytest
@@ -176,3 +177,44 @@ def test_a_latency_objective_sees_its_own_overflow(name: str) -> None:
     assert res.status == Status.OPTIMAL, res.message
     assert res.placement == {"L0": "d1", "L1": "d1"}
     assert res.objective == pytest.approx(2.000001, rel=1e-12)
+
+
+def dear_way_back() -> Instance:
+    """Chain x -> L0 -> L1 -> L2 (1 GFLOP each, 1-byte tensors), source and sink d0.
+
+    d0: 1 GFLOP/s at 1 USD/s (1 USD per layer); d1: 1 GFLOP/s, free. d0 -> d1 is free; d1 -> d0
+    costs 1.5e308 USD per byte, so every way back costs 1.5e308 USD and three of them (the
+    capacities of the min-cut network) add up past the largest double; L1 may run on d0 only (an
+    infinite capacity besides). Anything on d1 must send some tensor back to d0 (L2's output goes
+    to the sink): the optimum is all on d0, 3 USD.
+    """
+    g = Graph(
+        "dear-way-back",
+        [ModelInput("x", 1.0)],
+        [
+            Layer("L0", "op", ("x",), 1e9, output_bytes=1.0),
+            Layer("L1", "op", ("L0",), 1e9, output_bytes=1.0),
+            Layer("L2", "op", ("L1",), 1e9, output_bytes=1.0),
+        ],
+    )
+    s = System(
+        [Device("d0", 1e9, price_usd_per_s=1.0), Device("d1", 1e9)],
+        [Link("d0", "d1", 1e6), Link("d1", "d0", 1e6, price_usd_per_byte=1.5e308)],
+        "d0",
+        "d0",
+    )
+    cons = Constraints(memory=False, allowed={"L1": ("d0",)})
+    return Instance("dear-way-back", g, s, Problem(Objective("cost"), constraints=cons))
+
+
+@pytest.mark.parametrize("name", ADDITIVE)
+def test_capacities_summing_past_the_largest_double(name: str) -> None:
+    inst = dear_way_back()
+    if name == "dp":
+        inst = inst.with_problem(replace(inst.problem, constraints=replace(inst.problem.constraints, contiguous=True)))
+    ref = _quiet_solve(inst, "brute")
+    assert ref.status == Status.OPTIMAL and ref.objective == pytest.approx(3.0, rel=1e-12)
+    res = _quiet_solve(inst, name)
+    assert res.status == Status.OPTIMAL, res.message
+    assert res.placement == {"L0": "d0", "L1": "d0", "L2": "d0"}
+    assert res.objective == pytest.approx(3.0, rel=1e-12)
