@@ -47,6 +47,9 @@ class ShardedRaw:
     solver_objective: float | None = None
     bound: float = -math.inf
     extra: dict[str, Any] = field(default_factory=dict)
+    agreement_atol: float = 0.0
+    """Absolute slack of the objective's agreement with the evaluator (a MILP's tolerances at its
+    scale, :meth:`solvers.milp.backend.MilpBackend.agreement_atol`); 0 for exact enumerations."""
 
 
 def sharded_result(solver: Solver, inst: Instance, raw: ShardedRaw, options_: SolverOptions, t0: float) -> Result:
@@ -71,7 +74,8 @@ def sharded_result(solver: Solver, inst: Instance, raw: ShardedRaw, options_: So
         problems.append(f"the placement's objective is {ev.objective!r} (not finite)")
     if not ev.feasible:
         problems.append("the placement violates constraints: " + "; ".join(v.message for v in ev.violations))
-    tol = OBJECTIVE_RTOL * abs(ev.objective) + OBJECTIVE_ATOL if math.isfinite(ev.objective) else 0.0
+    slack = OBJECTIVE_ATOL + raw.agreement_atol
+    tol = OBJECTIVE_RTOL * abs(ev.objective) + slack if math.isfinite(ev.objective) else 0.0
     if raw.solver_objective is not None and not abs(raw.solver_objective - ev.objective) <= tol:
         problems.append(f"the solver reported objective {raw.solver_objective!r} but the evaluator gives "
                         f"{ev.objective!r}")
@@ -251,9 +255,17 @@ class ShardMilpSolver(ShardingSolver):
         model = build(inst, _single_device_bound(inst))
         ctx = MilpContext.new(inst)
         ctx.model = model.lp
-        run = HighsDirect(ctx).run(RunSettings(time_limit_s=options.time_limit_s))
+        backend = HighsDirect(ctx)
+        run = backend.run(RunSettings(time_limit_s=options.time_limit_s))
         extra = {"columns": model.lp.n_cols, "rows": model.lp.n_rows, "native_status": run.native_status}
         if run.values is None or run.objective is None:
             return ShardedRaw(run.termination, extra=extra)
-        return ShardedRaw(run.termination, decode(model, run.values), float(run.objective), float(run.bound),
-                          extra=extra)
+        chosen = decode(model, run.values)
+        # The model's own value of the decoded options (binaries fixed, the LP left solved), free
+        # of the slack the solver's tolerances leave in the flow columns: on extreme magnitudes
+        # HiGHS's objective read 2.0000001 where the options' value is 2.00001.
+        fixed = {c: float(o == pick) for row, pick in zip(model.x, chosen, strict=True) for o, c in row}
+        value = backend.fixed_objective(fixed)
+        objective = float(run.objective) if value is None else value
+        return ShardedRaw(run.termination, chosen, objective, float(run.bound), extra=extra,
+                          agreement_atol=backend.agreement_atol())

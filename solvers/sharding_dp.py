@@ -83,7 +83,9 @@ class _Tables:
         per_layer = [set(options(inst, v)) for v in range(n)]
         self.opts: list[Option] = sorted(set().union(*per_layer), key=lambda o: (len(o), o))
         self.valid = {o: np.array([o in per_layer[v] for v in range(n)]) for o in self.opts}
-        self.cum: dict[Option, dict[object, FloatArray]] = {}
+        # per-layer terms; a stage's totals are summed forward from its first layer (a difference of
+        # running totals loses a small layer after a huge one: (1e19 + 1.5) - 1e19 = 0)
+        self.rows: dict[Option, dict[object, FloatArray]] = {}
         self.peak: dict[Option, FloatArray] = {}
         self.cap: dict[Option, float] = {}
         for o in self.opts:
@@ -114,7 +116,7 @@ class _Tables:
             if not bottleneck:
                 rows["lat"] = lat
             rows["par"] = par
-            self.cum[o] = {key: np.concatenate(([0.0], np.cumsum(arr))) for key, arr in rows.items()}
+            self.rows[o] = {key: np.asarray(arr, dtype=float) for key, arr in rows.items()}
             self.peak[o] = pk
             mem = inst.system.memory
             self.cap[o] = float(min(mem[d] for d in o)) if inst.problem.constraints.memory else math.inf
@@ -128,14 +130,14 @@ class _Tables:
         n = self.n
         valid = self.valid[o][i:]
         stop = int(np.argmin(valid)) if not valid.all() else valid.size  # layers i .. i+stop-1 allow o
-        cum = self.cum[o]
+        terms = self.rows[o]
         js = np.arange(i + 1, n + 1)
         vals = np.full(js.size, math.inf)
         if stop:
             jj = js[:stop]
-            parts = [c[jj] - c[i] for k_, c in cum.items() if k_ != "par"]
+            parts = [np.cumsum(c[i:i + stop]) for k_, c in terms.items() if k_ != "par"]
             value = np.max(parts, axis=0) if self.bottleneck else np.sum(parts, axis=0)
-            mem = (cum["par"][jj] - cum["par"][i]) + np.maximum.accumulate(self.peak[o][i:i + stop])
+            mem = np.cumsum(terms["par"][i:i + stop]) + np.maximum.accumulate(self.peak[o][i:i + stop])
             value = np.where(mem <= self.cap[o] * (1 + 1e-9), value, math.inf)
             if jj[-1] == n:
                 value[-1] = self._combine(value[-1], self._sink(o))
