@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.model import Instance
+from solvers.archer_bounds import _units
 
 #: Relative margin taken off the MIP dual bound (feasibility tolerances of 1e-9 on rows near 1).
 SAFETY = 1e-6
@@ -62,12 +63,6 @@ class PackingBound:
     heavy: int = 0
     finished: bool = False
     seconds: float = 0.0
-
-
-def _units(inst: Instance) -> list[list[int]]:
-    in_class = {int(v) for c in inst.colocate_classes for v in c}
-    singles = [[v] for v in range(inst.graph.n) if v not in in_class]
-    return [sorted(map(int, c)) for c in inst.colocate_classes] + singles
 
 
 def _device_classes(inst: Instance, memory: np.ndarray) -> list[list[int]]:
