@@ -40,7 +40,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,9 +49,9 @@ from formulation.model import DEVICE_FEATURES, Instance, IntArray
 from formulation.numerics import NO_FINITE_OPTION, prepare
 from solvers import progress
 from solvers.archer_bounds import combine, engine_bound
-from solvers.base import RawSolution, Solver
+from solvers.base import OPTIMAL_GAP, RawSolution, Solver
 from solvers.options import Capabilities, OptionNotSupported, SolverOptions, UnsupportedProblem
-from solvers.result import Termination
+from solvers.result import Termination, compute_gap
 
 RAW_KEYS = frozenset(
     {
@@ -69,6 +69,9 @@ RAW_KEYS = frozenset(
 )
 #: Default of the raw option ``pipeline_cuts`` (:func:`formulation.cp.pipeline.add_stage_order`).
 PIPELINE_CUTS = True
+#: At most this many further solves with the placement found as warm start, where the scaling error
+#: leaves an "optimal" unproven at the allowed gap and that placement caps the time span tighter.
+MAX_RESOLVES = 2
 #: Status names of ``cp_model.CpSolverStatus`` and the termination each maps to (see map_status).
 STATUS_NAMES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "MODEL_INVALID", "UNKNOWN")
 
@@ -168,6 +171,36 @@ class CpSatSolver(Solver):
             from solvers.choices_cpsat import solve_choices_cpsat
 
             return solve_choices_cpsat(inst, options)
+        t0 = time.perf_counter()
+        raw = self._solve_once(inst, options)
+        for _ in range(MAX_RESOLVES):
+            if not (_rounding_exceeds(raw, options) and _tighter_hint(raw)):
+                break
+            left = None if options.time_limit_s is None else options.time_limit_s - (time.perf_counter() - t0)
+            if left is not None and left <= 0:
+                break
+            # the placement found as warm start: its objective caps the time span (build.time_caps)
+            assert raw.placement is not None
+            start = inst.placement_dict(inst.placement_indices(raw.placement))
+            again = self._solve_once(inst, replace(options, warm_start=start, time_limit_s=left))
+            if again.placement is None or again.objective_atol >= raw.objective_atol:
+                break
+            again.build_time_s += raw.build_time_s
+            again.solve_time_s += raw.solve_time_s
+            again.extra["resolved"] = [*raw.extra.get("resolved", []), raw.objective_atol]
+            raw = again
+        if _rounding_exceeds(raw, options):
+            # CP-SAT's own OPTIMAL finished its search; else the incumbent met the bound only
+            # within the rounding, before the time limit
+            finished = raw.extra.get("cp_status") == "OPTIMAL"
+            raw.termination = Termination.COMPLETED if finished else Termination.TIME_LIMIT
+            raw.message = (raw.message + " " if raw.message else "") + (
+                f"CP-SAT's optimum is proven only up to the model's integer rounding (worst-case error "
+                f"{raw.objective_atol:.3g}; proven bound {raw.bound:.6g}): not optimal at the allowed gap"
+            )
+        return raw
+
+    def _solve_once(self, inst: Instance, options: SolverOptions) -> RawSolution:
         from ortools.sat.python import cp_model
 
         from formulation.cp import apply_hint, build_cp_model, complete_hint, read_solution
@@ -302,7 +335,34 @@ class CpSatSolver(Solver):
         if term != Termination.OPTIMAL and sol.objective - raw.bound <= 2 * err + 1e-12 * max(1.0, sol.objective):
             term = raw.termination = Termination.OPTIMAL  # the incumbent meets a proven bound
         extra["model_objective_int"] = sol.objective_int
+        extra["model_objective"] = sol.objective
+        extra["hint_objective"] = incumbent
         return raw
+
+
+def _rounded_gap(raw: RawSolution) -> float:
+    """The gap of the model's objective plus its worst-case error (an upper bound on the true
+    value of the placement) to the proven bound."""
+    return compute_gap(float(raw.extra["model_objective"]) + raw.objective_atol, raw.bound)
+
+
+def _rounding_exceeds(raw: RawSolution, options: SolverOptions) -> bool:
+    """An ``OPTIMAL`` of the integer model whose gap to the proven bound (CP-SAT's bound less the
+    scaling error) exceeds the allowed gap (``gap``, at least :data:`solvers.base.OPTIMAL_GAP`):
+    its proof holds only up to the rounding (a bound of 0: nothing proven)."""
+    if raw.termination != Termination.OPTIMAL or "model_objective" not in raw.extra:
+        return False
+    return _rounded_gap(raw) > max(options.gap or 0.0, OPTIMAL_GAP)
+
+
+def _tighter_hint(raw: RawSolution) -> bool:
+    """The placement found is better than the hint by more than the caps' slack, so that as a
+    warm start it caps the time span tighter (:func:`formulation.cp.build.time_caps`)."""
+    from formulation.cp.build import CAP_SLACK
+
+    hint = raw.extra.get("hint_objective")
+    found = float(raw.extra["model_objective"])
+    return hint is None or found < hint * (1 - 10 * CAP_SLACK)
 
 
 def _floor_objective(model: Any, objective: Any, lower: float, error: float) -> None:

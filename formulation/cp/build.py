@@ -223,7 +223,6 @@ def build_cp_model(
         raise ValueError(f"instance {inst.name!r} is a version-2 workload; this CP-SAT model is of version 1 only")
     check_weights(inst)
     model = cp_model.CpModel()
-    masks = build_masks(inst)
     terms = {m: w for m, w in inst.problem.objective.terms().items() if w}
     parallel = inst.problem.execution == "parallel"
     idle_devs = _idle_devices(inst)
@@ -231,6 +230,9 @@ def build_cp_model(
         "latency" in terms or inst.problem.constraints.deadline_s is not None or bool(idle_devs)
     )
     lat_cap_s, per_cap_s = time_caps(inst, incumbent)
+    # the makespan cap holds where the schedule is built (L <= cap): options beyond it are left out
+    capped = needs_schedule and inst.problem.scenarios is None
+    masks = build_masks(inst, lat_cap_s if capped else None)
     spans = ([lat_cap_s] if needs_schedule else []) + ([per_cap_s] if "throughput" in terms else [])
     span_s = None if not spans or any(x is None for x in spans) else max(x for x in spans if x is not None)
     tables = build_time_tables(inst, masks, ticks_max or ticks_max_for(tick_coefficients(inst)), span_s)

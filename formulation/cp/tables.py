@@ -51,11 +51,19 @@ class Masks:
     blocked: BoolArray
 
 
-def build_masks(inst: Instance) -> Masks:
-    """The masks of :class:`Masks` for an instance."""
+def build_masks(inst: Instance, latency_cap_s: float | None = None) -> Masks:
+    """The masks of :class:`Masks` for an instance.
+
+    ``latency_cap_s``: a bound imposed on the parallel makespan (``L <= cap``, a deadline or the
+    solution hint's objective, :func:`formulation.cp.build.time_caps`); options beyond it
+    (:func:`beyond_latency_cap`) are left out, so that their durations neither lengthen the
+    horizon nor coarsen the tick.
+    """
     g, s = inst.graph, inst.system
     n, k, T = g.n, s.k, g.n + g.m
     place = inst.placement_mask & np.isfinite(inst.time)
+    if latency_cap_s is not None and np.isfinite(latency_cap_s):
+        place &= ~beyond_latency_cap(inst, latency_cap_s)
     for cls in inst.colocate_classes:
         # A colocation class runs on one device: only on devices every member may use.
         place[cls] &= place[cls].all(axis=0)
@@ -73,6 +81,30 @@ def build_masks(inst: Instance) -> Masks:
     ship = pair & s.has_link[None, :, :]
     blocked = pair & ~s.has_link[None, :, :]
     return Masks(place, produce, receive, ship, blocked)
+
+
+def beyond_latency_cap(inst: Instance, cap_s: float) -> BoolArray:
+    """``out[v, d]``: layer v on d makes the parallel makespan exceed ``cap_s`` seconds.
+
+    For a layer that precedes a model output (its end lies within ``[0, L]``) on device d,
+    ``L >= t(v, d) + max_t (latency + bytes_t / bandwidth)`` over the model inputs t it reads
+    from the source ``src != d`` (a transfer starts at 0 at the earliest). Pairs without a channel
+    are left to the ``blocked`` rule.
+    """
+    g, s = inst.graph, inst.system
+    src = s.source_index
+    outputs = list(g.outputs)
+    on_path = g.is_output | g.ancestors[:, outputs].any(axis=1) if outputs else g.is_output
+    lower = np.where(np.isfinite(inst.time), inst.time, np.inf).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for v in np.flatnonzero(on_path):
+            for t in g.layer_inputs[v]:
+                if t < g.n:
+                    continue
+                sec = s.link_latency[src, :] + g.tensor_bytes[t] / s.bandwidth[src, :]
+                sec = np.where(s.has_link[src, :] & (np.arange(s.k) != src), sec, 0.0)
+                lower[v] = np.maximum(lower[v], inst.time[v] + np.nan_to_num(sec, nan=np.inf))
+    return np.asarray(on_path[:, None] & (lower > cap_s))
 
 
 @dataclass(frozen=True)
