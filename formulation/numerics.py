@@ -53,6 +53,13 @@ PRUNE_RTOL = 1e-6
 FEAS_RTOL = 1e-9
 #: Words every refusal contains (``auto`` lists such refusals among the engines tried).
 REFUSAL_WORDS = "outside the range"
+#: What the tolerance-based engines (MILP, CP-SAT) represent safely, as their refusals state it.
+SCALED_RANGE = (
+    f"each coefficient within {SAFE_MAX:g} times its unit scale, scales within [{SCALE_MIN:g}, {SCALE_MAX:g}]"
+)
+#: What the combinatorial algorithms (shortest path, min-cut, DP) represent safely: they add exact
+#: terms in doubles, and their totals must be the evaluator's.
+DOUBLE_RANGE = "exact sums in double precision that the evaluator reproduces"
 
 
 class NumericallyUnsafe(InstanceError):
@@ -225,15 +232,28 @@ def restricted(inst: Instance, ref: Reference | None = None) -> tuple[Instance, 
     return inst.with_problem(replace(inst.problem, constraints=cons)), False
 
 
-def refuse(inst: Instance, engine: str, path: str, value: float, what: str) -> NumericallyUnsafe:
-    """The refusal of ``inst`` by ``engine`` for the field ``path`` of value ``value``."""
+def refuse(
+    inst: Instance,
+    engine: str,
+    path: str,
+    value: float,
+    what: str,
+    *,
+    represents: str = SCALED_RANGE,
+    instead: str = "brute, a combinatorial algorithm or auto",
+) -> NumericallyUnsafe:
+    """The refusal of ``inst`` by ``engine`` for the field ``path`` of value ``value``.
+
+    ``what`` states the condition the value breaks; ``represents`` what ``engine`` represents safely
+    (the tolerance-based engines' unit scales by default, :data:`DOUBLE_RANGE` for the algorithms
+    that add in doubles); ``instead`` the solvers that still apply.
+    """
     return NumericallyUnsafe(
         inst.source_path or inst.name,
         path,
         value,
-        f"a value for which {what}; it is {REFUSAL_WORDS} that {engine} represents safely "
-        f"(each coefficient within {SAFE_MAX:g} times its unit scale, scales within "
-        f"[{SCALE_MIN:g}, {SCALE_MAX:g}]); use brute, a combinatorial algorithm or auto",
+        f"a value for which {what}; it is {REFUSAL_WORDS} that {engine} represents safely ({represents}); "
+        f"use {instead}",
     )
 
 
@@ -488,4 +508,6 @@ def _spread(inst: Instance, engine: str, items: list[tuple[float, str, float]], 
             hi[2],
             f"{what} span at most {limit:g} (idle energy counts; the largest is {hi[0]:.3g}, the smallest "
             f"{lo[0]:.3g} from {lo[1]} = {lo[2]!r})",
+            represents=DOUBLE_RANGE,
+            instead="brute or auto",
         )

@@ -309,7 +309,7 @@ def check_overflow(inst: Instance, engine: str) -> None:
     formulation.numerics.NumericallyUnsafe
         Naming the layer and device, or the link, of the largest term.
     """
-    from formulation.numerics import refuse
+    from formulation.numerics import DOUBLE_RANGE, refuse
 
     if not_additive_reason(inst):
         check_latency_overflow(inst, engine, None)
@@ -336,6 +336,8 @@ def check_overflow(inst: Instance, engine: str) -> None:
             f"system.devices[{d}]",
             float(node[v, d]),
             f"layer {g.layer_ids[v]!r} on {s.device_ids[d]!r} costs a term whose sums stay below {SUM_LIMIT:g}",
+            represents=DOUBLE_RANGE,
+            instead="brute or auto",
         )
     if float(link.max(initial=0.0)) * count > SUM_LIMIT:
         a, b = (int(x) for x in np.unravel_index(int(np.argmax(link)), link.shape))
@@ -345,6 +347,8 @@ def check_overflow(inst: Instance, engine: str) -> None:
             f"system.links[{s.device_ids[a]}->{s.device_ids[b]}]",
             float(link[a, b]),
             f"the largest tensor costs a term on this link whose sums stay below {SUM_LIMIT:g}",
+            represents=DOUBLE_RANGE,
+            instead="brute or auto",
         )
 
 
@@ -367,7 +371,7 @@ def check_latency_overflow(inst: Instance, engine: str, ac: AdditiveCosts | None
     formulation.numerics.NumericallyUnsafe
         Naming the layer of the largest finite time, or the link of the largest transfer time.
     """
-    from formulation.numerics import refuse
+    from formulation.numerics import DOUBLE_RANGE, refuse
 
     g, s = inst.graph, inst.system
     k = s.k
@@ -391,6 +395,8 @@ def check_latency_overflow(inst: Instance, engine: str, ac: AdditiveCosts | None
             float(t[v, d]),
             f"layer {g.layer_ids[v]!r} on {s.device_ids[d]!r} takes a time whose sums (a latency) stay below "
             f"{SUM_LIMIT:g} s",
+            represents=DOUBLE_RANGE,
+            instead="brute or auto",
         )
     x, j = (int(y) for y in np.unravel_index(int(np.argmax(dur)), dur.shape))
     raise refuse(
@@ -399,6 +405,8 @@ def check_latency_overflow(inst: Instance, engine: str, ac: AdditiveCosts | None
         f"system.links[{s.device_ids[a[j]]}->{s.device_ids[b[j]]}]",
         float(dur[x, j]),
         f"the largest tensor takes a transfer time on this link whose sums (a latency) stay below {SUM_LIMIT:g} s",
+        represents=DOUBLE_RANGE,
+        instead="brute or auto",
     )
 
 

@@ -156,8 +156,12 @@ def overflowing_latency(objective: Kind) -> Instance:
 def test_a_latency_that_may_overflow_is_refused(name: str, objective: Kind) -> None:
     inst = overflowing_latency(objective)
     assert _quiet_solve(inst, "brute").status == Status.INFEASIBLE
-    with pytest.raises(NumericallyUnsafe, match=r"model\.layers\[0\]: got 1e\+308.*latency"):
+    with pytest.raises(NumericallyUnsafe, match=r"model\.layers\[0\]: got 1e\+308.*latency") as err:
         _quiet_solve(inst, name)
+    # The refusal states the limit of an algorithm adding in doubles, not the MILP's unit scales.
+    msg = err.value.message()
+    assert f"outside the range that {name} represents safely (exact sums in double precision" in msg
+    assert "unit scale" not in msg and msg.endswith("use brute or auto")
 
 
 @pytest.mark.parametrize("name", ADDITIVE)
@@ -218,3 +222,23 @@ def test_capacities_summing_past_the_largest_double(name: str) -> None:
     assert res.status == Status.OPTIMAL, res.message
     assert res.placement == {"L0": "d0", "L1": "d0", "L2": "d0"}
     assert res.objective == pytest.approx(3.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ADDITIVE)
+def test_a_rate_spread_refusal_names_the_doubles_limit(name: str) -> None:
+    """Energy with idle power: d0's 1e9 W active power against d1's 1e-3 W idle power spans 1e12 > 1e8
+    (FLOAT_RATE_RANGE), so the evaluator's ``L - busy`` rounding could decide the comparison."""
+    g = Graph("spread", [ModelInput("x", 1.0)], [Layer("L0", "op", ("x",), 1.0, output_bytes=1.0)])
+    s = System(
+        [Device("d0", 1.0, power_active_w=1e9), Device("d1", 1.0, power_idle_w=1e-3)],
+        [Link("d0", "d1", 1e6), Link("d1", "d0", 1e6)],
+        "d0",
+        None,
+    )
+    inst = Instance("spread", g, s, Problem(Objective("energy"), constraints=Constraints(memory=False)))
+    with pytest.raises(NumericallyUnsafe, match=r"system\.devices\[0\]\.power_active: got 1000000000\.0") as err:
+        _quiet_solve(inst, name)
+    msg = err.value.message()
+    assert "the per-second rates of the objective span at most 1e+08" in msg
+    assert f"outside the range that {name} represents safely (exact sums in double precision" in msg
+    assert "unit scale" not in msg and msg.endswith("use brute or auto")
