@@ -6,6 +6,10 @@ parallel latency optional interval variables with one ``NoOverlap`` per device (
 :mod:`formulation.cp.scaling`; the worst-case scaling error is in ``Result.extra["scaling_error"]``
 and is the tolerance of the objective check (``RawSolution.objective_atol``), and the reported
 bound is CP-SAT's best bound minus that error, so it is a proven bound on the true objective.
+Where the gap that error leaves exceeds :data:`ROUNDING_GAP` (an optimum far below the horizon's
+time scale), the instance is solved again with the placement found as warm start (at most
+:data:`MAX_RESOLVES` times, while it beats the hint), and otherwise reported ``feasible``, not
+``optimal`` (docs/cpsat.md, "Optima far below the horizon").
 
 Options: ``time_limit_s``, ``gap`` (CP-SAT ``relative_gap_limit``), ``threads`` (workers; default
 ``max(2, min(8, cpu count))``: CP-SAT with one worker is much slower; a 200 x 4 model took over
