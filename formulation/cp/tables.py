@@ -103,7 +103,8 @@ def beyond_latency_cap(inst: Instance, cap_s: float) -> BoolArray:
                     continue
                 sec = s.link_latency[src, :] + g.tensor_bytes[t] / s.bandwidth[src, :]
                 sec = np.where(s.has_link[src, :] & (np.arange(s.k) != src), sec, 0.0)
-                lower[v] = np.maximum(lower[v], inst.time[v] + np.nan_to_num(sec, nan=np.inf))
+                # an undefined time (0 B over 0 B/s) excludes nothing: leaving an option in is safe
+                lower[v] = np.maximum(lower[v], inst.time[v] + np.nan_to_num(sec, nan=0.0, posinf=np.inf))
     return np.asarray(on_path[:, None] & (lower > cap_s))
 
 
