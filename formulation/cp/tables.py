@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formulation.costs import transfer_seconds
 from formulation.cp.scaling import DOMAIN_LIMIT, power_of_ten_scale, round_to_ticks, ticks_at_least
 from formulation.model import BoolArray, FloatArray, Instance, IntArray
 
@@ -101,7 +102,7 @@ def beyond_latency_cap(inst: Instance, cap_s: float) -> BoolArray:
             for t in g.layer_inputs[v]:
                 if t < g.n:
                     continue
-                sec = s.link_latency[src, :] + g.tensor_bytes[t] / s.bandwidth[src, :]
+                sec = transfer_seconds(s.link_latency[src, :], g.tensor_bytes[t], s.bandwidth[src, :])
                 sec = np.where(s.has_link[src, :] & (np.arange(s.k) != src), sec, 0.0)
                 # an undefined time (0 B over 0 B/s) excludes nothing: leaving an option in is safe
                 lower[v] = np.maximum(lower[v], inst.time[v] + np.nan_to_num(sec, nan=0.0, posinf=np.inf))
